@@ -1,0 +1,51 @@
+"""The decoder: an .fpc stream in, RGBA frames out, one at a time.
+
+Every frame's reconstruction is checked against the CRC the encoder recorded;
+the first mismatch stops decoding with the frame index (a closed-loop decoder that
+diverged would otherwise produce garbage for every later frame).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from fpcodec.models.registry import predictor_for_stream
+
+from .container import ContainerReader, StreamHeader
+from .errors import DivergenceError
+from .framecodec import StreamState, decode_frame, frame_crc
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    index: int
+    rgba: np.ndarray  # (H, W, 4) uint8
+    duration_ms: int
+    frame_type: int
+    coding: int
+    nbytes: int
+
+
+class Decoder:
+    def __init__(self, source: BinaryIO, weights: str | Path | None = None) -> None:
+        self._reader = ContainerReader(source)
+        self.header: StreamHeader = self._reader.header
+        predictor = predictor_for_stream(
+            self.header.predictor, self.header.predictor_sha256, weights
+        )
+        self._state = StreamState(self.header, predictor)
+
+    def __iter__(self) -> Iterator[DecodedFrame]:
+        for chunk in self._reader.frames():
+            rgba = decode_frame(
+                self._state, chunk.frame_type, chunk.coding, chunk.body, chunk.index
+            )
+            if frame_crc(rgba) != chunk.recon_crc:
+                raise DivergenceError(chunk.index)
+            yield DecodedFrame(
+                chunk.index, rgba, chunk.duration_ms, chunk.frame_type, chunk.coding, chunk.size
+            )

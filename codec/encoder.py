@@ -1,0 +1,73 @@
+"""The encoder: frames in, an .fpc stream out, one frame at a time.
+
+Closed loop: every frame is predicted from the encoder's own reconstructions, the
+frames the decoder will have, never from the originals. `add` returns the
+reconstruction so callers (and the tests) can compare it with the source without
+a second pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+from fpcodec.models.predictor import Predictor
+
+from .container import KEY, ContainerWriter, StreamHeader, frame_overhead
+from .errors import InputError
+from .framecodec import StreamState, encode_frame, frame_crc
+from .limits import MAX_DURATION_MS, MAX_FRAMES
+
+DEFAULT_KEYFRAME_INTERVAL = 120
+
+
+@dataclass(frozen=True)
+class FrameReport:
+    index: int
+    frame_type: int
+    coding: int
+    nbytes: int  # bytes the frame takes in the file, framing included
+    recon: np.ndarray  # what the decoder will reconstruct, (H, W, 4) uint8
+
+
+class Encoder:
+    def __init__(self, sink: BinaryIO, header: StreamHeader, predictor: Predictor) -> None:
+        if header.max_error and header.quality:
+            raise ValueError("--max-error and --quality are exclusive")
+        self.header = header
+        self._writer = ContainerWriter(sink, header)
+        self._state = StreamState(header, predictor)
+        self._index = 0
+
+    def add(self, rgba: np.ndarray, duration_ms: int) -> FrameReport:
+        h, w = self.header.height, self.header.width
+        if rgba.shape != (h, w, 4) or rgba.dtype != np.uint8:
+            raise InputError(f"frame {self._index} has shape {rgba.shape}, expected {(h, w, 4)}")
+        if self._index >= MAX_FRAMES:
+            raise InputError(f"more than {MAX_FRAMES} frames")
+        kint = self.header.keyframe_interval
+        key = self._index == 0 or (kint > 0 and self._index % kint == 0)
+        coded = encode_frame(self._state, rgba, key)
+        n = self._writer.write_frame(
+            coded.frame_type,
+            coded.coding,
+            int(min(max(duration_ms, 0), MAX_DURATION_MS)),
+            frame_crc(coded.recon),
+            coded.body,
+            has_alpha=bool((coded.recon[..., 3] != 255).any()),
+        )
+        assert n == len(coded.body) + frame_overhead()
+        report = FrameReport(self._index, coded.frame_type, coded.coding, n, coded.recon)
+        self._index += 1
+        return report
+
+    def close(self) -> StreamHeader:
+        return self._writer.close()
+
+    @property
+    def frames(self) -> int:
+        return self._index
+
+
+__all__ = ["DEFAULT_KEYFRAME_INTERVAL", "KEY", "Encoder", "FrameReport"]

@@ -1,0 +1,237 @@
+"""A streaming GIF writer that reproduces RGBA frames exactly where GIF can.
+
+Each output frame paints only the rectangle that changed since what a viewer
+shows, leaves unchanged pixels to the transparent index, and uses disposal 2
+("restore to background", i.e. transparent) exactly when the next frame needs
+pixels to become transparent. Frames with at most 255 distinct visible colours in
+their rectangle (always true for frames that came from a GIF) are written
+losslessly, so `Pillow.open(out).convert("RGBA")` gives back the same frames:
+same alpha, same colour wherever visible, same durations and loop count. Frames
+with more colours are quantised (and counted in `quantised_frames`).
+
+The writer holds one frame back: whether a frame must be disposed depends on the
+next one.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import BinaryIO
+
+import numpy as np
+from numba import njit
+
+DISPOSE_NONE = 1
+DISPOSE_BACKGROUND = 2
+
+
+@njit(cache=True)
+def _lzw(indices, min_code_size, out):
+    """GIF-flavoured LZW of a flat uint8 index array into `out`; returns bytes used."""
+    clear = 1 << min_code_size
+    eoi = clear + 1
+    table = np.full((4096, 256), -1, np.int16)
+    used = np.zeros(4096, np.int16)  # rows touched since the last clear, to reset cheaply
+    n_used = 0
+    next_code = eoi + 1
+    code_size = min_code_size + 1
+    acc = 0
+    nacc = 0
+    pos = 0
+
+    # emit clear
+    acc |= clear << nacc
+    nacc += code_size
+    while nacc >= 8:
+        out[pos] = acc & 0xFF
+        pos += 1
+        acc >>= 8
+        nacc -= 8
+    prefix = np.int64(indices[0])
+    for i in range(1, indices.shape[0]):
+        k = np.int64(indices[i])
+        nxt = table[prefix, k]
+        if nxt >= 0:
+            prefix = nxt
+            continue
+        acc |= prefix << nacc
+        nacc += code_size
+        while nacc >= 8:
+            out[pos] = acc & 0xFF
+            pos += 1
+            acc >>= 8
+            nacc -= 8
+        if next_code < 4096:
+            table[prefix, k] = next_code
+            used[n_used] = prefix
+            n_used += 1
+            if next_code == (1 << code_size) and code_size < 12:
+                code_size += 1
+            next_code += 1
+        else:
+            acc |= clear << nacc
+            nacc += code_size
+            while nacc >= 8:
+                out[pos] = acc & 0xFF
+                pos += 1
+                acc >>= 8
+                nacc -= 8
+            for j in range(n_used):
+                table[used[j], :] = -1
+            n_used = 0
+            next_code = eoi + 1
+            code_size = min_code_size + 1
+        prefix = k
+    acc |= prefix << nacc
+    nacc += code_size
+    while nacc >= 8:
+        out[pos] = acc & 0xFF
+        pos += 1
+        acc >>= 8
+        nacc -= 8
+    acc |= eoi << nacc
+    nacc += code_size
+    while nacc > 0:
+        out[pos] = acc & 0xFF
+        pos += 1
+        acc >>= 8
+        nacc -= 8
+    return pos
+
+
+def lzw_encode(indices: np.ndarray, min_code_size: int) -> bytes:
+    flat = np.ascontiguousarray(indices, np.uint8).ravel()
+    out = np.zeros(2 * flat.size + 64, np.uint8)
+    n = _lzw(flat, min_code_size, out)
+    return out[:n].tobytes()
+
+
+def _sub_blocks(data: bytes) -> bytes:
+    parts = [bytes([len(data[i : i + 255])]) + data[i : i + 255] for i in range(0, len(data), 255)]
+    return b"".join(parts) + b"\x00"
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per pixel: do two canonical RGBA frames look the same?"""
+    va, vb = a[..., 3] != 0, b[..., 3] != 0
+    return (va == vb) & (~va | np.all(a == b, axis=-1))
+
+
+def _bbox(m: np.ndarray) -> tuple[int, int, int, int] | None:
+    ys = np.flatnonzero(m.any(axis=1))
+    if ys.size == 0:
+        return None
+    xs = np.flatnonzero(m.any(axis=0))
+    return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
+
+
+class GifWriter:
+    def __init__(
+        self, f: BinaryIO, width: int, height: int, loop: int | None, has_alpha: bool
+    ) -> None:
+        if not (1 <= width <= 65535 and 1 <= height <= 65535):
+            raise ValueError("GIF dimensions must be 1..65535")
+        self._f = f
+        self.width, self.height = width, height
+        self.has_alpha = has_alpha
+        self._canvas = np.zeros((height, width, 4), np.uint8)  # what a viewer shows now
+        self._pending: tuple[np.ndarray, int] | None = None
+        self._first = True
+        self.quantised_frames = 0
+        f.write(b"GIF89a" + struct.pack("<HHBBB", width, height, 0, 0, 0))
+        if loop is not None:
+            f.write(b"!\xff\x0bNETSCAPE2.0\x03\x01" + struct.pack("<H", min(loop, 65535)) + b"\x00")
+
+    def add(self, rgba: np.ndarray, duration_ms: int) -> None:
+        if self._pending is not None:
+            self._emit(*self._pending, rgba)
+        self._pending = (rgba, duration_ms)
+
+    def close(self) -> None:
+        if self._pending is not None:
+            self._emit(*self._pending, None)
+            self._pending = None
+        self._f.write(b";")
+
+    def _emit(self, target: np.ndarray, duration_ms: int, nxt: np.ndarray | None) -> None:
+        visible = target[..., 3] != 0
+        changed = ~_same(self._canvas, target)
+        clear_after = visible & (nxt[..., 3] == 0) if nxt is not None else np.zeros_like(visible)
+        if self._first:
+            rect = (0, 0, self.width, self.height)
+        else:
+            rect = _bbox(changed | clear_after) or (0, 0, 1, 1)
+        x0, y0, x1, y1 = rect
+        region = target[y0:y1, x0:x1]
+        vis = visible[y0:y1, x0:x1]
+        delta = changed[y0:y1, x0:x1] & vis
+        # The first frame of a clip with transparency must declare a transparent index,
+        # or readers (Pillow among them) drop alpha for the whole animation.
+        need_transparent_index = not vis.all() or (self._first and self.has_alpha)
+        # Two ways to paint: only the changed pixels (the rest left to the transparent
+        # index) or every visible pixel of the rectangle. Dithered content often LZW-
+        # compresses better painted in full; keep whichever exact option is smaller.
+        best: tuple[bytes, np.ndarray, bool] | None = None
+        for paint, transparent in ((delta, True), (vis, need_transparent_index)):
+            img = self._frame_image(region, paint, transparent)
+            if img is not None and (best is None or len(img[0]) < len(best[0])):
+                best = (img[0], paint, transparent)
+        if best is None:
+            img = self._frame_image(region, delta, True, quantise=True)
+            assert img is not None
+            best = (img[0], delta, True)
+        data, paint, transparent = best
+        dispose = DISPOSE_BACKGROUND if clear_after.any() else DISPOSE_NONE
+        delay = min(max(round(duration_ms / 10), 0), 65535)
+        f = self._f
+        flags = (dispose << 2) | (1 if transparent else 0)
+        f.write(b"!\xf9\x04" + struct.pack("<BHB", flags, delay, 0) + b"\x00")
+        f.write(b"," + struct.pack("<HHHH", x0, y0, x1 - x0, y1 - y0) + data)
+        # What a viewer shows after this frame (and its disposal).
+        shown = self._canvas.copy()
+        shown[y0:y1, x0:x1][paint] = region[paint]
+        if self._first:
+            shown[~visible] = 0
+        if dispose == DISPOSE_BACKGROUND:
+            shown[y0:y1, x0:x1] = 0
+        self._canvas = shown
+        self._first = False
+
+    def _frame_image(
+        self, region: np.ndarray, paint: np.ndarray, transparent: bool, quantise: bool = False
+    ) -> tuple[bytes] | None:
+        """Image descriptor flags, local colour table and LZW data; None if not exact."""
+        colours = region[paint][:, :3].astype(np.uint32)
+        packed = (colours[:, 0] << 16) | (colours[:, 1] << 8) | colours[:, 2]
+        palette, inverse = np.unique(packed, return_inverse=True)
+        first = 1 if transparent else 0  # index 0 is "transparent" when the frame has one
+        if palette.size + first > 256:
+            if not quantise:
+                return None
+            palette, inverse = self._quantise(region, paint)
+        indices = np.zeros(paint.shape, np.uint8)
+        indices[paint] = inverse.astype(np.uint8) + first
+        bits = max(1, int(np.ceil(np.log2(max(palette.size + first, 2)))))
+        table = np.zeros((1 << bits, 3), np.uint8)
+        table[first : palette.size + first, 0] = (palette >> 16) & 0xFF
+        table[first : palette.size + first, 1] = (palette >> 8) & 0xFF
+        table[first : palette.size + first, 2] = palette & 0xFF
+        mcs = max(2, bits)
+        data = (
+            bytes([0x80 | (bits - 1)])
+            + table.tobytes()
+            + bytes([mcs])
+            + _sub_blocks(lzw_encode(indices, mcs))
+        )
+        return (data,)
+
+    def _quantise(self, region: np.ndarray, paint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from PIL import Image
+
+        self.quantised_frames += 1
+        cols = region[paint][:, :3]
+        strip = Image.fromarray(cols[None, :, :], "RGB").quantize(255, dither=Image.Dither.NONE)
+        pal = np.array(strip.getpalette()[: 255 * 3], np.uint32).reshape(-1, 3)
+        idx = np.asarray(strip)[0].astype(np.int64)
+        packed = (pal[:, 0] << 16) | (pal[:, 1] << 8) | pal[:, 2]
+        return packed, idx

@@ -1,0 +1,42 @@
+"""Hard caps applied before any allocation driven by untrusted sizes.
+
+The decoder reads sizes from bytes it does not trust; every allocation is checked
+against these first, so a forged header cannot make it allocate gigabytes or loop
+for hours.
+"""
+
+from __future__ import annotations
+
+from .errors import FormatError
+
+MAX_SIDE = 16384
+# 8K UHD (7680x4320 = 33.2 Mpx) fits; one RGBA frame at the cap is 128 MiB.
+MAX_PIXELS = 1 << 25
+MAX_FRAMES = 1_000_000
+MAX_HEADER_BYTES = 1 << 16
+MAX_NAME_BYTES = 64
+MAX_DURATION_MS = 655_350  # GIF's largest delay (65535 centiseconds)
+MAX_PALETTE = 4096
+
+
+def check_dimensions(
+    width: int, height: int, what: str = "frame", exc: type[Exception] = FormatError
+) -> None:
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+        raise exc(f"{what} size {width}x{height} outside 1..{MAX_SIDE}")
+    if width * height > MAX_PIXELS:
+        raise exc(f"{what} size {width}x{height} exceeds the {MAX_PIXELS} pixel cap")
+
+
+def max_frame_payload(width: int, height: int) -> int:
+    """Largest payload a frame chunk may claim.
+
+    Every coding path falls back to storing raw RGBA when it would exceed this,
+    so a larger length field can only come from damage or forgery.
+    """
+    return 4 * width * height + 4096
+
+
+def max_plane_bytes(width: int, height: int, channels: int = 4, bytes_per_sample: int = 1) -> int:
+    """Bound handed to every decompressor: no stream may inflate beyond a frame's raw size."""
+    return channels * width * height * bytes_per_sample + 1024

@@ -1,0 +1,134 @@
+"""Prediction residuals <-> symbol planes, lossless or within a per-channel error bound.
+
+A predicted frame's residual is `target - prediction` per channel; a keyframe's is
+`target - MED(west, north, north-west)` (LOCO-I's median edge detector), computed
+on the reconstruction as it is built so encoder and decoder agree.
+
+Lossless (max_error 0): residuals are taken modulo 256, which maps them one-to-one
+onto [-128, 127], so the symbols always fit a byte.
+Near-lossless (max_error E > 0): JPEG-LS quantisation, q = sign(e) * ((|e| + E) //
+(2E + 1)); the reconstruction prediction + q (2E + 1), clamped to 0..255, is within
++-E of the source on every channel of every coded pixel (clamping only moves it
+towards the source, which lies in 0..255 too).
+
+Colour decorrelation: planes are coded as [G, R - G, B - G] (in int8 arithmetic on
+the quantised residuals), because residual errors of the three channels move
+together. Transparent pixels carry no symbols; their reconstruction is black, the
+canonical colour of an invisible pixel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+ORDER = (1, 0, 2)  # code G first: R and B are coded relative to it
+
+
+def _wrap8(a: np.ndarray) -> np.ndarray:
+    return ((a.astype(np.int16) + 128) & 255) - 128
+
+
+def inter_symbols(
+    target: np.ndarray, pred: np.ndarray, mask: np.ndarray, max_error: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Symbols (3, H, W) int16 and the reconstruction (H, W, 3) uint8 of a predicted frame."""
+    e = target.astype(np.int16) - pred.astype(np.int16)
+    if max_error == 0:
+        q = _wrap8(e)
+    else:
+        step = 2 * max_error + 1
+        q = np.sign(e) * ((np.abs(e) + max_error) // step)
+    q = np.where(mask[..., None], q, 0).astype(np.int16)
+    recon = _reconstruct(pred, q, mask, max_error)
+    sym = np.stack([q[..., 1], _wrap8(q[..., 0] - q[..., 1]), _wrap8(q[..., 2] - q[..., 1])])
+    return sym.astype(np.int16), recon
+
+
+def inter_reconstruct(
+    sym: np.ndarray, pred: np.ndarray, mask: np.ndarray, max_error: int
+) -> np.ndarray:
+    g = sym[0].astype(np.int16)
+    q = np.stack([_wrap8(sym[1] + g), g, _wrap8(sym[2] + g)], axis=-1)
+    return _reconstruct(pred, q, mask, max_error)
+
+
+def _reconstruct(pred: np.ndarray, q: np.ndarray, mask: np.ndarray, max_error: int) -> np.ndarray:
+    p = pred.astype(np.int16)
+    if max_error == 0:
+        out = (p + q) & 255
+    else:
+        out = np.clip(p + q * (2 * max_error + 1), 0, 255)
+    out = out.astype(np.uint8)
+    out[~mask] = 0
+    return out
+
+
+@njit(cache=True)
+def _intra(target, sym, recon, mask, max_error, enc):
+    H, W, _ = recon.shape
+    step = 2 * max_error + 1
+    q = np.zeros(3, np.int64)
+    for y in range(H):
+        for x in range(W):
+            if not mask[y, x]:
+                for c in range(3):
+                    recon[y, x, c] = 0
+                    if enc:
+                        sym[c, y, x] = 0
+                continue
+            if not enc:
+                g = np.int64(sym[0, y, x])
+                q[1] = g
+                q[0] = ((sym[1, y, x] + g + 128) & 255) - 128
+                q[2] = ((sym[2, y, x] + g + 128) & 255) - 128
+            for c in range(3):
+                if x > 0:
+                    a = np.int64(recon[y, x - 1, c])
+                elif y > 0:
+                    a = np.int64(recon[y - 1, x, c])
+                else:
+                    a = np.int64(128)
+                b = np.int64(recon[y - 1, x, c]) if y > 0 else a
+                d = np.int64(recon[y - 1, x - 1, c]) if (y > 0 and x > 0) else b
+                if d >= max(a, b):
+                    p = min(a, b)
+                elif d <= min(a, b):
+                    p = max(a, b)
+                else:
+                    p = a + b - d
+                if enc:
+                    e = np.int64(target[y, x, c]) - p
+                    if max_error == 0:
+                        q[c] = ((e + 128) & 255) - 128
+                    elif e >= 0:
+                        q[c] = (e + max_error) // step
+                    else:
+                        q[c] = -((-e + max_error) // step)
+                if max_error == 0:
+                    v = (p + q[c]) & 255
+                else:
+                    v = p + q[c] * step
+                    v = 0 if v < 0 else (255 if v > 255 else v)
+                recon[y, x, c] = v
+            if enc:
+                sym[0, y, x] = q[1]
+                sym[1, y, x] = ((q[0] - q[1] + 128) & 255) - 128
+                sym[2, y, x] = ((q[2] - q[1] + 128) & 255) - 128
+
+
+def intra_symbols(
+    target: np.ndarray, mask: np.ndarray, max_error: int
+) -> tuple[np.ndarray, np.ndarray]:
+    H, W, _ = target.shape
+    sym = np.zeros((3, H, W), np.int16)
+    recon = np.zeros((H, W, 3), np.uint8)
+    _intra(np.ascontiguousarray(target[..., :3]), sym, recon, mask, max_error, True)
+    return sym, recon
+
+
+def intra_reconstruct(sym: np.ndarray, mask: np.ndarray, max_error: int) -> np.ndarray:
+    _, H, W = sym.shape
+    recon = np.zeros((H, W, 3), np.uint8)
+    _intra(np.zeros((1, 1, 3), np.uint8), sym, recon, mask, max_error, False)
+    return recon

@@ -1,0 +1,195 @@
+"""Reading source media into a stream of RGBA frames with display durations.
+
+GIF, PNG/APNG and WebP go through Pillow, whose `convert("RGBA")` of each frame
+(disposal, partial frames and transparency honoured) is the reference for what a
+lossless round trip must reproduce. Everything else goes through PyAV. Frames are
+produced one at a time so memory stays bounded by a frame, not by the clip.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .limits import MAX_DURATION_MS, MAX_FRAMES, check_dimensions
+
+PILLOW_SIGNATURES = (b"GIF87a", b"GIF89a", b"\x89PNG\r\n\x1a\n")
+
+
+@dataclass(frozen=True)
+class Frame:
+    rgba: np.ndarray  # (H, W, 4) uint8; RGB is zero wherever alpha is zero
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    width: int
+    height: int
+    frame_count: int | None  # None when the container does not say
+    loop: int | None  # GIF semantics: None plays once, 0 loops forever
+    kind: str  # "gif", "video" or "image"
+
+
+def canonical_rgba(rgba: np.ndarray) -> np.ndarray:
+    """Zero the colour of fully transparent pixels: it is invisible and never coded."""
+    out = np.ascontiguousarray(rgba, dtype=np.uint8)
+    clear = out[..., 3] == 0
+    if clear.any():
+        out = out.copy()
+        out[clear, :3] = 0
+    return out
+
+
+class Source:
+    info: SourceInfo
+
+    def frames(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _clip_duration(ms: float | int | None) -> int:
+    if ms is None:
+        return 0
+    return int(min(max(round(float(ms)), 0), MAX_DURATION_MS))
+
+
+class PillowSource(Source):
+    def __init__(self, path: Path) -> None:
+        from PIL import Image
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._im = Image.open(path)
+                fmt = self._im.format or ""
+                w, h = self._im.size
+                check_dimensions(w, h, "image", InputError)
+                n = getattr(self._im, "n_frames", 1)
+        except InputError:
+            raise
+        except Exception as e:  # Pillow raises a zoo of types for malformed files
+            raise InputError(f"cannot read image: {_reason(e)}") from None
+        if n > MAX_FRAMES:
+            raise InputError(f"{n} frames exceed the cap of {MAX_FRAMES}")
+        loop = self._im.info.get("loop")
+        kind = "gif" if fmt == "GIF" else "image"
+        self.info = SourceInfo(w, h, n, None if loop is None else int(loop), kind)
+
+    def frames(self) -> Iterator[Frame]:
+        im = self._im
+        w, h = self.info.width, self.info.height
+        for i in range(self.info.frame_count or 1):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    im.seek(i)
+                    if im.size != (w, h):
+                        raise InputError(
+                            f"frame {i} extends outside the {w}x{h} logical screen "
+                            f"(canvas would grow to {im.size[0]}x{im.size[1]})"
+                        )
+                    rgba = np.asarray(im.convert("RGBA"))
+            except InputError:
+                raise
+            except Exception as e:
+                raise InputError(f"cannot decode frame {i}: {_reason(e)}") from None
+            yield Frame(canonical_rgba(rgba), _clip_duration(im.info.get("duration")))
+
+    def close(self) -> None:
+        self._im.close()
+
+
+class VideoSource(Source):
+    def __init__(self, path: Path) -> None:
+        import av
+
+        try:
+            self._container = av.open(str(path))
+        except Exception as e:
+            raise InputError(f"cannot read media: {_reason(e)}") from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise InputError("no video stream in input")
+        self._stream = self._container.streams.video[0]
+        ctx = self._stream.codec_context
+        w, h = ctx.width, ctx.height
+        try:
+            check_dimensions(w, h, "video", InputError)
+        except InputError:
+            self._container.close()
+            raise
+        n = self._stream.frames or None
+        self.info = SourceInfo(w, h, n, None, "video")
+
+    def frames(self) -> Iterator[Frame]:
+        stream = self._stream
+        w, h = self.info.width, self.info.height
+        tb = float(stream.time_base) if stream.time_base else 0.0
+        rate = stream.average_rate or stream.guessed_rate
+        default_ms = 1000.0 / float(rate) if rate else 40.0
+        pending: tuple[np.ndarray, float | None] | None = None
+        count = 0
+        try:
+            for frame in self._container.decode(stream):
+                fmt = frame.format
+                has_alpha = fmt.has_palette or any(c.is_alpha for c in fmt.components)
+                arr = frame.to_ndarray(format="rgba" if has_alpha else "rgb24", width=w, height=h)
+                if not has_alpha:
+                    arr = np.concatenate([arr, np.full((h, w, 1), 255, np.uint8)], axis=2)
+                t = frame.pts * tb if frame.pts is not None and tb else None
+                if pending is not None:
+                    prev, prev_t = pending
+                    ms = (t - prev_t) * 1000.0 if (t is not None and prev_t is not None) else None
+                    yield Frame(
+                        canonical_rgba(prev), _clip_duration(ms if ms and ms > 0 else default_ms)
+                    )
+                pending = (arr, t)
+                count += 1
+                if count > MAX_FRAMES:
+                    raise InputError(f"more than {MAX_FRAMES} frames")
+        except InputError:
+            raise
+        except Exception as e:
+            raise InputError(f"cannot decode video frame {count}: {_reason(e)}") from None
+        if pending is not None:
+            yield Frame(canonical_rgba(pending[0]), _clip_duration(default_ms))
+        elif count == 0:
+            raise InputError("no frames in input")
+
+    def close(self) -> None:
+        self._container.close()
+
+
+def _reason(e: BaseException) -> str:
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return msg[:200]
+
+
+def open_source(path: str | Path) -> Source:
+    """Open an image or video file by its content (not its extension)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise InputError(f"cannot open {path}: {e.strerror or e}") from None
+    if not head:
+        raise InputError(f"{path} is empty")
+    if head.startswith(PILLOW_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return PillowSource(path)
+    return VideoSource(path)

@@ -1,0 +1,25 @@
+"""The baseline predictor: the next frame is the last one."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .predictor import Prediction, Predictor
+
+
+class LastFramePredictor(Predictor):
+    name = "last"
+
+    def __init__(self) -> None:
+        self._last: np.ndarray | None = None
+
+    def reset(self, height: int, width: int) -> None:
+        self._last = None
+
+    def observe(self, frame: np.ndarray) -> None:
+        self._last = frame
+
+    def predict(self) -> Prediction:
+        if self._last is None:
+            raise RuntimeError("predict() before any frame was observed")
+        return Prediction(self._last)

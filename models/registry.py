@@ -1,0 +1,66 @@
+"""Predictors by name, and the lookup the decoder does from a file's header.
+
+Trained predictors are identified by name *and* the SHA-256 of their weight file:
+the decoder must run exactly the network the encoder ran, so a file asking for
+weights that are not installed is refused by name rather than decoded wrongly.
+Weight files are found among the weights shipped in the package, then in the
+directories listed in $FPCODEC_WEIGHTS (os.pathsep-separated), then in an explicit
+path given by the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from fpcodec.codec.errors import PredictorUnavailable
+
+from .last import LastFramePredictor
+from .predictor import Predictor
+
+DEFAULT_PREDICTOR = "last"  # becomes "convlstm" once trained weights ship
+
+# Untrained predictors: constructed from nothing.
+_PLAIN: dict[str, Callable[[], Predictor]] = {"last": LastFramePredictor}
+
+
+def trained_names() -> tuple[str, ...]:
+    from .zoo import ARCHITECTURES
+
+    return tuple(ARCHITECTURES)
+
+
+def available_predictors() -> tuple[str, ...]:
+    return (*_PLAIN, *trained_names())
+
+
+def create_predictor(name: str, weights: str | Path | None = None) -> Predictor:
+    """A predictor for encoding: `name` with its shipped weights (or `weights`)."""
+    if name in _PLAIN:
+        if weights is not None:
+            raise PredictorUnavailable(f"predictor {name!r} takes no weights")
+        return _PLAIN[name]()
+    if name not in trained_names():
+        raise PredictorUnavailable(
+            f"unknown predictor {name!r} (available: {', '.join(available_predictors())})"
+        )
+    from .weights import load_predictor
+
+    return load_predictor(name, weights)
+
+
+def predictor_for_stream(name: str, sha256: bytes, weights: str | Path | None = None) -> Predictor:
+    """The predictor a file was encoded with, or a clear refusal naming it."""
+    if name in _PLAIN:
+        if any(sha256):
+            raise PredictorUnavailable(
+                f"file names predictor {name!r} with weights; corrupt header?"
+            )
+        return _PLAIN[name]()
+    if name not in trained_names():
+        raise PredictorUnavailable(
+            f"file needs predictor {name!r} ({sha256.hex()[:16]}), which this fpcodec does not have"
+        )
+    from .weights import find_predictor
+
+    return find_predictor(name, sha256, weights)

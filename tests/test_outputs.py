@@ -1,0 +1,116 @@
+"""Decoded output files: each format read back gives the frames that went in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import fpcodec
+
+from .conftest import assert_same_visible, moving_clip, read_frames, save_gif
+from .gifbuild import GifFrame, build_gif
+
+
+@pytest.fixture
+def coded(tmp):
+    frames = moving_clip(5, 21, 26, alpha=True)
+    src = save_gif(tmp / "in.gif", frames, durations=[20, 30, 40, 50, 60], loop=0)
+    fpcodec.encode(src, tmp / "in.fpc", predictor="last")
+    return src, tmp / "in.fpc"
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".webp", ".png", ".apng"])
+def test_lossless_animated_outputs_are_exact(tmp, coded, suffix):
+    src, fpc = coded
+    ref, durations, loop = read_frames(src)
+    fpcodec.decode(fpc, tmp / f"out{suffix}")
+    back, back_durations, back_loop = read_frames(tmp / f"out{suffix}")
+    assert len(back) == len(ref)
+    for a, b in zip(ref, back, strict=True):
+        assert_same_visible(a, b)
+    assert back_durations == durations
+    if suffix == ".gif":
+        assert back_loop == loop
+
+
+def test_png_directory_sorted_and_rgba(tmp, coded):
+    src, fpc = coded
+    ref, _, _ = read_frames(src)
+    fpcodec.decode(fpc, str(tmp / "frames") + "/")
+    files = sorted((tmp / "frames").iterdir())
+    assert [f.name for f in files] == [f"frame_{i:06d}.png" for i in range(len(ref))]
+    for a, f in zip(ref, files, strict=True):
+        im = Image.open(f)
+        assert im.mode == "RGBA"
+        assert_same_visible(a, np.asarray(im))
+
+
+def test_mp4_output_decodes_with_right_frame_count(tmp, coded):
+    import av
+
+    _, fpc = coded
+    fpcodec.decode(fpc, tmp / "out.mp4")
+    with av.open(str(tmp / "out.mp4")) as c:
+        frames = list(c.decode(video=0))
+    assert len(frames) == 5 and (frames[0].width, frames[0].height) == (26, 22)
+
+
+def _disposal_gif() -> bytes:
+    """Every disposal method, local palettes, transparency, partial and interlaced frames."""
+    rng = np.random.default_rng(0)
+    gpal = rng.integers(0, 256, (8, 3))
+    frames = [
+        GifFrame(rng.integers(0, 8, (12, 16)).astype(np.uint8), disposal=1),
+        GifFrame(
+            rng.integers(0, 4, (5, 6)).astype(np.uint8),
+            x=3,
+            y=2,
+            palette=rng.integers(0, 256, (4, 3)),
+            disposal=2,
+            transparency=1,
+        ),
+        GifFrame(
+            rng.integers(0, 8, (7, 9)).astype(np.uint8),
+            x=5,
+            y=4,
+            disposal=3,
+            interlace=True,
+            transparency=0,
+        ),
+        GifFrame(
+            rng.integers(0, 16, (12, 16)).astype(np.uint8),
+            palette=rng.integers(0, 256, (16, 3)),
+            disposal=0,
+            transparency=3,
+        ),
+        GifFrame(
+            rng.integers(0, 8, (3, 3)).astype(np.uint8), x=13, y=9, disposal=2, transparency=2
+        ),
+        GifFrame(rng.integers(0, 8, (2, 2)).astype(np.uint8), x=0, y=0, disposal=1),
+    ]
+    return build_gif(16, 12, frames, global_palette=gpal, loop=None)
+
+
+@pytest.mark.parametrize("predictor", ["last"])
+def test_structured_gif_survives_fpc_and_gif_output(tmp, predictor):
+    src = tmp / "d.gif"
+    src.write_bytes(_disposal_gif())
+    ref, durations, loop = read_frames(src)
+    assert loop is None and len(ref) == 6
+    fpcodec.encode(src, tmp / "d.fpc", predictor=predictor)
+    fpcodec.decode(tmp / "d.fpc", tmp / "back.gif")
+    back, back_durations, back_loop = read_frames(tmp / "back.gif")
+    assert back_loop is None and back_durations == durations
+    for a, b in zip(ref, back, strict=True):
+        assert_same_visible(a, b)
+
+
+def test_gif_output_with_many_colours_is_quantised_and_counted(tmp):
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (20, 20, 3)).astype(np.uint8) for _ in range(2)]
+    src = tmp / "many.png"
+    Image.fromarray(frames[0]).save(src)
+    fpcodec.encode(src, tmp / "m.fpc", predictor="last")
+    r = fpcodec.decode(tmp / "m.fpc", tmp / "m.gif")
+    assert r.quantised_frames == 1
