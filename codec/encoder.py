@@ -17,6 +17,7 @@ from fpcodec.models.predictor import Predictor
 from .container import KEY, ContainerWriter, StreamHeader, frame_overhead
 from .errors import InputError
 from .framecodec import StreamState, encode_frame, frame_crc
+from .gifparse import GifFrame, GifScreen
 from .limits import MAX_DURATION_MS, MAX_FRAMES
 
 DEFAULT_KEYFRAME_INTERVAL = 120
@@ -32,15 +33,23 @@ class FrameReport:
 
 
 class Encoder:
-    def __init__(self, sink: BinaryIO, header: StreamHeader, predictor: Predictor) -> None:
+    def __init__(
+        self,
+        sink: BinaryIO,
+        header: StreamHeader,
+        predictor: Predictor,
+        gif_screen: GifScreen | None = None,
+        palette: bool = True,
+    ) -> None:
+        """gif_screen: the source GIF's screen (enables palette frames when lossless)."""
         if header.max_error and header.quality:
             raise ValueError("--max-error and --quality are exclusive")
         self.header = header
         self._writer = ContainerWriter(sink, header)
-        self._state = StreamState(header, predictor)
+        self._state = StreamState(header, predictor, gif_screen, palette)
         self._index = 0
 
-    def add(self, rgba: np.ndarray, duration_ms: int) -> FrameReport:
+    def add(self, rgba: np.ndarray, duration_ms: int, gif: GifFrame | None = None) -> FrameReport:
         h, w = self.header.height, self.header.width
         if rgba.shape != (h, w, 4) or rgba.dtype != np.uint8:
             raise InputError(f"frame {self._index} has shape {rgba.shape}, expected {(h, w, 4)}")
@@ -48,7 +57,7 @@ class Encoder:
             raise InputError(f"more than {MAX_FRAMES} frames")
         kint = self.header.keyframe_interval
         key = self._index == 0 or (kint > 0 and self._index % kint == 0)
-        coded = encode_frame(self._state, rgba, key)
+        coded = encode_frame(self._state, rgba, key, gif)
         n = self._writer.write_frame(
             coded.frame_type,
             coded.coding,

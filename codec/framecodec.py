@@ -1,12 +1,15 @@
 """One frame through the codec, the same steps in both directions.
 
 `StreamState` holds everything adaptive that encoder and decoder must keep in
-lock-step: the predictor, the entropy models, the previous reconstruction. A
-keyframe resets all of it. `encode_frame` / `decode_frame` pick the coding:
+lock-step: the predictor, the entropy models, the GIF compositor, the previous
+reconstruction. A keyframe resets all of it. For every predicted frame the
+predictor is asked once, before the frame's coding is chosen, on both sides.
+`encode_frame` / `decode_frame` pick the coding:
 
-* residual -- colour residuals against the predictor (intra MED on keyframes),
+* palette  -- lossless: the GIF frame itself (palette.py), when the source is a GIF
+  the parser can represent and its compositing matches Pillow's for this frame;
+* residual -- colour residuals against the prediction (intra MED on keyframes),
   lossless or within --max-error; alpha coded losslessly beside them;
-* palette  -- lossless index coding for GIF-like frames (palette.py);
 * lossy    -- transform coding at --quality (lossy.py);
 * raw      -- stored RGB(A): the fallback that bounds every frame's size. It is
   always a keyframe, so a failed coding attempt can never leave the two sides'
@@ -19,7 +22,7 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
-from fpcodec.models.predictor import Predictor
+from fpcodec.models.predictor import Prediction, Predictor
 
 from . import rangecoder
 from .alpha import (
@@ -31,9 +34,12 @@ from .alpha import (
     decode_alpha,
     encode_alpha,
 )
-from .container import CODING_RAW, CODING_RESIDUAL, KEY, PREDICTED, StreamHeader
+from .container import CODING_PALETTE, CODING_RAW, CODING_RESIDUAL, KEY, PREDICTED, StreamHeader
 from .errors import FormatError
-from .planecoder import CoderState, get_plane_coder
+from .gifcompose import CompositorState, composite
+from .gifparse import GifFrame, GifScreen
+from .palette import PaletteModels, PaletteStream, decode_palette_frame, encode_palette_frame
+from .planecoder import CoderState, PlaneCoder, get_plane_coder
 from .residual import inter_reconstruct, inter_symbols, intra_reconstruct, intra_symbols
 from .sections import Reader, pack
 
@@ -43,7 +49,13 @@ def frame_crc(rgba: np.ndarray) -> int:
 
 
 class StreamState:
-    def __init__(self, header: StreamHeader, predictor: Predictor) -> None:
+    def __init__(
+        self,
+        header: StreamHeader,
+        predictor: Predictor,
+        gif_screen: GifScreen | None = None,
+        allow_palette: bool = True,
+    ) -> None:
         h, w = header.height, header.width
         self.header = header
         self.predictor = predictor
@@ -51,6 +63,21 @@ class StreamState:
         self.coder = CoderState(h, w, 3)
         self.alpha = AlphaState(h, w)
         self.prev: np.ndarray | None = None  # last reconstructed RGBA frame
+        self._palette: PaletteStream | None = None
+        self.prev_was_palette = False
+        # Encoder only: the GIF as parsed, composited frame by frame.
+        self.gif_screen = gif_screen if (allow_palette and header.lossless) else None
+        self.enc_compositor: CompositorState | None = None
+        if self.gif_screen is not None:
+            self.enc_compositor = CompositorState(
+                np.zeros((h, w, 4), np.uint8), background=self.gif_screen.background
+            )
+
+    @property
+    def palette(self) -> PaletteStream:
+        if self._palette is None:  # its models are large: made on first use
+            self._palette = PaletteStream(PaletteModels())
+        return self._palette
 
     def start_gop(self) -> None:
         h, w = self.header.height, self.header.width
@@ -58,10 +85,12 @@ class StreamState:
         self.alpha.reset()
         self.predictor.reset(h, w)
         self.prev = None
+        self.prev_was_palette = False
 
-    def finish_frame(self, recon: np.ndarray) -> None:
+    def finish_frame(self, recon: np.ndarray, coding: int) -> None:
         self.predictor.observe(np.ascontiguousarray(recon[..., :3]))
         self.prev = recon
+        self.prev_was_palette = coding == CODING_PALETTE
 
 
 @dataclass(frozen=True)
@@ -72,7 +101,7 @@ class CodedFrame:
     recon: np.ndarray  # (H, W, 4) uint8, canonical (RGB zero where alpha is zero)
 
 
-def _with_alpha(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+def with_alpha(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     out = np.empty((*rgb.shape[:2], 4), np.uint8)
     out[..., :3] = rgb
     out[..., 3] = alpha
@@ -80,26 +109,164 @@ def _with_alpha(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return out
 
 
+# ---------------------------------------------------------------- residual coding
+
+
+def residual_body(
+    rgba: np.ndarray,
+    prediction: Prediction | None,
+    max_error: int,
+    coder: CoderState,
+    alpha_state: AlphaState,
+    plane_coder: PlaneCoder,
+) -> tuple[bytes, np.ndarray]:
+    """Body of a residual frame (intra when prediction is None) and its reconstruction."""
+    alpha = rgba[..., 3]
+    amode = alpha_mode(alpha)
+    mask = alpha != 0
+    parts = [bytes([amode])]
+    if amode != ALPHA_OPAQUE:
+        parts.append(pack(encode_alpha(alpha, amode, alpha_state, plane_coder.name, plane_coder)))
+    else:
+        alpha_state.prev = alpha.copy()
+    if prediction is None:
+        sym, rgb = intra_symbols(rgba, mask, max_error)
+        spread = None
+    else:
+        sym, rgb = inter_symbols(rgba[..., :3], prediction.rgb, mask, max_error)
+        spread = prediction.spread
+    data = plane_coder.encode(sym, mask, coder, spread=spread, temporal=prediction is not None)
+    parts.append(pack(data))
+    return b"".join(parts), with_alpha(rgb, alpha)
+
+
+def residual_decode(
+    body: bytes,
+    prediction: Prediction | None,
+    max_error: int,
+    coder: CoderState,
+    alpha_state: AlphaState,
+    plane_coder: PlaneCoder,
+    what: str,
+) -> np.ndarray:
+    h, w = alpha_state.prev.shape
+    r = Reader(body, what)
+    amode = r.u8()
+    if amode not in (ALPHA_OPAQUE, ALPHA_BINARY, ALPHA_FULL):
+        raise FormatError(f"{what}: unknown alpha mode {amode}")
+    if amode != ALPHA_OPAQUE:
+        alpha = decode_alpha(r.section(), amode, alpha_state, plane_coder.name, plane_coder)
+        if amode == ALPHA_BINARY and not np.all((alpha == 0) | (alpha == 255)):
+            raise FormatError(f"{what}: binary alpha plane decoded to other values")
+    else:
+        alpha = np.full((h, w), 255, np.uint8)
+        alpha_state.prev = alpha.copy()
+    mask = alpha != 0
+    spread = prediction.spread if prediction is not None else None
+    sym = plane_coder.decode(
+        r.section(), (3, h, w), mask, coder, spread=spread, temporal=prediction is not None
+    )
+    r.done()
+    if max_error == 0:
+        bad = (sym < -128) | (sym > 127)
+    else:
+        qmax = (255 + max_error) // (2 * max_error + 1)
+        bad = (sym < -128) | (sym > 127) | (np.abs(sym[0]) > qmax)
+    if bad.any():
+        raise FormatError(f"{what}: residual symbols out of range (damaged stream)")
+    if prediction is None:
+        rgb = intra_reconstruct(sym, mask, max_error)
+    else:
+        rgb = inter_reconstruct(sym, prediction.rgb, mask, max_error)
+    return with_alpha(rgb, alpha)
+
+
+def encode_intra_image(rgba: np.ndarray, entropy: str) -> bytes:
+    """A self-contained lossless intra coding of an RGBA image (fresh models)."""
+    h, w = rgba.shape[:2]
+    body, _ = residual_body(
+        rgba, None, 0, CoderState(h, w, 3), AlphaState(h, w), get_plane_coder(entropy)
+    )
+    return body
+
+
+def decode_intra_image(data: bytes, height: int, width: int, entropy: str, what: str) -> np.ndarray:
+    return residual_decode(
+        data,
+        None,
+        0,
+        CoderState(height, width, 3),
+        AlphaState(height, width),
+        get_plane_coder(entropy),
+        what,
+    )
+
+
 # ---------------------------------------------------------------- encoding
 
 
-def encode_frame(state: StreamState, rgba: np.ndarray, key: bool) -> CodedFrame:
+def encode_frame(
+    state: StreamState, rgba: np.ndarray, key: bool, gif: GifFrame | None = None
+) -> CodedFrame:
     """Code one canonical RGBA frame; updates `state` exactly as decode_frame will."""
     header = state.header
     if key:
         state.start_gop()
+    prediction = None if key else state.predictor.predict()
+    coded = None
     try:
-        coded = _encode_residual(state, rgba, key)
-        if len(coded.body) <= _raw_size(rgba):
-            state.finish_frame(coded.recon)
-            return coded
+        coded = _try_palette(state, rgba, key, gif, prediction)
+        if coded is None:
+            body, recon = residual_body(
+                rgba, prediction, header.max_error, state.coder, state.alpha, state.plane_coder
+            )
+            coded = CodedFrame(KEY if key else PREDICTED, CODING_RESIDUAL, body, recon)
     except rangecoder.CodingOverflow:
-        pass
+        coded = None
+    if coded is not None and len(coded.body) <= _raw_size(rgba):
+        state.finish_frame(coded.recon, coded.coding)
+        return coded
     # Incompressible: store it raw, as a keyframe so both sides restart their models.
     state.start_gop()
-    coded = _encode_raw(rgba, header)
-    state.finish_frame(coded.recon)
+    coded = _encode_raw(rgba)
+    state.finish_frame(coded.recon, coded.coding)
     return coded
+
+
+def _try_palette(
+    state: StreamState,
+    rgba: np.ndarray,
+    key: bool,
+    gif: GifFrame | None,
+    prediction: Prediction | None,
+) -> CodedFrame | None:
+    """Palette-code the frame if the parsed GIF frame reproduces it exactly."""
+    comp = state.enc_compositor
+    if comp is None:
+        return None
+    if gif is None:
+        state.enc_compositor = None  # the parse stopped: no palette frames from here on
+        return None
+    before = comp.copy()
+    result = composite(comp, gif, state.gif_screen.global_palette)
+    if not np.array_equal(result, rgba) or not (key or state.prev_was_palette):
+        return None
+    ps = state.palette
+    ps.compositor = before
+    if key:
+        ps.global_palette = state.gif_screen.global_palette
+    try:
+        body = encode_palette_frame(
+            ps,
+            gif,
+            key,
+            None if prediction is None else prediction.rgb,
+            lambda base: encode_intra_image(base, state.header.entropy),
+        )
+    except ValueError:
+        return None  # a code stream this coder cannot represent: code the pixels
+    ps.compositor = comp.copy()
+    return CodedFrame(KEY if key else PREDICTED, CODING_PALETTE, body, result)
 
 
 def _raw_size(rgba: np.ndarray) -> int:
@@ -107,38 +274,12 @@ def _raw_size(rgba: np.ndarray) -> int:
     return 1 + h * w * 4
 
 
-def _encode_raw(rgba: np.ndarray, header: StreamHeader) -> CodedFrame:
+def _encode_raw(rgba: np.ndarray) -> CodedFrame:
     amode = alpha_mode(rgba[..., 3])
     parts = [bytes([amode]), np.ascontiguousarray(rgba[..., :3]).tobytes()]
     if amode != ALPHA_OPAQUE:
         parts.append(np.ascontiguousarray(rgba[..., 3]).tobytes())
     return CodedFrame(KEY, CODING_RAW, b"".join(parts), rgba)
-
-
-def _encode_residual(state: StreamState, rgba: np.ndarray, key: bool) -> CodedFrame:
-    header = state.header
-    alpha = rgba[..., 3]
-    amode = alpha_mode(alpha)
-    mask = alpha != 0
-    parts = [bytes([amode])]
-    if amode != ALPHA_OPAQUE:
-        parts.append(
-            pack(encode_alpha(alpha, amode, state.alpha, header.entropy, state.plane_coder))
-        )
-    else:
-        state.alpha.prev = alpha.copy()
-    spread = None
-    if key:
-        sym, rgb = intra_symbols(rgba, mask, header.max_error)
-    else:
-        prediction = state.predictor.predict()
-        spread = prediction.spread
-        sym, rgb = inter_symbols(rgba[..., :3], prediction.rgb, mask, header.max_error)
-    parts.append(
-        pack(state.plane_coder.encode(sym, mask, state.coder, spread=spread, temporal=not key))
-    )
-    recon = _with_alpha(rgb, alpha)
-    return CodedFrame(KEY if key else PREDICTED, CODING_RESIDUAL, b"".join(parts), recon)
 
 
 # ---------------------------------------------------------------- decoding
@@ -148,37 +289,57 @@ def decode_frame(
     state: StreamState, frame_type: int, coding: int, body: bytes, index: int
 ) -> np.ndarray:
     """Reconstruct one frame from its body; updates `state` exactly as encode_frame did."""
+    header = state.header
     key = frame_type == KEY
+    what = f"frame {index}"
     if key:
         state.start_gop()
     elif state.prev is None:
-        raise FormatError(f"frame {index}: predicted frame without a keyframe before it")
-    what = f"frame {index}"
+        raise FormatError(f"{what}: predicted frame without a keyframe before it")
     if coding == CODING_RAW:
         if not key:
             raise FormatError(f"{what}: raw frames must be keyframes")
-        recon = _decode_raw(body, state.header, what)
-    elif coding == CODING_RESIDUAL:
-        if state.header.quality:
+        recon = _decode_raw(body, header, what)
+        state.finish_frame(recon, coding)
+        return recon
+    prediction = None if key else state.predictor.predict()
+    if coding == CODING_RESIDUAL:
+        if header.quality:
             raise FormatError(f"{what}: residual frame in a lossy stream")
-        recon = _decode_residual(state, body, key, what)
+        recon = residual_decode(
+            body, prediction, header.max_error, state.coder, state.alpha, state.plane_coder, what
+        )
+    elif coding == CODING_PALETTE:
+        if not header.lossless:
+            raise FormatError(f"{what}: palette frame in a lossy stream")
+        if not key and not state.prev_was_palette:
+            raise FormatError(f"{what}: palette frame must follow a palette frame or be a keyframe")
+        ps = state.palette
+        frame = decode_palette_frame(
+            ps,
+            body,
+            key,
+            None if prediction is None else prediction.rgb,
+            header.width,
+            header.height,
+            lambda data: decode_intra_image(
+                data, header.height, header.width, header.entropy, what
+            ),
+            what,
+        )
+        recon = composite(ps.compositor, frame, ps.global_palette)
     else:
         raise FormatError(f"{what}: coding {coding} is not supported by this decoder")
-    state.finish_frame(recon)
+    state.finish_frame(recon, coding)
     return recon
-
-
-def _decode_alpha_mode(r: Reader, what: str) -> int:
-    amode = r.u8()
-    if amode not in (ALPHA_OPAQUE, ALPHA_BINARY, ALPHA_FULL):
-        raise FormatError(f"{what}: unknown alpha mode {amode}")
-    return amode
 
 
 def _decode_raw(body: bytes, header: StreamHeader, what: str) -> np.ndarray:
     h, w = header.height, header.width
     r = Reader(body, what)
-    amode = _decode_alpha_mode(r, what)
+    amode = r.u8()
+    if amode not in (ALPHA_OPAQUE, ALPHA_BINARY, ALPHA_FULL):
+        raise FormatError(f"{what}: unknown alpha mode {amode}")
     rgb = np.frombuffer(r.take(h * w * 3), np.uint8).reshape(h, w, 3)
     alpha = (
         np.full((h, w), 255, np.uint8)
@@ -186,42 +347,4 @@ def _decode_raw(body: bytes, header: StreamHeader, what: str) -> np.ndarray:
         else np.frombuffer(r.take(h * w), np.uint8).reshape(h, w)
     )
     r.done()
-    return _with_alpha(rgb, alpha)
-
-
-def _decode_residual(state: StreamState, body: bytes, key: bool, what: str) -> np.ndarray:
-    header = state.header
-    h, w = header.height, header.width
-    r = Reader(body, what)
-    amode = _decode_alpha_mode(r, what)
-    if amode != ALPHA_OPAQUE:
-        alpha = decode_alpha(r.section(), amode, state.alpha, header.entropy, state.plane_coder)
-        if amode == ALPHA_BINARY and not np.all((alpha == 0) | (alpha == 255)):
-            raise FormatError(f"{what}: binary alpha plane decoded to other values")
-    else:
-        alpha = np.full((h, w), 255, np.uint8)
-        state.alpha.prev = alpha.copy()
-    mask = alpha != 0
-    spread = None
-    pred = None
-    if not key:
-        prediction = state.predictor.predict()
-        spread = prediction.spread
-        pred = prediction.rgb
-    sym = state.plane_coder.decode(
-        r.section(), (3, h, w), mask, state.coder, spread=spread, temporal=not key
-    )
-    r.done()
-    if header.max_error == 0:
-        bad = (sym < -128) | (sym > 127)
-    else:
-        qmax = (255 + header.max_error) // (2 * header.max_error + 1)
-        bad = (sym < -128) | (sym > 127) | (np.abs(sym[0]) > qmax)
-    if bad.any():
-        raise FormatError(f"{what}: residual symbols out of range (damaged stream)")
-    rgb = (
-        intra_reconstruct(sym, mask, header.max_error)
-        if key
-        else inter_reconstruct(sym, pred, mask, header.max_error)
-    )
-    return _with_alpha(rgb, alpha)
+    return with_alpha(rgb, alpha)

@@ -171,6 +171,10 @@ class GifWriter:
         # Two ways to paint: only the changed pixels (the rest left to the transparent
         # index) or every visible pixel of the rectangle. Dithered content often LZW-
         # compresses better painted in full; keep whichever exact option is smaller.
+        # Disposal 2 clears to the frame's own transparent index (Pillow, browsers):
+        # a frame that must be cleared afterwards declares one.
+        dispose = DISPOSE_BACKGROUND if clear_after.any() else DISPOSE_NONE
+        need_transparent_index |= dispose == DISPOSE_BACKGROUND
         best: tuple[bytes, np.ndarray, bool] | None = None
         for paint, transparent in ((delta, True), (vis, need_transparent_index)):
             img = self._frame_image(region, paint, transparent)
@@ -181,7 +185,6 @@ class GifWriter:
             assert img is not None
             best = (img[0], delta, True)
         data, paint, transparent = best
-        dispose = DISPOSE_BACKGROUND if clear_after.any() else DISPOSE_NONE
         delay = min(max(round(duration_ms / 10), 0), 65535)
         f = self._f
         flags = (dispose << 2) | (1 if transparent else 0)

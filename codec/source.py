@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .gifparse import GifFrame, GifScreen, GifStructureError, iter_frames, parse_screen
 from .limits import MAX_DURATION_MS, MAX_FRAMES, check_dimensions
 
 PILLOW_SIGNATURES = (b"GIF87a", b"GIF89a", b"\x89PNG\r\n\x1a\n")
@@ -25,6 +26,9 @@ PILLOW_SIGNATURES = (b"GIF87a", b"GIF89a", b"\x89PNG\r\n\x1a\n")
 class Frame:
     rgba: np.ndarray  # (H, W, 4) uint8; RGB is zero wherever alpha is zero
     duration_ms: int
+    # For GIF sources: the frame as the file stores it (rectangle, palette, LZW
+    # phrases), when the parser could represent it; the palette coder uses it.
+    gif: GifFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class SourceInfo:
     frame_count: int | None  # None when the container does not say
     loop: int | None  # GIF semantics: None plays once, 0 loops forever
     kind: str  # "gif", "video" or "image"
+    gif_screen: GifScreen | None = None
 
 
 def canonical_rgba(rgba: np.ndarray) -> np.ndarray:
@@ -88,11 +93,36 @@ class PillowSource(Source):
             raise InputError(f"{n} frames exceed the cap of {MAX_FRAMES}")
         loop = self._im.info.get("loop")
         kind = "gif" if fmt == "GIF" else "image"
-        self.info = SourceInfo(w, h, n, None if loop is None else int(loop), kind)
+        self._path = path
+        screen = None
+        if kind == "gif":
+            try:
+                with open(path, "rb") as f:
+                    screen = parse_screen(f)
+            except (GifStructureError, OSError):
+                screen = None
+        self.info = SourceInfo(w, h, n, None if loop is None else int(loop), kind, screen)
+
+    def _gif_frames(self) -> Iterator[GifFrame | None]:
+        """The parsed GIF frames in step with Pillow's; None from the first one the
+        parser cannot represent exactly."""
+        if self.info.gif_screen is None:
+            while True:
+                yield None
+        try:
+            with open(self._path, "rb") as f:
+                screen = parse_screen(f)
+                for frame, _ in iter_frames(f, screen):
+                    yield frame
+        except (GifStructureError, OSError, ValueError):
+            pass
+        while True:
+            yield None
 
     def frames(self) -> Iterator[Frame]:
         im = self._im
         w, h = self.info.width, self.info.height
+        parsed = self._gif_frames()
         for i in range(self.info.frame_count or 1):
             try:
                 with warnings.catch_warnings():
@@ -108,7 +138,7 @@ class PillowSource(Source):
                 raise
             except Exception as e:
                 raise InputError(f"cannot decode frame {i}: {_reason(e)}") from None
-            yield Frame(canonical_rgba(rgba), _clip_duration(im.info.get("duration")))
+            yield Frame(canonical_rgba(rgba), _clip_duration(im.info.get("duration")), next(parsed))
 
     def close(self) -> None:
         self._im.close()

@@ -32,8 +32,10 @@ def _peak(fn) -> int:
 
 def test_peak_memory_is_independent_of_clip_length(tmp):
     short, long_ = tmp / "short.gif", tmp / "long.gif"
-    _long_gif(short, 50)
-    _long_gif(long_, 1000)
+    # Both clips span several keyframes (every 120 frames), so both peaks include
+    # the transient cost of restarting the models.
+    _long_gif(short, 300)
+    _long_gif(long_, 1200)
     fpcodec.encode(
         short, tmp / "warm.fpc", predictor="last"
     )  # JIT and caches outside the measurement
@@ -42,6 +44,8 @@ def test_peak_memory_is_independent_of_clip_length(tmp):
     enc_long = _peak(lambda: fpcodec.encode(long_, tmp / "l.fpc", predictor="last"))
     dec_short = _peak(lambda: fpcodec.decode(tmp / "s.fpc", tmp / "s.gif"))
     dec_long = _peak(lambda: fpcodec.decode(tmp / "l.fpc", tmp / "l.gif"))
-    raw_long = 1000 * 48 * 48 * 4  # what holding the decoded clip would cost
-    assert enc_long < 1.5 * enc_short + 2**20 and enc_long < raw_long
-    assert dec_long < 1.5 * dec_short + 2**20 and dec_long < raw_long
+    # Model tables are a fixed cost; holding the extra 900 frames would add
+    # 900 * 48 * 48 * 4 = 8.3 MB to the long run's peak. Allow a fifth of that.
+    growth = 900 * 48 * 48 * 4 // 5
+    assert enc_long < enc_short + growth
+    assert dec_long < dec_short + growth

@@ -98,10 +98,15 @@ def encode(
     quality: int = 0,
     keyframe_interval: int = DEFAULT_KEYFRAME_INTERVAL,
     entropy: str = "arith",
+    palette: bool = True,
     force: bool = False,
     progress: bool = False,
 ) -> EncodeResult:
-    """Encode an image/video file to .fpc. Lossless unless max_error or quality is set."""
+    """Encode an image/video file to .fpc. Lossless unless max_error or quality is set.
+
+    palette: for GIF sources, code the GIF's own frames (palette, LZW phrases) where
+    that reproduces them exactly; False codes every frame as pixels.
+    """
     if not 0 <= max_error <= MAX_ERROR_CAP:
         raise FpcError(f"--max-error must be within 0..{MAX_ERROR_CAP}")
     if not 0 <= quality <= 100:
@@ -130,10 +135,10 @@ def encode(
             predictor_sha256=pred.weights_sha256,
         )
         with atomic_file(out, [inp], force) as tmp, open(tmp, "wb") as f:
-            enc = Encoder(f, header, pred)
+            enc = Encoder(f, header, pred, info.gif_screen, palette)
             with _bar(info.frame_count, "encode", progress) as bar:
                 for frame in src.frames():
-                    enc.add(frame.rgba, frame.duration_ms)
+                    enc.add(frame.rgba, frame.duration_ms, frame.gif)
                     bar.update()
             if enc.frames == 0:
                 raise InputError("input has no frames")

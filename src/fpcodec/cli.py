@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="arith",
         help="entropy coder (default arith; zstd is the baseline)",
     )
+    p.add_argument(
+        "--no-palette",
+        dest="palette",
+        action="store_false",
+        help="GIF input: code pixels instead of the GIF's own palette frames",
+    )
     _common(p)
 
     p = sub.add_parser("decode", help="decode .fpc to GIF/WebP/APNG/MP4 or a PNG directory")
@@ -143,6 +149,7 @@ def cmd_encode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         quality=args.quality,
         keyframe_interval=args.keyframe_interval,
         entropy=args.entropy,
+        palette=args.palette,
         force=args.force,
         progress=_progress(args),
     )

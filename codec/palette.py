@@ -1,0 +1,740 @@
+"""Lossless palette coding: code what a GIF frame really contains.
+
+A palette frame is the GIF frame itself: rectangle, disposal, transparency index,
+colour table and the LZW phrase stream that produced its indices. Decoding
+rebuilds the indices, and the compositor (gifcompose.py) draws them exactly as
+Pillow would. Coding the phrase structure matters: web GIFs are often made by
+"lossy LZW" encoders that choose pixels to extend dictionary strings, and a model
+that knows the dictionary predicts such pixels far better than one that sees
+pixels alone.
+
+For each phrase the coder sends: whether a clear code comes first, the phrase's
+first index (any palette entry), then, while the dictionary node has children,
+"continue?" and which child. Indices are coded as ranks in the palette sorted by
+luma, bit by bit, each bit through a context-mixing model (mixing.py) whose
+contexts are the neighbouring indices already decoded, the colour the canvas shows
+at this pixel (nearest palette rank), the predictor's colour for this pixel
+(nearest palette rank) and the dictionary node being extended. Continuation
+choices only spend bits where the dictionary leaves more than one option.
+
+A keyframe also carries the compositor's state (what the canvas shows, Pillow's
+remembered disposal, the global palette), so decoding can start there.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from . import rangecoder as rc
+from .errors import FormatError
+from .gifcompose import CompositorState
+from .gifparse import GifFrame, interlace_rows
+from .mixing import MixerModel, hash2, mix_code
+from .sections import Reader, pack
+
+USE_Q = True
+N_SYM_CTX = 13 if USE_Q else 11
+N_STOP_CTX = 7 if USE_Q else 6
+SYM_SETS = 16
+STOP_SETS = 16
+N_CLEAR_MODELS = 32
+PAL_COUNT_BASE = 0  # 512 models: palette size as a 9-bit tree
+PAL_SAME_BASE = 512  # 4 models: "entry equals the reference entry"
+PAL_VALUE_BASE = 516  # 3 x 256 models: channel values as 8-bit trees
+N_PAL_MODELS = PAL_VALUE_BASE + 3 * 256
+
+
+class PaletteModels:
+    """Adaptive state of the palette coder (reset at keyframes)."""
+
+    def __init__(self, table_bits: int = 22) -> None:
+        self.sym = MixerModel(N_SYM_CTX, table_bits, SYM_SETS)
+        self.stop = MixerModel(N_STOP_CTX, table_bits - 2, STOP_SETS)
+        self.clear_probs, self.clear_counts = rc.new_models(N_CLEAR_MODELS)
+        self.pal_probs, self.pal_counts = rc.new_models(N_PAL_MODELS)
+        self.lut = np.full(1 << 15, -1, np.int32)
+
+    def reset(self) -> None:
+        self.sym.reset()
+        self.stop.reset()
+        self.clear_probs[:] = rc.PROB_HALF
+        self.clear_counts[:] = 0
+        self.pal_probs[:] = rc.PROB_HALF
+        self.pal_counts[:] = 0
+
+
+# ------------------------------------------------------------------ kernels
+
+
+@njit(cache=True)
+def _code_palette(st, buf, enc, pal, ref, probs, counts):
+    """Code a colour table (n, 3) against a reference table. Returns the table."""
+    n = pal.shape[0] if enc else 0
+    n = rc.code_tree(st, buf, probs, counts, PAL_COUNT_BASE, n, 9, enc, 5)
+    out = np.zeros((n, 3), np.uint8)
+    prev_same = 1
+    for i in range(n):
+        same = 0
+        if i < ref.shape[0]:
+            if enc:
+                same = (
+                    1
+                    if (
+                        pal[i, 0] == ref[i, 0] and pal[i, 1] == ref[i, 1] and pal[i, 2] == ref[i, 2]
+                    )
+                    else 0
+                )
+            same = rc.code_adaptive(st, buf, probs, counts, PAL_SAME_BASE + prev_same, same, enc, 5)
+        if same:
+            for c in range(3):
+                out[i, c] = ref[i, c]
+        else:
+            for c in range(3):
+                v = np.int64(pal[i, c]) if enc else 0
+                out[i, c] = rc.code_tree(
+                    st, buf, probs, counts, PAL_VALUE_BASE + 256 * c, v, 8, enc, 5
+                )
+        prev_same = same
+    return out
+
+
+@njit(cache=True)
+def _code_symbol(
+    st, buf, enc, v, restricted, ch, nch, nb, ctxs, hist, sm, weights, slots, states, inputs
+):
+    """Code a rank (nb bits); when restricted, only ranks in ch[:nch] are possible and
+    bits the restriction already decides cost nothing."""
+    node = 1
+    for j in range(nb - 1, -1, -1):
+        bit = (v >> j) & 1 if enc else 0
+        if restricted:
+            prefix = node - (1 << (nb - 1 - j))
+            has0 = False
+            has1 = False
+            for i in range(nch):
+                r = ch[i]
+                if (r >> (j + 1)) == prefix:
+                    if (r >> j) & 1:
+                        has1 = True
+                    else:
+                        has0 = True
+            if not (has0 and has1):
+                node = node * 2 + (1 if has1 else 0)
+                continue
+        depth_bit = nb - 1 - j
+        wsel = (depth_bit if depth_bit < 7 else 7) * 2 + restricted
+        b = mix_code(st, buf, enc, bit, ctxs, node, hist, sm, weights, wsel, slots, states, inputs)
+        node = node * 2 + b
+    return node - (1 << nb)
+
+
+@njit(cache=True)
+def _code_phrases(
+    st,
+    buf,
+    enc,
+    codes,
+    idx,
+    npix,
+    w,
+    rowmap,
+    mcs,
+    rank,
+    inv_rank,
+    tmap,
+    pmap,
+    qmap,
+    s_hist,
+    s_sm,
+    s_w,
+    t_hist,
+    t_sm,
+    t_w,
+    c_probs,
+    c_counts,
+    out_codes,
+):
+    """Code one frame's LZW phrase stream. Returns (status, codes written/read).
+
+    status 0 ok; 1 the encoder's codes disagree with the dictionary; 2 the decoder
+    met an impossible stream (damaged).
+    """
+    clear = 1 << mcs
+    eoi = clear + 1
+    nb = mcs
+    first_child = np.full(4096, -1, np.int32)
+    next_sib = np.full(4096, -1, np.int32)
+    esym = np.zeros(4096, np.int32)
+    edepth = np.zeros(4096, np.int32)
+    for s in range(clear):
+        edepth[s] = 1
+        esym[s] = s
+    nxt = eoi + 1
+    h = rowmap.shape[0]
+    rankbuf = np.full((h, w), -1, np.int32)
+    sctx = np.zeros(N_SYM_CTX, np.int64)
+    tctx = np.zeros(N_STOP_CTX, np.int64)
+    slots = np.zeros(2 * N_SYM_CTX, np.int64)
+    states = np.zeros(2 * N_SYM_CTX, np.int64)
+    inputs = np.zeros(2 * N_SYM_CTX, np.int64)
+    ch = np.zeros(4096, np.int64)
+    pos = 0
+    ci = 0
+    nco = 0
+    prev = -1
+    clears_in_row = 0
+    ncodes = codes.shape[0]
+    while pos < npix:
+        # -- a clear code before this phrase?
+        if nco == 0:
+            cctx = 31
+        else:
+            cctx = nxt - 4080
+            cctx = 0 if cctx < 0 else (30 if cctx > 30 else cctx)
+        isclr = 0
+        if enc:
+            isclr = 1 if (ci < ncodes and codes[ci] < 0) else 0
+        b = rc.code_adaptive(st, buf, c_probs, c_counts, cctx, isclr, enc, 5)
+        if b:
+            clears_in_row += 1
+            if clears_in_row > 64 or (not enc and nco >= out_codes.shape[0]):
+                return 2, nco
+            if enc:
+                ci += 1
+            else:
+                out_codes[nco] = -1
+            nco += 1
+            for e in range(nxt):
+                first_child[e] = -1
+            nxt = eoi + 1
+            prev = -1
+            continue
+        clears_in_row = 0
+        # -- the phrase's first index
+        row = rowmap[pos // w]
+        col = pos % w
+        wv = rankbuf[row, col - 1] if col > 0 else -1
+        wwv = rankbuf[row, col - 2] if col > 1 else -1
+        w3 = rankbuf[row, col - 3] if col > 2 else -1
+        w4 = rankbuf[row, col - 4] if col > 3 else -1
+        nv = rankbuf[row - 1, col] if row > 0 else -1
+        nwv = rankbuf[row - 1, col - 1] if (row > 0 and col > 0) else -1
+        nev = rankbuf[row - 1, col + 1] if (row > 0 and col + 1 < w) else -1
+        tv = tmap[row, col]
+        pv = pmap[row, col]
+        qv = qmap[row, col]
+        sctx[0] = 0
+        sctx[1] = wv + 1
+        sctx[2] = hash2(wv, nv)
+        sctx[3] = hash2(hash2(wv, nv), hash2(nwv, nev))
+        sctx[4] = tv + 3
+        sctx[5] = hash2(tv, wv)
+        sctx[6] = pv + 3
+        sctx[7] = hash2(wv, wwv)
+        sctx[8] = hash2(hash2(wv, wwv), hash2(w3, w4))
+        sctx[9] = hash2(-7, prev)
+        sctx[10] = hash2(pv, nv)
+        if USE_Q:
+            sctx[11] = qv + 3
+            sctx[12] = hash2(qv, wv)
+        v = 0
+        if enc:
+            v = rank[idx[pos]]
+        v = _code_symbol(
+            st, buf, enc, v, 0, ch, 0, nb, sctx, s_hist, s_sm, s_w, slots, states, inputs
+        )
+        s = inv_rank[v]
+        if not enc:
+            idx[pos] = s
+        rankbuf[row, col] = v
+        pos += 1
+        node = s
+        depth = 1
+        if prev >= 0 and nxt < 4096:
+            esym[nxt] = s
+            edepth[nxt] = edepth[prev] + 1
+            first_child[nxt] = -1
+            next_sib[nxt] = first_child[prev]
+            first_child[prev] = nxt
+            nxt += 1
+        target = -1
+        length = 0
+        if enc:
+            if ci >= ncodes:
+                return 1, nco
+            target = codes[ci]
+            if target < 0 or target >= nxt or target in (clear, eoi):
+                return 1, nco
+            length = edepth[target]
+        # -- continue the phrase through the dictionary
+        while pos < npix:
+            nch = 0
+            e = first_child[node]
+            while e >= 0:
+                ch[nch] = rank[esym[e]]
+                nch += 1
+                e = next_sib[e]
+            if nch == 0:
+                break
+            row = rowmap[pos // w]
+            col = pos % w
+            lastv = rankbuf[row, col - 1] if col > 0 else -1
+            nv = rankbuf[row - 1, col] if row > 0 else -1
+            tv = tmap[row, col]
+            pv = pmap[row, col]
+            qv = qmap[row, col]
+            c_t = 0
+            c_p = 0
+            c_n = 0
+            c_w = 0
+            c_q = 0
+            for i in range(nch):
+                if ch[i] == tv:
+                    c_t = 1
+                if ch[i] == pv:
+                    c_p = 1
+                if ch[i] == nv:
+                    c_n = 1
+                if ch[i] == lastv:
+                    c_w = 1
+                if ch[i] == qv:
+                    c_q = 1
+            dd = depth if depth < 15 else 15
+            tctx[0] = dd * 8 + (nch if nch < 7 else 7)
+            tctx[1] = hash2(node, 1)
+            tctx[2] = c_t | (c_p << 1) | (c_n << 2) | (c_w << 3) | ((nch if nch < 3 else 3) << 4)
+            tctx[3] = hash2(hash2(tv, nv), lastv)
+            tctx[4] = dd * 16 + (8 if col == 0 else 0) + c_t * 4 + c_n * 2 + c_p
+            tctx[5] = hash2(lastv, pv)
+            if USE_Q:
+                tctx[6] = hash2(hash2(qv, lastv), c_q * 2 + c_n)
+            cont = 1 if (enc and depth < length) else 0
+            cb = mix_code(st, buf, enc, cont, tctx, 0, t_hist, t_sm, t_w, dd, slots, states, inputs)
+            if cb == 0:
+                break
+            wwv = rankbuf[row, col - 2] if col > 1 else -1
+            w3 = rankbuf[row, col - 3] if col > 2 else -1
+            w4 = rankbuf[row, col - 4] if col > 3 else -1
+            nwv = rankbuf[row - 1, col - 1] if (row > 0 and col > 0) else -1
+            nev = rankbuf[row - 1, col + 1] if (row > 0 and col + 1 < w) else -1
+            sctx[0] = 32 + dd
+            sctx[1] = lastv + 1
+            sctx[2] = hash2(lastv, nv)
+            sctx[3] = hash2(hash2(lastv, nv), hash2(nwv, nev))
+            sctx[4] = tv + 3
+            sctx[5] = hash2(tv, lastv)
+            sctx[6] = pv + 3
+            sctx[7] = hash2(lastv, wwv)
+            sctx[8] = hash2(hash2(lastv, wwv), hash2(w3, w4))
+            sctx[9] = hash2(node, 9)
+            sctx[10] = hash2(pv, nv)
+            if USE_Q:
+                sctx[11] = qv + 3
+                sctx[12] = hash2(qv, lastv)
+            v = 0
+            if enc:
+                v = rank[idx[pos]]
+            v = _code_symbol(
+                st, buf, enc, v, 1, ch, nch, nb, sctx, s_hist, s_sm, s_w, slots, states, inputs
+            )
+            s = inv_rank[v]
+            found = -1
+            e = first_child[node]
+            while e >= 0:
+                if esym[e] == s:
+                    found = e
+                    break
+                e = next_sib[e]
+            if found < 0:
+                return 2, nco
+            node = found
+            depth += 1
+            if not enc:
+                idx[pos] = s
+            rankbuf[row, col] = v
+            pos += 1
+        if enc:
+            if node != target:
+                return 1, nco
+            ci += 1
+        else:
+            if nco >= out_codes.shape[0]:
+                return 2, nco
+            out_codes[nco] = node
+        nco += 1
+        prev = node
+    return 0, nco
+
+
+@njit(cache=True)
+def _nearest_ranks(colours, pal_by_rank, lut, out):
+    """Nearest palette rank of each packed colour (-1 stays -1: invisible).
+
+    Exact colours map to their own rank; others go through a 15-bit colour cube
+    filled on demand with the nearest entry (weighted squared RGB distance).
+    """
+    n = pal_by_rank.shape[0]
+    size = 1024
+    keys = np.full(size, -1, np.int64)
+    vals = np.zeros(size, np.int32)
+    for r in range(n):
+        c = pal_by_rank[r]
+        hh = (c * 2654435761) & (size - 1)
+        while keys[hh] >= 0 and keys[hh] != c:
+            hh = (hh + 1) & (size - 1)
+        if keys[hh] < 0:
+            keys[hh] = c
+            vals[hh] = r
+    for i in range(colours.shape[0]):
+        c = colours[i]
+        if c < 0:
+            out[i] = -1
+            continue
+        hh = (c * 2654435761) & (size - 1)
+        found = -1
+        while keys[hh] >= 0:
+            if keys[hh] == c:
+                found = vals[hh]
+                break
+            hh = (hh + 1) & (size - 1)
+        if found >= 0:
+            out[i] = found
+            continue
+        cell = (((c >> 19) & 31) << 10) | (((c >> 11) & 31) << 5) | ((c >> 3) & 31)
+        if lut[cell] < 0:
+            r0 = (((c >> 19) & 31) << 3) + 4
+            g0 = (((c >> 11) & 31) << 3) + 4
+            b0 = (((c >> 3) & 31) << 3) + 4
+            best = 0
+            bestd = 1 << 62
+            for r in range(n):
+                p = pal_by_rank[r]
+                dr = ((p >> 16) & 255) - r0
+                dg = ((p >> 8) & 255) - g0
+                db = (p & 255) - b0
+                d = 3 * dr * dr + 4 * dg * dg + 2 * db * db
+                if d < bestd:
+                    bestd = d
+                    best = r
+            lut[cell] = best
+        out[i] = lut[cell]
+
+
+# ------------------------------------------------------------------ frame level
+
+
+def _packed(rgb: np.ndarray) -> np.ndarray:
+    rgb = rgb.astype(np.int64)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def colour_table(frame: GifFrame, global_palette: np.ndarray | None) -> np.ndarray:
+    """The (2^mcs, 3) colours of every codable index, as the compositor shows them."""
+    n = 1 << frame.min_code_size
+    pal = frame.local_palette if frame.local_palette is not None else global_palette
+    out = np.zeros((max(n, 256), 3), np.uint8)
+    if pal is None:
+        out[:] = np.arange(out.shape[0], dtype=np.uint8)[:, None]
+    else:
+        out[: min(len(pal), out.shape[0])] = pal[: out.shape[0]]
+    return out[:n]
+
+
+def luma_ranks(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """rank[index] and inv_rank[rank] for indices sorted by luma (ties by index)."""
+    t = table.astype(np.int64)
+    luma = t[:, 0] * 299 + t[:, 1] * 587 + t[:, 2] * 114
+    order = np.lexsort((np.arange(len(t)), luma))
+    rank = np.empty(len(t), np.int64)
+    rank[order] = np.arange(len(t))
+    return rank, order.astype(np.int64)
+
+
+def _maps(
+    models: PaletteModels,
+    table: np.ndarray,
+    rank: np.ndarray,
+    inv_rank: np.ndarray,
+    frame: GifFrame,
+    canvas: np.ndarray,
+    prediction: np.ndarray | None,
+    prev_syms: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """Row map (file order -> row) and the context maps over the rectangle: nearest
+    rank of the canvas colour, of the predicted colour, and the rank of the index the
+    previous GIF frame stored at each pixel."""
+    x0, y0, x1, y1 = frame.x, frame.y, frame.x + frame.w, frame.y + frame.h
+    rowmap = interlace_rows(frame.h) if frame.interlace else np.arange(frame.h, dtype=np.int64)
+    pal_by_rank = _packed(table[inv_rank])
+    models.lut[:] = -1
+    region = canvas[y0:y1, x0:x1]
+    cols = np.where(region[..., 3] != 0, _packed(region[..., :3]), -1).ravel()
+    tmap = np.empty(cols.shape[0], np.int32)
+    _nearest_ranks(cols, pal_by_rank, models.lut, tmap)
+    if prediction is None:
+        pmap = tmap
+    else:
+        pcols = _packed(prediction[y0:y1, x0:x1]).ravel()
+        pmap = np.empty(pcols.shape[0], np.int32)
+        _nearest_ranks(pcols, pal_by_rank, models.lut, pmap)
+    prev = prev_syms[y0:y1, x0:x1]
+    qmap = np.where(prev >= 0, rank[np.clip(prev, 0, len(rank) - 1)], -1).astype(np.int32)
+    return rowmap, tmap.reshape(frame.h, frame.w), pmap.reshape(frame.h, frame.w), qmap
+
+
+_HEAD = struct.Struct("<BBBBHHHH")
+F_INTERLACE, F_LOCAL, F_TRANSPARENT, F_GCE, F_KEYSTATE = 1, 2, 4, 8, 16
+K_FIRST, K_RGBA, K_BASE, K_GLOBAL = 1, 2, 8, 16
+
+
+@dataclass
+class PaletteStream:
+    """Per-stream palette-coding state shared by encoder and decoder."""
+
+    models: PaletteModels
+    global_palette: np.ndarray | None = None
+    compositor: CompositorState | None = None
+    prev_table: np.ndarray | None = None  # reference for coding the next colour table
+    prev_syms: np.ndarray | None = None  # (H, W) last index a GIF frame stored per pixel
+
+    def reset_models(self, height: int, width: int) -> None:
+        self.models.reset()
+        self.prev_table = None
+        self.prev_syms = np.full((height, width), -1, np.int16)
+
+    def remember(self, frame: GifFrame) -> None:
+        from .gifcompose import frame_pixels
+
+        self.prev_syms[frame.y : frame.y + frame.h, frame.x : frame.x + frame.w] = frame_pixels(
+            frame
+        )
+
+
+def encode_palette_frame(
+    ps: PaletteStream,
+    frame: GifFrame,
+    key: bool,
+    prediction: np.ndarray | None,
+    encode_base,  # callable(rgba) -> bytes, intra-codes the base canvas
+) -> bytes:
+    """Body of a palette frame. ps.compositor must hold the state before this frame
+    (for a keyframe it is sent; afterwards the caller composites the frame)."""
+    comp = ps.compositor
+    assert comp is not None
+    flags = (
+        (F_INTERLACE if frame.interlace else 0)
+        | (F_LOCAL if frame.local_palette is not None else 0)
+        | (F_TRANSPARENT if frame.transparency is not None else 0)
+        | (F_GCE if frame.has_gce else 0)
+        | (F_KEYSTATE if key else 0)
+    )
+    head = _HEAD.pack(
+        flags,
+        frame.disposal,
+        frame.transparency or 0,
+        frame.min_code_size,
+        frame.x,
+        frame.y,
+        frame.w,
+        frame.h,
+    )
+    parts = [head]
+    if key:
+        ps.reset_models(*comp.canvas.shape[:2])
+        base = _base_canvas(comp)
+        kflags = (
+            (K_FIRST if comp.first else 0)
+            | (K_RGBA if comp.rgba_mode else 0)
+            | (K_BASE if base is not None else 0)
+            | (K_GLOBAL if ps.global_palette is not None else 0)
+        )
+        parts.append(struct.pack("<BBB", kflags, comp.disposal, comp.background))
+        if ps.global_palette is not None:
+            parts.append(struct.pack("<H", len(ps.global_palette)) + ps.global_palette.tobytes())
+        if base is not None:
+            parts.append(pack(encode_base(base)))
+    table = colour_table(frame, ps.global_palette)
+    rank, inv_rank = luma_ranks(table)
+    rowmap, tmap, pmap, qmap = _maps(
+        ps.models, table, rank, inv_rank, frame, _drawn_on(comp), prediction, ps.prev_syms
+    )
+    m = ps.models
+    npix = frame.w * frame.h
+    buf = np.zeros(4 * npix + 4096 + (frame.codes.shape[0] * 4), np.uint8)
+    st = rc.new_state()
+    rc.rc_init_enc(st)
+    if frame.local_palette is not None:
+        ref = ps.prev_table if ps.prev_table is not None else np.zeros((0, 3), np.uint8)
+        _code_palette(st, buf, True, frame.local_palette, ref, m.pal_probs, m.pal_counts)
+        ps.prev_table = frame.local_palette
+    status, _ = _code_phrases(
+        st,
+        buf,
+        True,
+        frame.codes,
+        frame.indices,
+        npix,
+        frame.w,
+        rowmap,
+        frame.min_code_size,
+        rank,
+        inv_rank,
+        tmap,
+        pmap,
+        qmap,
+        m.sym.hist,
+        m.sym.sm,
+        m.sym.weights,
+        m.stop.hist,
+        m.stop.sm,
+        m.stop.weights,
+        m.clear_probs,
+        m.clear_counts,
+        np.zeros(1, np.int32),
+    )
+    n = rc.rc_finish_enc(st, buf)
+    if status != 0:
+        raise ValueError("GIF code stream disagrees with its dictionary")
+    ps.remember(frame)
+    if st[7]:
+        raise rc.CodingOverflow()
+    parts.append(pack(buf[:n].tobytes()))
+    return b"".join(parts)
+
+
+def _drawn_on(comp: CompositorState) -> np.ndarray:
+    """What the next frame is drawn over (the canvas after the pending disposal)."""
+    if comp.first:
+        return np.zeros_like(comp.canvas)
+    canvas = comp.canvas.copy()
+    if comp.pending is not None:
+        x0, y0, x1, y1, patch = comp.pending
+        canvas[y0:y1, x0:x1] = patch
+    return canvas
+
+
+def _base_canvas(comp: CompositorState) -> np.ndarray | None:
+    """For a keyframe: the canvas it is drawn over, or None for a clip's first frame.
+    The state is normalised (pending disposal applied) so both sides start equal."""
+    if comp.first:
+        return None
+    comp.canvas = _drawn_on(comp)
+    comp.pending = None
+    return comp.canvas
+
+
+def decode_palette_frame(
+    ps: PaletteStream,
+    body: bytes,
+    key: bool,
+    prediction: np.ndarray | None,
+    width: int,
+    height: int,
+    decode_base,  # callable(bytes) -> rgba
+    what: str,
+) -> GifFrame:
+    r = Reader(body, what)
+    flags, disposal, tidx, mcs, x, y, w, h = _HEAD.unpack(r.take(_HEAD.size))
+    if bool(flags & F_KEYSTATE) != key:
+        raise FormatError(f"{what}: keyframe state flag disagrees with the frame type")
+    if not 2 <= mcs <= 8 or w == 0 or h == 0 or x + w > width or y + h > height:
+        raise FormatError(f"{what}: impossible GIF frame geometry")
+    if key:
+        ps.reset_models(height, width)
+        kflags, rem_disposal, background = struct.unpack("<BBB", r.take(3))
+        if kflags & ~(K_FIRST | K_RGBA | K_BASE | K_GLOBAL):
+            raise FormatError(f"{what}: unknown keyframe state flags")
+        gp = None
+        if kflags & K_GLOBAL:
+            n = struct.unpack("<H", r.take(2))[0]
+            if not 1 <= n <= 256:
+                raise FormatError(f"{what}: bad global palette size")
+            gp = np.frombuffer(r.take(3 * n), np.uint8).reshape(n, 3).copy()
+        ps.global_palette = gp
+        canvas = np.zeros((height, width, 4), np.uint8)
+        if kflags & K_BASE:
+            if kflags & K_FIRST:
+                raise FormatError(f"{what}: a first frame has no base canvas")
+            canvas = decode_base(r.section())
+        elif not kflags & K_FIRST:
+            raise FormatError(f"{what}: keyframe without a base canvas")
+        ps.compositor = CompositorState(
+            canvas=canvas,
+            first=bool(kflags & K_FIRST),
+            rgba_mode=bool(kflags & K_RGBA),
+            disposal=rem_disposal & 7,
+            background=background,
+        )
+    elif ps.compositor is None:
+        raise FormatError(f"{what}: palette frame without a palette keyframe before it")
+    comp = ps.compositor
+    frame = GifFrame(
+        x,
+        y,
+        w,
+        h,
+        None,
+        tidx if flags & F_TRANSPARENT else None,
+        disposal & 7,
+        bool(flags & F_GCE),
+        0,
+        bool(flags & F_INTERLACE),
+        mcs,
+        np.zeros(0, np.int32),
+        np.zeros(w * h, np.uint8),
+    )
+    data = r.section()
+    r.done()
+    m = ps.models
+    buf = rc.input_buffer(data)
+    st = rc.new_state()
+    rc.rc_init_dec(st, buf)
+    if flags & F_LOCAL:
+        ref = ps.prev_table if ps.prev_table is not None else np.zeros((0, 3), np.uint8)
+        table = _code_palette(
+            st, buf, False, np.zeros((0, 3), np.uint8), ref, m.pal_probs, m.pal_counts
+        )
+        if not 2 <= len(table) <= 256 or len(table) & (len(table) - 1):
+            raise FormatError(f"{what}: bad colour table size")
+        frame.local_palette = table
+        ps.prev_table = table
+    colours = colour_table(frame, ps.global_palette)
+    rank, inv_rank = luma_ranks(colours)
+    rowmap, tmap, pmap, qmap = _maps(
+        m, colours, rank, inv_rank, frame, _drawn_on(comp), prediction, ps.prev_syms
+    )
+    out_codes = np.zeros(w * h + 4096, np.int32)
+    status, nco = _code_phrases(
+        st,
+        buf,
+        False,
+        np.zeros(0, np.int32),
+        frame.indices,
+        w * h,
+        w,
+        rowmap,
+        mcs,
+        rank,
+        inv_rank,
+        tmap,
+        pmap,
+        qmap,
+        m.sym.hist,
+        m.sym.sm,
+        m.sym.weights,
+        m.stop.hist,
+        m.stop.sm,
+        m.stop.weights,
+        m.clear_probs,
+        m.clear_counts,
+        out_codes,
+    )
+    if status != 0 or st[6] > 8:
+        raise FormatError(f"{what}: palette stream is damaged")
+    frame.codes = out_codes[:nco].copy()
+    ps.remember(frame)
+    return frame

@@ -1,0 +1,224 @@
+"""Lossless palette coding of GIFs: the GIF's own frames, composited as Pillow does."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from fpcodec.codec.errors import FpcError
+from fpcodec.codec.gifcompose import CompositorState, composite
+from fpcodec.codec.gifparse import iter_frames, parse_screen
+
+import fpcodec
+
+from .conftest import BADINPUT, CORPUS, assert_same_visible, needs, read_frames
+from .gifbuild import GifFrame, build_gif
+
+
+def _rand(rng, shape, n):
+    return rng.integers(0, n, shape).astype(np.uint8)
+
+
+def structured_gif(
+    seed: int = 0,
+    disposals=(1, 2, 3, 0),
+    interlace=False,
+    global_palette=True,
+    transparency_first=False,
+) -> bytes:
+    """Local and global palettes, transparency, partial frames, the given disposals."""
+    rng = np.random.default_rng(seed)
+    gpal = rng.integers(0, 256, (16, 3)) if global_palette else None
+    frames = [
+        GifFrame(
+            _rand(rng, (20, 24), 16),
+            palette=None if global_palette else rng.integers(0, 256, (16, 3)),
+            disposal=disposals[0],
+            transparency=5 if transparency_first else None,
+            interlace=interlace,
+        )
+    ]
+    for i, d in enumerate(disposals[1:] * 2):
+        h, w = rng.integers(2, 15), rng.integers(2, 18)
+        x, y = rng.integers(0, 24 - w), rng.integers(0, 20 - h)
+        local = rng.integers(0, 256, (8, 3)) if (i % 2 or not global_palette) else None
+        n = 8 if local is not None else 16
+        frames.append(
+            GifFrame(
+                _rand(rng, (h, w), n),
+                x=x,
+                y=y,
+                palette=local,
+                disposal=d,
+                transparency=int(rng.integers(0, n)) if i % 3 else None,
+                interlace=interlace and i % 2 == 0,
+                delay_cs=int(rng.integers(2, 9)),
+            )
+        )
+    return build_gif(24, 20, frames, global_palette=gpal, loop=0)
+
+
+def _check(tmp, data: bytes, keyframe_interval: int = 120, predictor: str = "last") -> dict:
+    src = tmp / "s.gif"
+    src.write_bytes(data)
+    ref, durations, loop = read_frames(src)
+    fpcodec.encode(
+        src, tmp / "s.fpc", predictor=predictor, keyframe_interval=keyframe_interval, force=True
+    )
+    header, out, out_durations = fpcodec.decode_frames(tmp / "s.fpc")
+    assert out_durations == durations and header.loop == loop and len(out) == len(ref)
+    for a, b in zip(ref, out, strict=True):
+        assert_same_visible(a, b)
+    # and through a GIF written by the decoder
+    fpcodec.decode(tmp / "s.fpc", tmp / "back.gif", force=True)
+    back, back_durations, _ = read_frames(tmp / "back.gif")
+    assert back_durations == durations
+    for a, b in zip(ref, back, strict=True):
+        assert_same_visible(a, b)
+    return fpcodec.info(tmp / "s.fpc")
+
+
+@pytest.mark.parametrize(
+    "disposals", [(1, 1, 1, 1), (1, 2, 2, 1), (0, 3, 3, 1), (2, 3, 0, 2), (1, 4, 5, 7)]
+)
+@pytest.mark.parametrize("transparency_first", [False, True])
+def test_every_disposal_round_trips_with_palette_frames(tmp, disposals, transparency_first):
+    info = _check(tmp, structured_gif(1, disposals, transparency_first=transparency_first))
+    assert info["codings"] == {"palette": info["frames"]}
+
+
+@pytest.mark.parametrize("interlace", [False, True])
+@pytest.mark.parametrize("global_palette", [False, True])
+def test_interlace_and_local_palettes(tmp, interlace, global_palette):
+    info = _check(tmp, structured_gif(2, interlace=interlace, global_palette=global_palette))
+    assert info["codings"] == {"palette": info["frames"]}
+
+
+@pytest.mark.parametrize("kint", [1, 2, 3])
+def test_palette_keyframes_carry_the_compositor_state(tmp, kint):
+    # Keyframes in the middle of an animation restart every model but must carry
+    # what the canvas shows (and Pillow's remembered disposal) to stay exact.
+    info = _check(
+        tmp, structured_gif(3, (1, 2, 3, 0), transparency_first=True), keyframe_interval=kint
+    )
+    assert info["frame_types"]["key"]["frames"] >= info["frames"] // kint
+
+
+def test_compositor_matches_pillow_on_structured_gifs():
+    for seed in range(6):
+        data = structured_gif(
+            seed,
+            (1, 2, 3, 0)[seed % 4 :] + (1, 2, 3, 0)[: seed % 4],
+            interlace=seed % 2 == 1,
+            transparency_first=seed % 3 == 0,
+        )
+        f = io.BytesIO(data)
+        screen = parse_screen(f)
+        state = CompositorState(
+            np.zeros((screen.height, screen.width, 4), np.uint8), background=screen.background
+        )
+        ours = [composite(state, fr, screen.global_palette) for fr, _ in iter_frames(f, screen)]
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / "x.gif"
+            p.write_bytes(data)
+            ref, _, _ = read_frames(p)
+        for a, b in zip(ref, ours, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_lossy_lzw_style_phrases_are_reproduced(tmp):
+    # A stream whose phrases are not the greedy LZW parse (as lossy-LZW encoders
+    # write): palette coding must keep exactly these phrases.
+    from fpcodec.codec.gifwriter import _sub_blocks
+
+    rng = np.random.default_rng(5)
+    pal = rng.integers(0, 256, (4, 3)).astype(np.uint8)
+    # codes: clear, then literals only (never using the dictionary) = not greedy
+    idx = rng.integers(0, 4, 60)
+    mcs, clear = 2, 4
+    bits, nbits, out, size, nxt = 0, 0, bytearray(), 3, 6
+    for j, c in enumerate([clear, *idx.tolist(), 5]):
+        bits |= c << nbits
+        nbits += size
+        while nbits >= 8:
+            out.append(bits & 255)
+            bits >>= 8
+            nbits -= 8
+        if j >= 2:  # the decoder adds an entry for every code after the first literal
+            nxt += 1
+            if nxt == (1 << size) and size < 12:
+                size += 1
+    if nbits:
+        out.append(bits & 255)
+    data = (
+        b"GIF89a"
+        + bytes([10, 0, 6, 0, 0x81, 0, 0])
+        + pal.tobytes()
+        + b","
+        + bytes([0, 0, 0, 0, 10, 0, 6, 0, 0])
+        + bytes([mcs])
+        + _sub_blocks(bytes(out))
+        + b";"
+    )
+    info = _check(tmp, data)
+    assert info["codings"] == {"palette": 1}
+
+
+@needs(CORPUS)
+@pytest.mark.parametrize("name", ["mtcat-0035.gif", "tnc-squirrel-massage.gif"])
+def test_corpus_gifs_use_palette_frames_and_shrink(tmp, name):
+    src = CORPUS / name
+    info = _check(tmp, src.read_bytes())
+    assert info["codings"].get("palette", 0) == info["frames"]
+    assert info["bytes"] < src.stat().st_size
+
+
+@needs(BADINPUT)
+@pytest.mark.parametrize(
+    "name",
+    [
+        "background-color.gif",
+        "transparent-index.gif",
+        "small-frame-interlaced.gif",
+        "multiple-loop-counts.gif",
+        "empty-palette.gif",
+    ],
+)
+def test_decodable_badinput_gifs(tmp, name):
+    _check(tmp, (BADINPUT / name).read_bytes())
+
+
+def test_damaged_palette_stream_is_reported(tmp):
+    src = tmp / "s.gif"
+    src.write_bytes(structured_gif(4))
+    fpcodec.encode(src, tmp / "s.fpc", predictor="last")
+    data = bytearray((tmp / "s.fpc").read_bytes())
+    import struct
+    import zlib
+
+    # rewrite a byte inside the second frame's body and fix the chunk CRC
+    (hlen,) = struct.unpack_from("<I", data, 12)
+    pos = 16 + hlen + 4
+    (n,) = struct.unpack_from("<I", data, pos + 4)
+    pos2 = pos + 8 + n + 4
+    (n2,) = struct.unpack_from("<I", data, pos2 + 4)
+    _, good, _ = fpcodec.decode_frames(tmp / "s.fpc")
+    caught = 0
+    for k in range(30):
+        d = bytearray(data)
+        d[pos2 + 8 + 10 + 12 + 4 + k % max(1, n2 - 40)] ^= 0x5A
+        struct.pack_into("<I", d, pos2 + 8 + n2, zlib.crc32(bytes(d[pos2 : pos2 + 8 + n2])))
+        (tmp / "bad.fpc").write_bytes(bytes(d))
+        try:
+            _, frames, _ = fpcodec.decode_frames(tmp / "bad.fpc")
+        except FpcError:
+            caught += 1
+            continue
+        # a flip the decoder never reads (e.g. range-coder tail) changes nothing
+        for a, b in zip(good, frames, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert caught >= 25
