@@ -1,9 +1,153 @@
-"""`fpcodec bench` (filled in with the benchmark)."""
+"""`fpcodec bench CORPUS_DIR -o REPORT_DIR [...]`: one command, one report."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
+from pathlib import Path
+
+QUICK_QUALITIES = [30, 60, 85]
+QUALITIES = [20, 35, 50, 65, 80, 92]
+MAX_ERRORS = [0, 1, 2, 4, 8]
+
+
+def _ints(s: str) -> list[int]:
+    return [int(x) for x in s.split(",") if x.strip()]
 
 
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:
-    return None
+    p = sub.add_parser(
+        "bench", help="bitrate / distortion report against last-frame and classic codecs"
+    )
+    p.add_argument("corpus", help="directory of GIFs and videos")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="report directory (results.json, report.md, plots, cache/)",
+    )
+    p.add_argument(
+        "--predictors",
+        default=None,
+        help="comma-separated predictors (default: last and the default predictor)",
+    )
+    p.add_argument(
+        "--max-errors",
+        default=",".join(map(str, MAX_ERRORS)),
+        help="near-lossless settings, 0 = lossless",
+    )
+    p.add_argument(
+        "--qualities",
+        default=None,
+        help=f"lossy --quality settings (default {','.join(map(str, QUALITIES))})",
+    )
+    p.add_argument(
+        "--anchors", default=None, help="comma-separated anchors (default: all; 'none' for none)"
+    )
+    p.add_argument("--jobs", type=int, default=2, help="parallel processes")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=0,
+        help="only the first K clips (in name order, spread over the corpus)",
+    )
+    p.add_argument("--quick", action="store_true", help="few settings, few clips: a smoke run")
+    p.add_argument("--strips", type=int, default=3, help="prediction strips for this many clips")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(handler=run_bench)
+
+
+def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from fpcodec.bench import anchors
+    from fpcodec.bench.leaderboard import one_step, strip_image
+    from fpcodec.bench.report import speed_rows, write_report
+    from fpcodec.bench.runner import (
+        DEFAULT_ANCHORS,
+        anchor_variants,
+        code_version,
+        fpcodec_variants,
+        load_clip,
+        run_all,
+    )
+    from fpcodec.codec.errors import FpcError
+    from fpcodec.models.data import list_clips
+    from fpcodec.models.registry import DEFAULT_PREDICTOR, available_predictors
+
+    import fpcodec
+
+    corpus = Path(args.corpus)
+    if not corpus.is_dir():
+        raise FpcError(f"{corpus} is not a directory")
+    clips = list_clips(corpus)
+    if args.quick and not args.limit:
+        args.limit = 4
+    if args.limit:
+        step = max(1, len(clips) // args.limit)
+        clips = clips[::step][: args.limit]
+    predictors = (
+        args.predictors.split(",") if args.predictors else sorted({"last", DEFAULT_PREDICTOR})
+    )
+    for p in predictors:
+        if p not in available_predictors():
+            raise FpcError(f"unknown predictor {p!r}")
+    max_errors = _ints(args.max_errors)
+    qualities = (
+        _ints(args.qualities) if args.qualities else (QUICK_QUALITIES if args.quick else QUALITIES)
+    )
+    if args.anchors is None:
+        names = ["gif", "gifsicle", "webp", "x264"] if args.quick else DEFAULT_ANCHORS
+    elif args.anchors == "none":
+        names = []
+    else:
+        names = args.anchors.split(",")
+    variants = fpcodec_variants(
+        predictors, max_errors, qualities, extras=not args.quick
+    ) + anchor_variants(names)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    progress = not args.quiet and sys.stderr.isatty()
+    results = run_all(clips, variants, out / "cache", args.jobs, progress)
+
+    leaderboard = []
+    strip_clips = clips[: args.strips]
+    strips = []
+    for c in clips:
+        per_pred = {}
+        frames = None
+        if c in strip_clips:
+            frames, _, _ = load_clip(c)
+        t = len(frames) // 2 if frames is not None and len(frames) > 1 else None
+        for p in predictors:
+            r = one_step(c, p, strip_at=t)
+            if r["strip"] is not None:
+                per_pred[p] = r["strip"][0]
+            leaderboard.append(r)
+        if frames is not None and t and per_pred:
+            name = f"strip_{c.stem[:40]}.png"
+            strip_image(frames, t, per_pred, out / name)
+            strips.append(name)
+    default = DEFAULT_PREDICTOR if DEFAULT_PREDICTOR in predictors else predictors[-1]
+    meta = {
+        "corpus": str(corpus),
+        "clips": len(clips),
+        "version": fpcodec.__version__,
+        "code_version": code_version(),
+        "tools": anchors.tool_versions(),
+        "predictors": predictors,
+        "command": "fpcodec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        if sys.argv[0].endswith("fpcodec")
+        else "fpcodec bench ...",
+        "skipped": [f"{r['family']}: {r['skipped']}" for r in results if "skipped" in r],
+        "errors": [
+            f"{r['family']} {r['setting']} on {r['clip']}: {r['error']}"
+            for r in results
+            if "error" in r
+        ],
+        "strips": strips,
+        "speed": speed_rows(results, default),
+    }
+    write_report(out, results, leaderboard, meta, default)
+    if not args.quiet:
+        print(f"report: {out / 'report.md'}", file=sys.stderr)
+    return 0

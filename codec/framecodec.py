@@ -34,10 +34,19 @@ from .alpha import (
     decode_alpha,
     encode_alpha,
 )
-from .container import CODING_PALETTE, CODING_RAW, CODING_RESIDUAL, KEY, PREDICTED, StreamHeader
+from .container import (
+    CODING_LOSSY,
+    CODING_PALETTE,
+    CODING_RAW,
+    CODING_RESIDUAL,
+    KEY,
+    PREDICTED,
+    StreamHeader,
+)
 from .errors import FormatError
 from .gifcompose import CompositorState, composite
 from .gifparse import GifFrame, GifScreen
+from .lossy import LossyModels, decode_lossy, encode_lossy
 from .palette import PaletteModels, PaletteStream, decode_palette_frame, encode_palette_frame
 from .planecoder import CoderState, PlaneCoder, get_plane_coder
 from .residual import inter_reconstruct, inter_symbols, intra_reconstruct, intra_symbols
@@ -65,6 +74,7 @@ class StreamState:
         self.prev: np.ndarray | None = None  # last reconstructed RGBA frame
         self._palette: PaletteStream | None = None
         self.prev_was_palette = False
+        self.lossy = LossyModels() if header.quality else None
         # Encoder only: the GIF as parsed, composited frame by frame.
         self.gif_screen = gif_screen if (allow_palette and header.lossless) else None
         self.enc_compositor: CompositorState | None = None
@@ -83,6 +93,8 @@ class StreamState:
         h, w = self.header.height, self.header.width
         self.coder.reset()
         self.alpha.reset()
+        if self.lossy is not None:
+            self.lossy.reset()
         self.predictor.reset(h, w)
         self.prev = None
         self.prev_was_palette = False
@@ -215,7 +227,10 @@ def encode_frame(
     prediction = None if key else state.predictor.predict()
     coded = None
     try:
-        coded = _try_palette(state, rgba, key, gif, prediction)
+        if header.quality:
+            coded = _encode_lossy_frame(state, rgba, key, prediction)
+        else:
+            coded = _try_palette(state, rgba, key, gif, prediction)
         if coded is None:
             body, recon = residual_body(
                 rgba, prediction, header.max_error, state.coder, state.alpha, state.plane_coder
@@ -269,6 +284,27 @@ def _try_palette(
     return CodedFrame(KEY if key else PREDICTED, CODING_PALETTE, body, result)
 
 
+def _encode_lossy_frame(
+    state: StreamState, rgba: np.ndarray, key: bool, prediction: Prediction | None
+) -> CodedFrame:
+    """Lossy colour (lossy.py) beside lossless alpha."""
+    alpha = rgba[..., 3]
+    amode = alpha_mode(alpha)
+    parts = [bytes([amode])]
+    if amode != ALPHA_OPAQUE:
+        parts.append(
+            pack(encode_alpha(alpha, amode, state.alpha, state.plane_coder.name, state.plane_coder))
+        )
+    else:
+        state.alpha.prev = alpha.copy()
+    pred = None if prediction is None else prediction.rgb
+    data, rgb = encode_lossy(rgba[..., :3], pred, alpha != 0, state.header.quality, state.lossy)
+    parts.append(pack(data))
+    return CodedFrame(
+        KEY if key else PREDICTED, CODING_LOSSY, b"".join(parts), with_alpha(rgb, alpha)
+    )
+
+
 def _raw_size(rgba: np.ndarray) -> int:
     h, w = rgba.shape[:2]
     return 1 + h * w * 4
@@ -309,6 +345,10 @@ def decode_frame(
         recon = residual_decode(
             body, prediction, header.max_error, state.coder, state.alpha, state.plane_coder, what
         )
+    elif coding == CODING_LOSSY:
+        if not header.quality:
+            raise FormatError(f"{what}: lossy frame in a lossless stream")
+        recon = _decode_lossy_frame(state, body, prediction, what)
     elif coding == CODING_PALETTE:
         if not header.lossless:
             raise FormatError(f"{what}: palette frame in a lossy stream")
@@ -332,6 +372,31 @@ def decode_frame(
         raise FormatError(f"{what}: coding {coding} is not supported by this decoder")
     state.finish_frame(recon, coding)
     return recon
+
+
+def _decode_lossy_frame(
+    state: StreamState, body: bytes, prediction: Prediction | None, what: str
+) -> np.ndarray:
+    header = state.header
+    h, w = header.height, header.width
+    r = Reader(body, what)
+    amode = r.u8()
+    if amode not in (ALPHA_OPAQUE, ALPHA_BINARY, ALPHA_FULL):
+        raise FormatError(f"{what}: unknown alpha mode {amode}")
+    if amode != ALPHA_OPAQUE:
+        alpha = decode_alpha(
+            r.section(), amode, state.alpha, state.plane_coder.name, state.plane_coder
+        )
+    else:
+        alpha = np.full((h, w), 255, np.uint8)
+        state.alpha.prev = alpha.copy()
+    data = r.section()
+    r.done()
+    pred = None if prediction is None else prediction.rgb
+    rgb, damaged = decode_lossy(data, pred, h, w, header.quality, state.lossy)
+    if damaged:
+        raise FormatError(f"{what}: lossy stream is damaged")
+    return with_alpha(rgb, alpha)
 
 
 def _decode_raw(body: bytes, header: StreamHeader, what: str) -> np.ndarray:

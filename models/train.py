@@ -1,5 +1,9 @@
 """Training the frame predictors (`fpcodec train`).
 
+Losses: `pd` (the catz perceptual distance), `mse`, `l1`, or `rate` (estimated
+lossless coding bits of the residual, with the spread head as the residual scale:
+what the codec pays).
+
 Windows of six frames: the network steps through frames 1..5 (predicting 2..6 as
 it goes, as it does inside the codec) and is scored on every prediction, the sixth
 frame weighing most. Inputs get Gaussian noise (sigma on the 0..1 scale, 0.1 by
@@ -67,6 +71,22 @@ def redmean_distance(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     rbar = (pred[:, 0] + target[:, 0]) / 2
     sq = (512 + rbar) * d[:, 0] ** 2 / 256 + 4 * d[:, 1] ** 2 + (767 - rbar) * d[:, 2] ** 2 / 256
     return torch.sqrt(sq).mean()
+
+
+def rate_loss(pred: torch.Tensor, target: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
+    """Estimated bits per channel value of coding target - pred losslessly.
+
+    The residual is modelled as a discretised logistic centred on zero whose scale
+    comes from the spread head, as the codec's entropy coder conditions on it: the
+    predictor learns to make residuals cheap (exact zeros where frames are static)
+    and to say where they will not be.
+    """
+    r = target - pred
+    scale = torch.nn.functional.softplus(spread / 8.0) * 4.0 + 0.3
+    upper = torch.sigmoid((r + 0.5) / scale)
+    lower = torch.sigmoid((r - 0.5) / scale)
+    p = (upper - lower).clamp_min(1e-6)
+    return -torch.log2(p).mean()
 
 
 def pixel_loss(kind: str, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -194,6 +214,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             loss = 0.0
             for k, (p, s) in enumerate(zip(preds, spreads, strict=True)):
                 tgt = fr[:, k + 1]
+                if cfg.loss == "rate":
+                    loss = loss + weights[k] * rate_loss(p, tgt, s)
+                    continue
                 err = (p - tgt).abs().amax(1, keepdim=True).detach()
                 loss = loss + weights[k] * (
                     pixel_loss(cfg.loss, p, tgt) + 0.05 * (s - err).abs().mean()

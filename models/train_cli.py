@@ -28,7 +28,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--noise", type=float, default=d.noise, help="Gaussian input noise sigma on the 0..1 scale"
     )
-    p.add_argument("--loss", choices=("pd", "mse", "l1"), default=d.loss)
+    p.add_argument(
+        "--loss",
+        choices=("pd", "mse", "l1", "rate"),
+        default=d.loss,
+        help="training loss (rate: estimated coding bits)",
+    )
     p.add_argument(
         "--quant-from",
         type=float,

@@ -1,0 +1,390 @@
+"""Turning raw results into results.json, report.md and rate-distortion plots."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from fpcodec.bench.bdrate import bd_rate
+
+
+def _ok(r: dict) -> bool:
+    return "bytes" in r and "error" not in r and "skipped" not in r
+
+
+def _fps(frames: int, seconds: float) -> float:
+    return frames / seconds if seconds > 0 else math.nan  # nothing was run (the source itself)
+
+
+def aggregate(results: list[dict]) -> dict[str, dict]:
+    """Per codec setting, totals over the clips it ran on."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in results:
+        if _ok(r):
+            groups[f"{r['family']} | {r['setting']}"].append(r)
+    out = {}
+    for key, rs in groups.items():
+        px = sum(r["frames"] * r["width"] * r["height"] for r in rs)
+        nbytes = sum(r["bytes"] for r in rs)
+        src = sum(r["source_bytes"] for r in rs)
+        sq = sum(r["mse"] * r["frames"] * r["width"] * r["height"] for r in rs)
+        frames = sum(r["frames"] for r in rs)
+        out[key] = {
+            "family": rs[0]["family"],
+            "setting": rs[0]["setting"],
+            "codec": rs[0]["codec"],
+            "lossless": rs[0]["lossless"],
+            "clips": len(rs),
+            "bytes": nbytes,
+            "source_bytes": src,
+            "ratio": nbytes / max(src, 1),
+            "bpp": 8.0 * nbytes / max(px, 1),
+            "pd": float(np.mean([r["pd"] for r in rs])),
+            "psnr": 10 * math.log10(255**2 / (sq / px)) if sq > 0 else math.inf,
+            "ssim": float(np.nanmean([r["ssim"] for r in rs])),
+            "exact": all(r.get("exact") for r in rs),
+            "max_abs_error": max(r.get("max_abs_error", 0) for r in rs),
+            "enc_fps": _fps(frames, sum(r["enc_s"] for r in rs)),
+            "dec_fps": _fps(frames, sum(r["dec_s"] for r in rs)),
+        }
+    return out
+
+
+def curves(agg: dict[str, dict]) -> dict[str, list[dict]]:
+    fam: dict[str, list[dict]] = defaultdict(list)
+    for a in agg.values():
+        if not a["lossless"]:
+            fam[a["family"]].append(a)
+    return {k: sorted(v, key=lambda a: a["bpp"]) for k, v in fam.items()}
+
+
+def bd_table(agg: dict[str, dict], default_predictor: str) -> list[dict]:
+    cs = curves(agg)
+    ours = cs.get(f"fpcodec lossy ({default_predictor})")
+    rows = []
+    if not ours:
+        return rows
+    refs = [k for k in ("x264", "x265", "av1", "webp-lossy") if k in cs]
+    refs += [
+        k
+        for k in cs
+        if k.startswith("fpcodec lossy") and k != f"fpcodec lossy ({default_predictor})"
+    ]
+    for ref in refs:
+        a = cs[ref]
+        rows.append(
+            {
+                "test": f"fpcodec lossy ({default_predictor})",
+                "anchor": ref,
+                "bd_rate_pd": bd_rate(
+                    [p["bpp"] for p in a],
+                    [p["pd"] for p in a],
+                    [p["bpp"] for p in ours],
+                    [p["pd"] for p in ours],
+                ),
+                "bd_rate_psnr": bd_rate(
+                    [p["bpp"] for p in a],
+                    [p["psnr"] for p in a],
+                    [p["bpp"] for p in ours],
+                    [p["psnr"] for p in ours],
+                ),
+            }
+        )
+    return rows
+
+
+def per_file_wins(results: list[dict], ours_family: str) -> dict:
+    """For each lossless anchor: on how many GIFs is fpcodec's lossless file smaller?"""
+    by = defaultdict(dict)
+    for r in results:
+        if _ok(r) and r["lossless"] and r.get("source_kind") == "gif":
+            by[r["clip"]][r["family"]] = r["bytes"]
+    wins = {}
+    for anchor in ("gif", "gifsicle", "webp", "apng", "ffv1", "x264-lossless"):
+        pairs = [
+            (v[ours_family], v[anchor]) for v in by.values() if ours_family in v and anchor in v
+        ]
+        if pairs:
+            wins[anchor] = {"smaller": sum(a < b for a, b in pairs), "of": len(pairs)}
+    return wins
+
+
+def _fmt(x: float, nd: int = 3) -> str:
+    if isinstance(x, float) and math.isinf(x):
+        return "inf"
+    if isinstance(x, float) and math.isnan(x):
+        return "n/a"
+    return f"{x:.{nd}f}"
+
+
+def write_plots(agg: dict[str, dict], out: Path) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    files = []
+    cs = curves(agg)
+    for metric, label, name in (
+        ("pd", "perceptual distance (lower is better)", "rd_pd.png"),
+        ("psnr", "PSNR dB (higher is better)", "rd_psnr.png"),
+    ):
+        fig, ax = plt.subplots(figsize=(7.5, 5))
+        for fam, pts in sorted(cs.items()):
+            xs = [p["bpp"] for p in pts]
+            ys = [p[metric] for p in pts if math.isfinite(p[metric])]
+            if len(ys) != len(xs):
+                continue
+            style = "-o" if fam.startswith("fpcodec") else "--s"
+            ax.plot(xs, ys, style, label=fam, markersize=3)
+        ax.set_xscale("log")
+        ax.set_xlabel("bits per pixel (log)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        files.append(name)
+    return files
+
+
+def write_report(
+    out: Path, results: list[dict], leaderboard: list[dict], meta: dict, default_predictor: str
+) -> dict:
+    agg = aggregate(results)
+    bds = bd_table(agg, default_predictor)
+    wins = per_file_wins(results, f"fpcodec lossless ({default_predictor})")
+    plots = write_plots(agg, out)
+    lb = summarise_leaderboard(leaderboard)
+    payload = {
+        "meta": {
+            **meta,
+            "machine": {
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "processor": platform.processor(),
+            },
+        },
+        "results": [{k: v for k, v in r.items() if k != "strip"} for r in results],
+        "aggregate": agg,
+        "bd_rate": bds,
+        "per_file_wins": wins,
+        "leaderboard": lb,
+        "leaderboard_raw": [{k: v for k, v in r.items() if k != "strip"} for r in leaderboard],
+    }
+    (out / "results.json").write_text(json.dumps(payload, indent=1, default=float))
+    (out / "report.md").write_text(markdown(payload, plots, default_predictor))
+    return payload
+
+
+def summarise_leaderboard(rows: list[dict]) -> list[dict]:
+    by = defaultdict(list)
+    for r in rows:
+        if "pd" in r:
+            by[r["predictor"]].append(r)
+    base = {r["clip"]: r["pd"] for r in by.get("last", [])}
+    out = []
+    for p, rs in by.items():
+        ratios = [r["pd"] / base[r["clip"]] for r in rs if base.get(r["clip"])]
+        out.append(
+            {
+                "predictor": p,
+                "pd": float(np.mean([r["pd"] for r in rs])),
+                "ratio_to_last": float(
+                    np.mean([r["pd"] for r in rs])
+                    / np.mean([base[r["clip"]] for r in rs if r["clip"] in base])
+                )
+                if base
+                else math.nan,
+                "clips_better_than_last": sum(x < 1 for x in ratios),
+                "clips": len(rs),
+                "fps": float(np.median([r["fps"] for r in rs])),
+            }
+        )
+    return sorted(out, key=lambda r: r["pd"])
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return out + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def markdown(p: dict, plots: list[str], default_predictor: str) -> str:
+    agg = p["aggregate"]
+    m = p["meta"]
+    tools = ", ".join(f"{k} {v}" for k, v in m.get("tools", {}).items())
+    lines = [
+        "# fpcodec benchmark",
+        "",
+        f"Corpus `{m.get('corpus')}`: {m.get('clips')} clips. fpcodec {m.get('version')} "
+        f"(code {m.get('code_version')}). Every number comes from files written and decoded "
+        "by each format's real decoder. bpp = 8 x bytes / (frames x width x height); "
+        "perceptual distance (PD) is the catz redmean distance averaged over visible pixels "
+        "and frames, then over clips; PSNR pools the squared error over all visible pixels; "
+        "SSIM averages up to 8 frames per clip.",
+        "",
+        f"Tools: {tools}. Command: `{m.get('command')}`",
+        "",
+    ]
+    if m.get("skipped"):
+        lines += ["Skipped: " + "; ".join(sorted(set(m["skipped"]))), ""]
+    if m.get("errors"):
+        lines += ["Errors: " + "; ".join(sorted(set(m["errors"]))[:10]), ""]
+    lossless = sorted((a for a in agg.values() if a["lossless"]), key=lambda a: a["bytes"])
+    lines += ["## Lossless (sorted by total bytes)", ""]
+    lines += _table(
+        ["codec", "clips", "total bytes", "x source", "bpp", "exact", "encode fps", "decode fps"],
+        [
+            [
+                f"{a['family']} ({a['setting']})",
+                str(a["clips"]),
+                f"{a['bytes']:,}",
+                _fmt(a["ratio"]),
+                _fmt(a["bpp"]),
+                "yes" if a["exact"] else "NO",
+                _fmt(a["enc_fps"], 1),
+                _fmt(a["dec_fps"], 1),
+            ]
+            for a in lossless
+        ],
+    )
+    if p["per_file_wins"]:
+        lines += ["", f"Per GIF, fpcodec lossless ({default_predictor}) is smaller than:", ""]
+        for k, v in p["per_file_wins"].items():
+            share = 100 * v["smaller"] / max(v["of"], 1)
+            lines.append(f"- {k}: {v['smaller']} of {v['of']} files ({share:.0f}%)")
+    lossy = sorted(
+        (a for a in agg.values() if not a["lossless"]), key=lambda a: (a["family"], a["bpp"])
+    )
+    lines += ["", "## Near-lossless and lossy", ""]
+    lines += _table(
+        [
+            "codec",
+            "setting",
+            "bpp",
+            "PD",
+            "PSNR",
+            "SSIM",
+            "max abs err",
+            "encode fps",
+            "decode fps",
+        ],
+        [
+            [
+                a["family"],
+                a["setting"],
+                _fmt(a["bpp"]),
+                _fmt(a["pd"], 2),
+                _fmt(a["psnr"], 2),
+                _fmt(a["ssim"]),
+                str(a["max_abs_error"]),
+                _fmt(a["enc_fps"], 1),
+                _fmt(a["dec_fps"], 1),
+            ]
+            for a in lossy
+        ],
+    )
+    if p["bd_rate"]:
+        lines += ["", "## BD-rate (negative: fpcodec needs fewer bits for the same quality)", ""]
+        lines += _table(
+            ["test", "anchor", "BD-rate at equal PD", "BD-rate at equal PSNR"],
+            [
+                [
+                    b["test"],
+                    b["anchor"],
+                    _fmt(b["bd_rate_pd"], 1) + "%",
+                    _fmt(b["bd_rate_psnr"], 1) + "%",
+                ]
+                for b in p["bd_rate"]
+            ],
+        )
+    if p["leaderboard"]:
+        lines += ["", "## Prediction leaderboard (one step ahead from true frames)", ""]
+        lines += _table(
+            ["predictor", "PD", "x last", "clips better than last", "frames/s"],
+            [
+                [
+                    r["predictor"],
+                    _fmt(r["pd"], 3),
+                    _fmt(r["ratio_to_last"], 3),
+                    f"{r['clips_better_than_last']} of {r['clips']}",
+                    _fmt(r["fps"], 1),
+                ]
+                for r in p["leaderboard"]
+            ],
+        )
+    speed = m.get("speed")
+    if speed:
+        lines += ["", "## Speed of the default predictor by frame size (frames/s, 2 CPU cores)", ""]
+        lines += _table(
+            [
+                "frame size",
+                "clips",
+                "lossless encode",
+                "lossless decode",
+                "lossy encode",
+                "lossy decode",
+            ],
+            [
+                [
+                    row["size"],
+                    str(row["clips"]),
+                    _fmt(row["enc_lossless"], 1),
+                    _fmt(row["dec_lossless"], 1),
+                    _fmt(row["enc_lossy"], 1),
+                    _fmt(row["dec_lossy"], 1),
+                ]
+                for row in speed
+            ],
+        )
+    if plots:
+        lines += ["", "## Rate-distortion", ""] + [f"![{pl}]({pl})" for pl in plots]
+    if m.get("strips"):
+        lines += [
+            "",
+            "## Prediction strips",
+            "",
+            "Rows: inputs t-3..t-1 and the truth; then per predictor (leaderboard order) "
+            "its prediction and error map (x4).",
+            "",
+        ]
+        lines += [f"![{s}]({s})" for s in m["strips"]]
+    return "\n".join(lines) + "\n"
+
+
+def speed_rows(results: list[dict], default_predictor: str) -> list[dict]:
+    rows = []
+    classes = {
+        "128x128": lambda r: r["width"] * r["height"] <= 128 * 128,
+        "480x270": lambda r: r["width"] == 480 and r["height"] == 270,
+    }
+    for name, pick in classes.items():
+        sel = [r for r in results if _ok(r) and pick(r) and r["codec"] == "fpcodec"]
+
+        def fps(fam: str, key: str, sel=sel) -> float:
+            rs = [r for r in sel if r["family"] == fam]
+            return (
+                sum(r["frames"] for r in rs) / max(sum(r[key] for r in rs), 1e-9)
+                if rs
+                else math.nan
+            )
+
+        clips = {r["clip"] for r in sel}
+        rows.append(
+            {
+                "size": name,
+                "clips": len(clips),
+                "enc_lossless": fps(f"fpcodec lossless ({default_predictor})", "enc_s"),
+                "dec_lossless": fps(f"fpcodec lossless ({default_predictor})", "dec_s"),
+                "enc_lossy": fps(f"fpcodec lossy ({default_predictor})", "enc_s"),
+                "dec_lossy": fps(f"fpcodec lossy ({default_predictor})", "dec_s"),
+            }
+        )
+    return rows

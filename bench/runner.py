@@ -1,0 +1,301 @@
+"""Running the benchmark: every (clip, codec setting) pair, measured from real files.
+
+A task encodes one clip with one codec setting, writes the bytes, decodes those
+bytes with that format's real decoder and compares the result with the source
+frames. Results are cached per (clip, codec, setting, code version), so an
+interrupted run resumes where it stopped and a rerun after a code change redoes
+only what the change can affect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from fpcodec.bench import anchors
+from fpcodec.bench.metrics import mse, perceptual_distance, psnr_from_mse, ssim
+from tqdm import tqdm
+
+MAX_SSIM_FRAMES = 8
+
+
+@dataclass(frozen=True)
+class Variant:
+    codec: str  # "fpcodec" or an anchor name
+    setting: str  # what a person reads: "lossless", "E=2", "Q=50", "crf=18"
+    family: str  # the curve this point belongs to
+    lossless: bool
+    params: tuple = ()  # (key, value) pairs
+
+    @property
+    def key(self) -> str:
+        return f"{self.family} | {self.setting}"
+
+    def kw(self) -> dict:
+        return dict(self.params)
+
+
+def fpcodec_variants(
+    predictors: list[str], max_errors: list[int], qualities: list[int], extras: bool = True
+) -> list[Variant]:
+    out = []
+    for p in predictors:
+        out.append(
+            Variant("fpcodec", "lossless", f"fpcodec lossless ({p})", True, (("predictor", p),))
+        )
+        if extras:
+            out.append(
+                Variant(
+                    "fpcodec",
+                    "lossless",
+                    f"fpcodec lossless, pixels only ({p})",
+                    True,
+                    (("predictor", p), ("palette", False)),
+                )
+            )
+            out.append(
+                Variant(
+                    "fpcodec",
+                    "lossless",
+                    f"fpcodec lossless, zstd backend ({p})",
+                    True,
+                    (("predictor", p), ("palette", False), ("entropy", "zstd")),
+                )
+            )
+        for e in max_errors:
+            if e > 0:
+                out.append(
+                    Variant(
+                        "fpcodec",
+                        f"E={e}",
+                        f"fpcodec near-lossless ({p})",
+                        False,
+                        (("predictor", p), ("max_error", e)),
+                    )
+                )
+        for q in qualities:
+            out.append(
+                Variant(
+                    "fpcodec",
+                    f"Q={q}",
+                    f"fpcodec lossy ({p})",
+                    False,
+                    (("predictor", p), ("quality", q)),
+                )
+            )
+    return out
+
+
+ANCHOR_SETTINGS: dict[str, list[tuple[str, bool, Callable]]] = {
+    "gif": [("source", True, anchors.source_gif)],
+    "gifsicle": [("-O3", True, anchors.gifsicle)],
+    "webp": [("lossless", True, anchors.webp(True))],
+    "webp-lossy": [(f"q={q}", False, anchors.webp(False, q)) for q in (90, 75, 50, 25)],
+    "apng": [("lossless", True, anchors.apng)],
+    "ffv1": [("lossless", True, anchors.ffv1)],
+    "x264-lossless": [("qp=0 rgb", True, anchors.x264_lossless)],
+    "x264": [(f"crf={c}", False, anchors.x264(c)) for c in (10, 14, 18, 22, 26, 30, 34)],
+    "x265": [(f"crf={c}", False, anchors.x265(c)) for c in (10, 14, 18, 22, 26, 30, 34)],
+    "av1": [(f"crf={c}", False, anchors.av1(c)) for c in (20, 28, 36, 44, 52)],
+}
+DEFAULT_ANCHORS = list(ANCHOR_SETTINGS)
+
+
+def anchor_variants(names: Iterable[str]) -> list[Variant]:
+    out = []
+    for name in names:
+        if name not in ANCHOR_SETTINGS:
+            raise ValueError(f"unknown anchor {name!r} (known: {', '.join(ANCHOR_SETTINGS)})")
+        for setting, lossless, _ in ANCHOR_SETTINGS[name]:
+            out.append(Variant(name, setting, name, lossless))
+    return out
+
+
+def _anchor_fn(v: Variant) -> Callable:
+    for setting, _, fn in ANCHOR_SETTINGS[v.codec]:
+        if setting == v.setting:
+            return fn
+    raise KeyError(v.key)
+
+
+def code_version() -> str:
+    """Hash of the installed package's code and shipped weights: results depend on both."""
+    import fpcodec
+
+    root = Path(fpcodec.__file__).resolve().parent
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.suffix in (".py", ".pt", ".json") and "__pycache__" not in p.parts:
+            h.update(p.relative_to(root).as_posix().encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _task_key(clip: Path, v: Variant, version: str) -> str:
+    st = clip.stat()
+    blob = json.dumps(
+        [
+            clip.name,
+            st.st_size,
+            int(st.st_mtime),
+            asdict(v),
+            version if v.codec == "fpcodec" else "anchor-1",
+        ],
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def load_clip(path: Path) -> tuple[list[np.ndarray], list[int], str]:
+    from fpcodec.codec.source import open_source
+
+    with open_source(path) as src:
+        frames = list(src.frames())
+        return [f.rgba for f in frames], [f.duration_ms for f in frames], src.info.kind
+
+
+def compare(src: list[np.ndarray], dec: list[np.ndarray]) -> dict:
+    """Distortion of decoded frames against the source, over visible pixels."""
+    if len(dec) != len(src):
+        return {"error": f"decoded {len(dec)} frames, source has {len(src)}"}
+    pds, sq, npx, worst, alpha_ok, exact = [], 0.0, 0, 0, True, True
+    idx = set(
+        np.linspace(0, len(src) - 1, min(MAX_SSIM_FRAMES, len(src))).round().astype(int).tolist()
+    )
+    ssims = []
+    for i, (s, d) in enumerate(zip(src, dec, strict=True)):
+        vis = s[..., 3] != 0
+        n = int(vis.sum())
+        if d.shape[-1] == 4:
+            alpha_ok &= bool(np.array_equal(s[..., 3] != 0, d[..., 3] != 0))
+        if n:
+            pds.append(perceptual_distance(s[..., :3], d[..., :3], vis))
+            sq += mse(s[..., :3], d[..., :3], vis) * n
+            npx += n
+            err = int(np.abs(s[..., :3][vis].astype(int) - d[..., :3][vis].astype(int)).max())
+            worst = max(worst, err)
+            exact &= err == 0
+        if i in idx:
+            ssims.append(ssim(s[..., :3], d[..., :3]))
+    m = sq / max(npx, 1)
+    return {
+        "pd": float(np.mean(pds)) if pds else 0.0,
+        "psnr": psnr_from_mse(m),
+        "mse": m,
+        "ssim": float(np.nanmean(ssims)) if ssims else math.nan,
+        "max_abs_error": worst,
+        "exact": bool(exact and alpha_ok),
+        "alpha_ok": bool(alpha_ok),
+    }
+
+
+def run_fpcodec(path: Path, v: Variant, frames: list[np.ndarray]) -> anchors.Encoded:
+    import fpcodec
+
+    kw = v.kw()
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "c.fpc"
+        tracemalloc.start()
+        t = time.perf_counter()
+        fpcodec.encode(path, out, **kw)
+        enc = time.perf_counter() - t
+        enc_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        t = time.perf_counter()
+        _, dec, _ = fpcodec.decode_frames(out)
+        dec_s = time.perf_counter() - t
+        dec_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        nbytes = out.stat().st_size
+        info = fpcodec.info(out)
+    # decode_frames holds the clip to measure it; the codec itself streams.
+    return anchors.Encoded(
+        nbytes,
+        dec,
+        enc,
+        dec_s,
+        {
+            "enc_peak_mb": enc_peak / 2**20,
+            "codings": info["codings"],
+            "dec_peak_mb_with_frames": dec_peak / 2**20,
+        },
+    )
+
+
+def run_task(path: str, v: Variant, cache_dir: str, version: str) -> dict:
+    clip = Path(path)
+    key = _task_key(clip, v, version)
+    cache = Path(cache_dir) / f"{key}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())
+    base = {
+        "clip": clip.name,
+        "codec": v.codec,
+        "setting": v.setting,
+        "family": v.family,
+        "lossless": v.lossless,
+    }
+    try:
+        frames, durations, kind = load_clip(clip)
+        h, w = frames[0].shape[:2]
+        base.update(
+            frames=len(frames),
+            width=w,
+            height=h,
+            source_bytes=clip.stat().st_size,
+            source_kind=kind,
+        )
+        if v.codec == "fpcodec":
+            res = run_fpcodec(clip, v, frames)
+        else:
+            res = _anchor_fn(v)(clip, frames, durations)
+        metrics = compare(frames, res.frames)
+        base.update(metrics)
+        base.update(
+            bytes=res.nbytes,
+            bpp=8.0 * res.nbytes / (len(frames) * w * h),
+            ratio=res.nbytes / max(1, clip.stat().st_size),
+            enc_s=res.enc_s,
+            dec_s=res.dec_s,
+            **res.extra,
+        )
+    except anchors.AnchorUnavailable as e:
+        base["skipped"] = str(e)
+    except Exception as e:  # a failing codec must not stop the benchmark; the report shows it
+        base["error"] = f"{type(e).__name__}: {e}"
+    tmp = cache.with_suffix(".part")
+    tmp.write_text(json.dumps(base))
+    os.replace(tmp, cache)
+    return base
+
+
+def run_all(
+    clips: list[Path], variants: list[Variant], cache_dir: Path, jobs: int, progress: bool
+) -> list[dict]:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    version = code_version()
+    tasks = [(str(c), v) for c in clips for v in variants]
+    results: list[dict] = []
+    bar = tqdm(total=len(tasks), desc="bench", unit="run", disable=not progress, dynamic_ncols=True)
+    if jobs <= 1:
+        for c, v in tasks:
+            results.append(run_task(c, v, str(cache_dir), version))
+            bar.update()
+    else:
+        with ProcessPoolExecutor(jobs) as ex:
+            futs = [ex.submit(run_task, c, v, str(cache_dir), version) for c, v in tasks]
+            for f in as_completed(futs):
+                results.append(f.result())
+                bar.update()
+    bar.close()
+    return results

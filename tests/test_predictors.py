@@ -1,0 +1,183 @@
+"""The predictor family: shapes, state, training, weight files."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from fpcodec.codec.errors import PredictorUnavailable
+from fpcodec.models.intnet import check_bounds
+from fpcodec.models.learned import LearnedPredictor
+from fpcodec.models.registry import available_predictors, create_predictor
+from fpcodec.models.train import TrainConfig, pixel_loss, rate_loss, train, unroll
+from fpcodec.models.weights import load_net, load_predictor, save_weights
+from fpcodec.models.zoo import ARCHITECTURES, build
+
+from .conftest import moving_clip, save_gif
+
+ARCHS = sorted(ARCHITECTURES)
+
+
+def random_net(name: str, seed: int = 0):
+    torch.manual_seed(seed)
+    net = build(name)
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.dim() > 1:
+                p.normal_(0, 0.08)
+    return net
+
+
+def clip(n=7, h=21, w=30, seed=0):
+    return [f[..., :3].copy() for f in moving_clip(n, h, w, seed=seed)]
+
+
+def test_registry_lists_the_family():
+    assert {"last", "convlstm", "convlstm-ae", "cnn2d", "hybrid3d"} <= set(available_predictors())
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_shapes_odd_sizes_and_first_frames(name):
+    pred = LearnedPredictor(random_net(name), bytes(32))
+    for h, w in ((1, 1), (5, 9), (21, 30)):
+        pred.reset(h, w)
+        frames = clip(3, h, w)
+        for f in frames:  # fewer frames than any model's window
+            pred.observe(f)
+            p = pred.predict()
+            assert p.rgb.shape == (h, w, 3) and p.rgb.dtype == np.uint8
+            assert p.spread.shape == (h, w) and p.spread.max() <= 3
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_reset_forgets_history(name):
+    frames = clip(6)
+    a = LearnedPredictor(random_net(name), bytes(32))
+    a.reset(21, 30)
+    for f in frames[:4]:
+        a.observe(f)
+    a.reset(21, 30)  # a keyframe
+    for f in frames[4:]:
+        a.observe(f)
+    b = LearnedPredictor(random_net(name), bytes(32))
+    b.reset(21, 30)
+    for f in frames[4:]:
+        b.observe(f)
+    np.testing.assert_array_equal(a.predict().rgb, b.predict().rgb)
+
+
+def test_untrained_zero_head_is_the_last_frame():
+    pred = LearnedPredictor(build("convlstm"), bytes(32))
+    frames = clip(4)
+    pred.reset(21, 30)
+    for f in frames:
+        pred.observe(f)
+    np.testing.assert_array_equal(pred.predict().rgb, frames[-1])
+
+
+@pytest.mark.parametrize("loss", ["pd", "rate"])
+def test_a_few_training_steps_lower_the_loss(loss):
+    torch.manual_seed(0)
+    net = build("convlstm", {"hidden": 8, "head": 8})
+    frames = torch.from_numpy(
+        np.stack([np.stack(clip(6, 16, 16, seed=s)).transpose(0, 3, 1, 2) for s in range(4)])
+    ).float()
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+
+    def objective():
+        preds, spreads = unroll(net, frames, quant=False)
+        if loss == "rate":
+            return sum(
+                rate_loss(p, frames[:, k + 1], s)
+                for k, (p, s) in enumerate(zip(preds, spreads, strict=True))
+            )
+        return sum(pixel_loss(loss, p, frames[:, k + 1]) for k, p in enumerate(preds))
+
+    before = float(objective().detach())
+    for _ in range(40):
+        opt.zero_grad()
+        objective().backward()
+        opt.step()
+    assert float(objective().detach()) < 0.9 * before
+
+
+def test_train_command_saves_hash_named_weights_card_and_resumes(tmp):
+    corpus = tmp / "corpus"
+    corpus.mkdir()
+    for s in range(3):
+        save_gif(corpus / f"c{s}.gif", moving_clip(8, 24, 24, seed=s))
+    cfg = TrainConfig(
+        corpus=str(corpus),
+        out=str(tmp / "w"),
+        model="cnn2d",
+        epochs=1,
+        steps_per_epoch=3,
+        batch=2,
+        crop=16,
+        val_windows=4,
+        threads=1,
+    )
+    path = train(cfg, progress=False)
+    assert path.exists() and path.with_suffix(".json").exists()
+    card = __import__("json").loads(path.with_suffix(".json").read_text())
+    assert (
+        card["sha256"].startswith(path.stem.split("-")[-1])
+        and "val_pd" in card["validation"]
+        and "last_pd" in card["validation"]
+    )
+    cfg.epochs = 2
+    path2 = train(cfg, progress=False)  # resumes from the checkpoint: one more epoch
+    card2 = __import__("json").loads(path2.with_suffix(".json").read_text())
+    assert card2["steps"] == 6 and len(card2["history"]) == 2
+
+
+@pytest.mark.parametrize("name", ARCHS)
+def test_saved_and_reloaded_model_predicts_identically(tmp, name):
+    net = random_net(name, seed=3)
+    path = save_weights(net, tmp, {"note": "test"})
+    a = LearnedPredictor(net, bytes(32))
+    b = load_predictor(name, path)
+    frames = clip(5)
+    for p in (a, b):
+        p.reset(21, 30)
+        for f in frames:
+            p.observe(f)
+    np.testing.assert_array_equal(a.predict().rgb, b.predict().rgb)
+    np.testing.assert_array_equal(a.predict().spread, b.predict().spread)
+
+
+def test_weight_file_with_wrong_hash_is_refused(tmp):
+    path = save_weights(random_net("convlstm"), tmp, {})
+    forged = tmp / ("convlstm-" + "0" * 16 + ".pt")
+    shutil.copy(path, forged)
+    with pytest.raises(PredictorUnavailable, match="do not match the hash"):
+        load_net(forged)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(PredictorUnavailable):
+        load_net(path)
+
+
+def test_weights_beyond_the_exactness_bound_are_refused():
+    from fpcodec.models.intnet import QConv
+
+    ok = QConv(48, 8, 3)  # 432 terms of at most 127 * 128: provably below 2^24
+    with torch.no_grad():
+        ok.weight.fill_(0.5)
+    assert check_bounds(ok, 128.0) < 2**24
+    wide = QConv(128, 8, 3)  # 1152 terms at the int8 limit reach 1.9e7 > 2^24
+    with torch.no_grad():
+        wide.weight.fill_(127 / 128)  # quantises to 127 everywhere
+    with pytest.raises(ValueError, match="2\\^24"):
+        check_bounds(wide, 128.0)
+
+
+def test_create_predictor_without_installed_weights_names_the_fix(monkeypatch):
+    import fpcodec.models.weights as W
+
+    monkeypatch.setattr(W, "_default_files", lambda: {})
+    with pytest.raises(PredictorUnavailable, match="fpcodec train"):
+        create_predictor("hybrid3d")
