@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .framenet import FrameNet, frame_diff, split_head, to_q5
+from .framenet import FrameNet, frame_diff, split_head, static_gate, to_q5
 from .intnet import IN_BITS, QConv, QConvLSTMCell, relu, upsample
 
 
@@ -47,4 +47,4 @@ class ConvLSTMNet(FrameNet):
         feat = torch.cat([upsample(h, 4), to_q5(xd, quant)], 1)
         out = self.head2(relu(self.head1(feat, quant)), quant)
         delta, spread = split_head(out)
-        return delta, spread, [h, c, x]
+        return static_gate(delta, d), spread, [h, c, x]

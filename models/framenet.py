@@ -21,6 +21,7 @@ class FrameNet(nn.Module):
     name = "base"
     align = 1  # frame sides are padded to a multiple of this
     history = 1  # frames the state must remember (for stacked-frame models)
+    snap = 1  # radius of the neighbour snap applied to predictions (0: off)
 
     def config(self) -> dict:
         """Constructor arguments, saved with the weights."""
@@ -44,6 +45,45 @@ def frame_diff(x: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
 def to_q5(x: torch.Tensor, quant: bool) -> torch.Tensor:
     """Q7 input units -> Q5 activation units."""
     return rshift_round(x, IN_BITS - 5, quant)
+
+
+def static_gate(delta: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """Zero the correction wherever the 3x3 neighbourhood did not change last frame.
+
+    GIF frames keep static pixels exactly; a correction there can only turn a free
+    zero residual into a costly one. Exact in integer arithmetic (a max and a 0/1
+    product).
+    """
+    moving = (d.abs().amax(1, keepdim=True) > 0).to(delta.dtype)
+    moving = torch.nn.functional.max_pool2d(moving, 3, 1, 1)
+    return delta * moving
+
+
+def snap_to_neighbours(pred: torch.Tensor, last: torch.Tensor, radius: int = 1) -> torch.Tensor:
+    """Replace each predicted colour by the closest colour among the last frame's
+    (2r+1)^2 neighbours of that pixel (the co-located one wins ties).
+
+    GIF frames draw every pixel from a small palette, usually dithered: a smooth
+    regression output lies between palette colours, where every residual is large
+    and unpredictable, while the nearest neighbouring colour is usually the one the
+    next frame shows (moved or not). Integer distances and a first-minimum argmin:
+    exact and deterministic. pred, last: (N, 3, H, W) integer pixel values.
+    """
+    n, c, h, w = last.shape
+    k = 2 * radius + 1
+    cand = torch.nn.functional.unfold(
+        torch.nn.functional.pad(last, (radius,) * 4, mode="replicate"), k
+    )
+    cand = cand.view(n, c, k * k, h, w)
+    centre = (k * k) // 2
+    order = [centre] + [
+        i for i in range(k * k) if i != centre
+    ]  # co-located first: argmin keeps the first minimum
+    cand = cand[:, :, order]
+    wgt = torch.tensor([3.0, 4.0, 2.0], dtype=pred.dtype, device=pred.device).view(1, 3, 1, 1, 1)
+    dist = (wgt * (cand - pred.unsqueeze(2)) ** 2).sum(1)
+    idx = dist.argmin(1, keepdim=True)
+    return torch.gather(cand, 2, idx.unsqueeze(1).expand(n, c, 1, h, w)).squeeze(2)
 
 
 def split_head(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

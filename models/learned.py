@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .framenet import FrameNet
+from .framenet import FrameNet, snap_to_neighbours
 from .intnet import check_bounds, exact_inference, qconvs
 from .predictor import Prediction, Predictor
 
@@ -90,9 +90,12 @@ class LearnedPredictor(Predictor):
             if self._state is None:
                 self._state = self.net.init_state(1, x.shape[2], x.shape[3], self.device)
             delta, spread, self._state = self.net.step(x, self._state, quant=True)
-        d = delta[0, :, :h, :w].to(torch.int16).permute(1, 2, 0).cpu().numpy()
+            pix = x + 128.0
+            pred = (pix + delta).clamp(0, 255)
+            if self.net.snap:
+                pred = snap_to_neighbours(pred, pix, self.net.snap)
+        rgb = pred[0, :, :h, :w].to(torch.uint8).permute(1, 2, 0).cpu().numpy()
         s = spread[0, 0, :h, :w].to(torch.int16).cpu().numpy()
-        rgb = np.clip(frame.astype(np.int16) + d, 0, 255).astype(np.uint8)
         self._pred = Prediction(rgb, spread_buckets(s))
         self._last = frame
 

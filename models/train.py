@@ -31,7 +31,7 @@ import torch
 from tqdm import tqdm
 
 from .data import WindowStream, fixed_windows, list_clips, split_clips
-from .framenet import FrameNet
+from .framenet import FrameNet, snap_to_neighbours
 from .intnet import check_bounds, exact_inference, qconvs
 from .weights import load_net, save_weights
 from .zoo import build
@@ -136,6 +136,8 @@ def evaluate(net: FrameNet, windows: np.ndarray, device: torch.device, batch: in
             fr = torch.from_numpy(windows[i : i + batch]).to(device=device, dtype=torch.float32)
             preds, _ = unroll(net, fr, quant=True)
             p, tgt, last = preds[-1], fr[:, -1], fr[:, -2]
+            if net.snap:  # what the codec predicts
+                p = snap_to_neighbours(p, last, net.snap)
             k = fr.shape[0]
             mse += float(((p - tgt) / 255).pow(2).mean()) * k
             pd += float(redmean_distance(p, tgt)) * k
