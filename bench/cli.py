@@ -72,7 +72,8 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     )
     from fpcodec.codec.errors import FpcError
     from fpcodec.models.data import list_clips
-    from fpcodec.models.registry import DEFAULT_PREDICTOR, available_predictors
+    from fpcodec.models.learned import FLOAT_SUFFIX
+    from fpcodec.models.registry import DEFAULT_PREDICTOR, available_predictors, trained_names
 
     import fpcodec
 
@@ -93,7 +94,9 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             raise FpcError(f"unknown predictor {p!r}")
     max_errors = _ints(args.max_errors)
     qualities = (
-        _ints(args.qualities) if args.qualities else (QUICK_QUALITIES if args.quick else QUALITIES)
+        _ints(args.qualities)
+        if args.qualities is not None
+        else (QUICK_QUALITIES if args.quick else QUALITIES)
     )
     if args.anchors is None:
         names = ["gif", "gifsicle", "webp", "x264"] if args.quick else DEFAULT_ANCHORS
@@ -123,6 +126,8 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             if r["strip"] is not None:
                 per_pred[p] = r["strip"][0]
             leaderboard.append(r)
+            if p in trained_names():  # the float network it was quantised from
+                leaderboard.append(one_step(c, p + FLOAT_SUFFIX))
         if frames is not None and t and per_pred:
             name = f"strip_{c.stem[:40]}.png"
             strip_image(frames, t, per_pred, out / name)

@@ -113,6 +113,79 @@ def per_file_wins(results: list[dict], ours_family: str) -> dict:
     return wins
 
 
+def per_file_table(results: list[dict], ours_family: str) -> list[dict]:
+    """One row per GIF: lossless bytes of fpcodec and the GIF anchors, and whether
+    fpcodec decodes it faster than the GIF plays (frames / total display time)."""
+    by: dict[str, dict] = defaultdict(dict)
+    meta: dict[str, dict] = {}
+    for r in results:
+        if not (_ok(r) and r["lossless"] and r.get("source_kind") == "gif"):
+            continue
+        by[r["clip"]][r["family"]] = r
+        m = meta.setdefault(r["clip"], {})
+        if r.get("duration_s"):
+            m["duration_s"] = r["duration_s"]
+    rows = []
+    for clip, fams in sorted(by.items()):
+        ours = fams.get(ours_family)
+        if ours is None:
+            continue
+        dur = meta[clip].get("duration_s")
+        play = ours["frames"] / dur if dur else math.nan
+        dec = _fps(ours["frames"], ours["dec_s"])
+        rows.append(
+            {
+                "clip": clip,
+                "frames": ours["frames"],
+                "size": f"{ours['width']}x{ours['height']}",
+                "source_bytes": ours["source_bytes"],
+                "fpcodec": ours["bytes"],
+                "gifsicle": fams.get("gifsicle", {}).get("bytes"),
+                "webp": fams.get("webp", {}).get("bytes"),
+                "ratio": ours["bytes"] / max(ours["source_bytes"], 1),
+                "enc_fps": _fps(ours["frames"], ours["enc_s"]),
+                "dec_fps": dec,
+                "play_fps": play,
+                "realtime": bool(dec >= play) if math.isfinite(play) else None,
+            }
+        )
+    return rows
+
+
+def predictor_table(agg: dict[str, dict], leaderboard: list[dict]) -> list[dict]:
+    """Every predictor side by side: one-step PD, lossless bytes and codec speed; a
+    `+float` row is the float network the integer predictor was quantised from."""
+    lb = {r["predictor"]: r for r in leaderboard}
+    names = sorted(
+        a["family"].rsplit("(", 1)[1].rstrip(")")
+        for a in agg.values()
+        if a["family"].startswith("fpcodec lossless")
+    )
+    names = list(dict.fromkeys(names))
+    rows = []
+    for p in names:
+        pal = agg.get(f"fpcodec lossless ({p}) | lossless")
+        pix = agg.get(f"fpcodec lossless, pixels only ({p}) | lossless")
+        if pal is None and pix is None:
+            continue
+        r = lb.get(p, {})
+        rows.append(
+            {
+                "predictor": p,
+                "pd": r.get("pd", math.nan),
+                "pd_ratio_to_last": r.get("ratio_to_last", math.nan),
+                "predict_fps": r.get("fps", math.nan),
+                "lossless_bytes": pal["bytes"] if pal else None,
+                "pixel_bytes": pix["bytes"] if pix else None,
+                "enc_fps": (pal or pix)["enc_fps"],
+                "dec_fps": (pal or pix)["dec_fps"],
+                "pixel_enc_fps": pix["enc_fps"] if pix else math.nan,
+                "pixel_dec_fps": pix["dec_fps"] if pix else math.nan,
+            }
+        )
+    return rows
+
+
 def _fmt(x: float, nd: int = 3) -> str:
     if isinstance(x, float) and math.isinf(x):
         return "inf"
@@ -163,6 +236,8 @@ def write_report(
     wins = per_file_wins(results, f"fpcodec lossless ({default_predictor})")
     plots = write_plots(agg, out)
     lb = summarise_leaderboard(leaderboard)
+    files = per_file_table(results, f"fpcodec lossless ({default_predictor})")
+    preds = predictor_table(agg, lb)
     payload = {
         "meta": {
             **meta,
@@ -176,6 +251,8 @@ def write_report(
         "aggregate": agg,
         "bd_rate": bds,
         "per_file_wins": wins,
+        "per_file": files,
+        "predictors": preds,
         "leaderboard": lb,
         "leaderboard_raw": [{k: v for k, v in r.items() if k != "strip"} for r in leaderboard],
     }
@@ -240,7 +317,17 @@ def markdown(p: dict, plots: list[str], default_predictor: str) -> str:
     lossless = sorted((a for a in agg.values() if a["lossless"]), key=lambda a: a["bytes"])
     lines += ["## Lossless (sorted by total bytes)", ""]
     lines += _table(
-        ["codec", "clips", "total bytes", "x source", "bpp", "exact", "encode fps", "decode fps"],
+        [
+            "codec",
+            "clips",
+            "total bytes",
+            "x source",
+            "bpp",
+            "exact",
+            "PSNR",
+            "encode fps",
+            "decode fps",
+        ],
         [
             [
                 f"{a['family']} ({a['setting']})",
@@ -249,6 +336,7 @@ def markdown(p: dict, plots: list[str], default_predictor: str) -> str:
                 _fmt(a["ratio"]),
                 _fmt(a["bpp"]),
                 "yes" if a["exact"] else "NO",
+                _fmt(a["psnr"], 2),
                 _fmt(a["enc_fps"], 1),
                 _fmt(a["dec_fps"], 1),
             ]
@@ -260,6 +348,92 @@ def markdown(p: dict, plots: list[str], default_predictor: str) -> str:
         for k, v in p["per_file_wins"].items():
             share = 100 * v["smaller"] / max(v["of"], 1)
             lines.append(f"- {k}: {v['smaller']} of {v['of']} files ({share:.0f}%)")
+    if p.get("per_file"):
+        rows = p["per_file"]
+        rt = [r for r in rows if r["realtime"] is not None]
+        med_dec = float(np.median([r["dec_fps"] for r in rows]))
+        med_margin = float(np.median([r["dec_fps"] / r["play_fps"] for r in rt])) if rt else 0
+        lines += [
+            "",
+            f"Decoding ({default_predictor}, one process): median {med_dec:.1f} frames/s; "
+            f"faster than real-time playback on {sum(r['realtime'] for r in rt)} of {len(rt)} "
+            f"GIFs; median decode speed / playback speed {med_margin:.2f}.",
+            "",
+            "<details><summary>Per GIF (lossless bytes; real-time: decode frames/s at least "
+            "the GIF's own frames/s)</summary>",
+            "",
+        ]
+        lines += _table(
+            [
+                "clip",
+                "frames",
+                "size",
+                "GIF bytes",
+                "fpcodec",
+                "x GIF",
+                "gifsicle -O3",
+                "WebP lossless",
+                "decode fps",
+                "playback fps",
+                "real-time",
+            ],
+            [
+                [
+                    r["clip"],
+                    str(r["frames"]),
+                    r["size"],
+                    f"{r['source_bytes']:,}",
+                    f"{r['fpcodec']:,}",
+                    _fmt(r["ratio"]),
+                    f"{r['gifsicle']:,}" if r["gifsicle"] else "-",
+                    f"{r['webp']:,}" if r["webp"] else "-",
+                    _fmt(r["dec_fps"], 1),
+                    _fmt(r["play_fps"], 1),
+                    {True: "yes", False: "no", None: "-"}[r["realtime"]],
+                ]
+                for r in rows
+            ],
+        )
+        lines += ["", "</details>"]
+    if p.get("predictors"):
+        lines += [
+            "",
+            "## Predictors",
+            "",
+            "One-step PD from true frames (the leaderboard), total lossless bytes (GIF "
+            "structure coding where it applies, and the pixel path alone, where the "
+            "prediction is all that matters) and codec speed. `+float` rows run the "
+            "float network the integer predictor was quantised from (benchmark only: "
+            "float inference is not reproducible across machines).",
+            "",
+        ]
+        lines += _table(
+            [
+                "predictor",
+                "one-step PD",
+                "x last",
+                "predict fps",
+                "lossless bytes",
+                "pixel-path bytes",
+                "encode fps",
+                "decode fps",
+                "pixel-path enc/dec fps",
+            ],
+            [
+                [
+                    r["predictor"],
+                    _fmt(r["pd"], 3),
+                    _fmt(r["pd_ratio_to_last"], 3),
+                    _fmt(r["predict_fps"], 1),
+                    f"{r['lossless_bytes']:,}" if r["lossless_bytes"] else "-",
+                    f"{r['pixel_bytes']:,}" if r["pixel_bytes"] else "-",
+                    _fmt(r["enc_fps"], 1),
+                    _fmt(r["dec_fps"], 1),
+                    f"{_fmt(r['pixel_enc_fps'], 1)} / {_fmt(r['pixel_dec_fps'], 1)}",
+                ]
+                for r in p["predictors"]
+            ],
+        )
     lossy = sorted(
         (a for a in agg.values() if not a["lossless"]), key=lambda a: (a["family"], a["bpp"])
     )

@@ -48,8 +48,23 @@ class Variant:
 def fpcodec_variants(
     predictors: list[str], max_errors: list[int], qualities: list[int], extras: bool = True
 ) -> list[Variant]:
+    from fpcodec.models.learned import FLOAT_SUFFIX
+    from fpcodec.models.registry import trained_names
+
     out = []
     for p in predictors:
+        if extras and p in trained_names():
+            # The float network beside the integer one it was quantised into: what
+            # exact inference costs in bytes (pixel path, where prediction matters).
+            out.append(
+                Variant(
+                    "fpcodec",
+                    "lossless",
+                    f"fpcodec lossless, pixels only ({p}{FLOAT_SUFFIX})",
+                    True,
+                    (("predictor", p + FLOAT_SUFFIX), ("palette", False)),
+                )
+            )
         out.append(
             Variant("fpcodec", "lossless", f"fpcodec lossless ({p})", True, (("predictor", p),))
         )
@@ -129,15 +144,19 @@ def _anchor_fn(v: Variant) -> Callable:
 
 
 def code_version() -> str:
-    """Hash of the installed package's code and shipped weights: results depend on both."""
-    import fpcodec
+    """Hash of the codec's and the predictors' code and shipped weights: fpcodec's
+    numbers depend on these alone, so editing the benchmark or the report does not
+    throw the cache away."""
+    import fpcodec.codec
+    import fpcodec.models
 
-    root = Path(fpcodec.__file__).resolve().parent
     h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.suffix in (".py", ".pt", ".json") and "__pycache__" not in p.parts:
-            h.update(p.relative_to(root).as_posix().encode())
-            h.update(p.read_bytes())
+    for pkg in (fpcodec.codec, fpcodec.models):
+        root = Path(pkg.__file__).resolve().parent
+        for p in sorted(root.rglob("*")):
+            if p.suffix in (".py", ".pt", ".json") and "__pycache__" not in p.parts:
+                h.update(f"{pkg.__name__}/{p.relative_to(root).as_posix()}".encode())
+                h.update(p.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -254,6 +273,7 @@ def run_task(path: str, v: Variant, cache_dir: str, version: str) -> dict:
             height=h,
             source_bytes=clip.stat().st_size,
             source_kind=kind,
+            duration_s=sum(durations) / 1000.0,
         )
         if v.codec == "fpcodec":
             res = run_fpcodec(clip, v, frames)
@@ -279,6 +299,14 @@ def run_task(path: str, v: Variant, cache_dir: str, version: str) -> dict:
     return base
 
 
+def _worker_init(threads: int) -> None:
+    # Parallel jobs each running a multi-threaded torch oversubscribe the cores, and
+    # OpenMP's spinning then slows everything down several times over.
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def run_all(
     clips: list[Path], variants: list[Variant], cache_dir: Path, jobs: int, progress: bool
 ) -> list[dict]:
@@ -292,7 +320,8 @@ def run_all(
             results.append(run_task(c, v, str(cache_dir), version))
             bar.update()
     else:
-        with ProcessPoolExecutor(jobs) as ex:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with ProcessPoolExecutor(jobs, initializer=_worker_init, initargs=(threads,)) as ex:
             futs = [ex.submit(run_task, c, v, str(cache_dir), version) for c, v in tasks]
             for f in as_completed(futs):
                 results.append(f.result())

@@ -21,9 +21,25 @@ def spread_buckets(spread: np.ndarray) -> np.ndarray:
     return out
 
 
+FLOAT_SUFFIX = "+float"
+
+
 class LearnedPredictor(Predictor):
-    def __init__(self, net: FrameNet, sha256: bytes, device: str | torch.device = "cpu") -> None:
-        self.name = net.name
+    """float_path: run the float network instead (the benchmark's reference for how
+    much the integer network costs). Its name carries FLOAT_SUFFIX so its files can
+    never pass for integer-path files; they decode only where float inference happens
+    to repeat exactly (same machine, same threads), which is why the codec never
+    chooses it by itself."""
+
+    def __init__(
+        self,
+        net: FrameNet,
+        sha256: bytes,
+        device: str | torch.device = "cpu",
+        float_path: bool = False,
+    ) -> None:
+        self.float_path = float_path
+        self.name = net.name + (FLOAT_SUFFIX if float_path else "")
         self.weights_sha256 = sha256
         self.net = net.eval()
         for conv in qconvs(net):
@@ -85,11 +101,15 @@ class LearnedPredictor(Predictor):
     def observe(self, frame: np.ndarray) -> None:
         h, w = frame.shape[:2]
         x = self._pad(frame)
-        fast = self.device.type == "cpu" and self._fast_ok(x.shape[2], x.shape[3])
+        fast = self.float_path or (
+            self.device.type == "cpu" and self._fast_ok(x.shape[2], x.shape[3])
+        )
         with exact_inference(fast):
             if self._state is None:
                 self._state = self.net.init_state(1, x.shape[2], x.shape[3], self.device)
-            delta, spread, self._state = self.net.step(x, self._state, quant=True)
+            delta, spread, self._state = self.net.step(x, self._state, quant=not self.float_path)
+            if self.float_path:
+                delta, spread = delta.round(), spread.round()
             pix = x + 128.0
             pred = (pix + delta).clamp(0, 255)
             if self.net.snap:

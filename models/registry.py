@@ -38,8 +38,22 @@ def available_predictors() -> tuple[str, ...]:
     return (*_PLAIN, *trained_names())
 
 
+def _split_float(name: str) -> tuple[str, bool]:
+    """`convlstm+float` names the float reference path of `convlstm` (benchmark only)."""
+    from .learned import FLOAT_SUFFIX
+
+    if name.endswith(FLOAT_SUFFIX) and name[: -len(FLOAT_SUFFIX)] in trained_names():
+        return name[: -len(FLOAT_SUFFIX)], True
+    return name, False
+
+
 def create_predictor(name: str, weights: str | Path | None = None) -> Predictor:
-    """A predictor for encoding: `name` with its shipped weights (or `weights`)."""
+    """A predictor for encoding: `name` with its shipped weights (or `weights`).
+
+    `NAME+float` gives the float path of a trained predictor, which the benchmark
+    compares with the integer path; its files are not portable across machines.
+    """
+    name, float_path = _split_float(name)
     if name in _PLAIN:
         if weights is not None:
             raise PredictorUnavailable(f"predictor {name!r} takes no weights")
@@ -50,11 +64,12 @@ def create_predictor(name: str, weights: str | Path | None = None) -> Predictor:
         )
     from .weights import load_predictor
 
-    return load_predictor(name, weights)
+    return load_predictor(name, weights, float_path)
 
 
 def predictor_for_stream(name: str, sha256: bytes, weights: str | Path | None = None) -> Predictor:
     """The predictor a file was encoded with, or a clear refusal naming it."""
+    name, float_path = _split_float(name)
     if name in _PLAIN:
         if any(sha256):
             raise PredictorUnavailable(
@@ -67,4 +82,4 @@ def predictor_for_stream(name: str, sha256: bytes, weights: str | Path | None = 
         )
     from .weights import find_predictor
 
-    return find_predictor(name, sha256, weights)
+    return find_predictor(name, sha256, weights, float_path)

@@ -82,6 +82,6 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         init=args.init,
     )
     path = train(cfg, progress=not args.quiet and sys.stderr.isatty())
-    if not args.quiet:
+    if not args.quiet and path is not None:  # only rank 0 saves under torchrun
         print(f"weights: {path}", file=sys.stderr)
     return 0

@@ -138,7 +138,9 @@ def load_net(path: str | Path) -> tuple[FrameNet, bytes]:
     return net_from_payload(payload), digest
 
 
-def load_predictor(name: str, weights: str | Path | None = None) -> LearnedPredictor:
+def load_predictor(
+    name: str, weights: str | Path | None = None, float_path: bool = False
+) -> LearnedPredictor:
     """The predictor `name` with explicit weights, else its shipped default."""
     if weights is None:
         default = _default_files().get(name)
@@ -153,10 +155,12 @@ def load_predictor(name: str, weights: str | Path | None = None) -> LearnedPredi
         raise PredictorUnavailable(
             f"{Path(weights).name} holds a {net.name!r} network, not {name!r}"
         )
-    return LearnedPredictor(net, digest)
+    return LearnedPredictor(net, digest, float_path=float_path)
 
 
-def find_predictor(name: str, sha256: bytes, weights: str | Path | None = None) -> LearnedPredictor:
+def find_predictor(
+    name: str, sha256: bytes, weights: str | Path | None = None, float_path: bool = False
+) -> LearnedPredictor:
     """The predictor with exactly these weights (by hash), or a refusal naming them."""
     candidates: list[Path] = []
     if weights is not None:
@@ -167,7 +171,7 @@ def find_predictor(name: str, sha256: bytes, weights: str | Path | None = None) 
         if c.exists():
             net, digest = load_net(c)
             if digest == sha256 and net.name == name:
-                return LearnedPredictor(net, digest)
+                return LearnedPredictor(net, digest, float_path=float_path)
     raise PredictorUnavailable(
         f"file needs predictor {name!r} with weights {sha256.hex()[:16]}..., "
         "which are not installed "

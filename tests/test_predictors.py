@@ -181,3 +181,65 @@ def test_create_predictor_without_installed_weights_names_the_fix(monkeypatch):
     monkeypatch.setattr(W, "_default_files", lambda: {})
     with pytest.raises(PredictorUnavailable, match="fpcodec train"):
         create_predictor("hybrid3d")
+
+
+def test_training_runs_under_torchrun_with_two_processes(tmp):
+    """The documented multi-GPU command, on CPU: torchrun, gloo, DistributedDataParallel."""
+    import subprocess
+    import sys
+
+    corpus = tmp / "corpus"
+    corpus.mkdir()
+    for s in range(3):
+        save_gif(corpus / f"c{s}.gif", moving_clip(8, 24, 24, seed=s))
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "fpcodec.cli",
+        "train",
+        str(corpus),
+        "-o",
+        str(tmp / "w"),
+        "--model",
+        "cnn2d",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        "2",
+        "--batch",
+        "2",
+        "--crop",
+        "16",
+        "--val-windows",
+        "2",
+        "--threads",
+        "1",
+        "-q",
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len(list((tmp / "w").glob("cnn2d-*.pt"))) == 1
+
+
+def test_float_reference_path_is_named_apart_and_close_to_the_integer_path():
+    """The benchmark's float network: a distinct identity (its files can never pass for
+    integer-path files) and predictions within a few levels of the integer network."""
+    ints = create_predictor("convlstm")
+    flts = create_predictor("convlstm+float")
+    assert flts.name == "convlstm+float" and ints.name == "convlstm"
+    assert flts.weights_sha256 == ints.weights_sha256
+    frames = clip(6, 20, 28, seed=3)
+    for p in (ints, flts):
+        p.reset(20, 28)
+    diffs = []
+    for f in frames:
+        ints.observe(f)
+        flts.observe(f)
+        a = ints.predict().rgb.astype(int)
+        b = flts.predict().rgb.astype(int)
+        diffs.append(np.abs(a - b).mean())
+    assert max(diffs) < 2.0

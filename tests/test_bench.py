@@ -1,0 +1,145 @@
+"""The benchmark: end to end on two tiny clips, and numbers checked by hand."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from fpcodec.bench.bdrate import bd_rate
+from fpcodec.bench.metrics import perceptual_distance, psnr_from_mse, ssim
+
+from fpcodec.cli import main
+
+from .conftest import moving_clip, palette_clip, save_gif
+
+
+def test_perceptual_distance_of_known_pairs():
+    black = np.zeros((1, 1, 3), np.uint8)
+    # red only: r_bar = 5, sqrt((512 + 5) * 10^2 / 256)
+    assert perceptual_distance(black, np.array([[[10, 0, 0]]])) == pytest.approx(
+        math.sqrt(517 * 100 / 256)
+    )
+    # green only: sqrt(4 * 3^2) = 6
+    assert perceptual_distance(black, np.array([[[0, 3, 0]]])) == pytest.approx(6.0)
+    # blue at red level 255 on both sides: r_bar = 255, sqrt((767 - 255) * 4^2 / 256) = sqrt(32)
+    a = np.array([[[255, 0, 0]]], np.uint8)
+    assert perceptual_distance(a, np.array([[[255, 0, 4]]])) == pytest.approx(math.sqrt(32))
+    # the mean over pixels, restricted to the mask
+    two_a = np.zeros((1, 2, 3), np.uint8)
+    two_b = np.array([[[0, 3, 0], [0, 30, 0]]], np.uint8)
+    assert perceptual_distance(two_a, two_b) == pytest.approx(33.0)
+    assert perceptual_distance(two_a, two_b, np.array([[True, False]])) == pytest.approx(6.0)
+    assert perceptual_distance(two_a, two_a) == 0.0
+
+
+def test_psnr_and_ssim_of_identical_frames():
+    assert psnr_from_mse(0.0) == math.inf
+    assert psnr_from_mse(255.0**2) == pytest.approx(0.0)
+    f = moving_clip(1, 16, 16)[0][..., :3]
+    assert ssim(f, f) == pytest.approx(1.0)
+
+
+def test_bd_rate_hand_checked():
+    q = [30.0, 33.0, 36.0, 39.0]
+    rate_a = [1.0, 2.0, 4.0, 8.0]
+    # B needs 80% of A's bits at every quality: BD-rate exactly -20%.
+    assert bd_rate(rate_a, q, [0.8 * r for r in rate_a], q) == pytest.approx(-20.0)
+    # Twice the bits: +100%; the comparison is antisymmetric in the log domain.
+    assert bd_rate(rate_a, q, [2 * r for r in rate_a], q) == pytest.approx(100.0)
+    # A by hand: log2-rate linear in quality (a doubling per 3 dB). B is A shifted by
+    # +1.5 dB, so at equal quality B needs 2^(-1.5/3) = 0.7071 of A's bits: -29.29%.
+    qb = [x + 1.5 for x in q]
+    assert bd_rate(rate_a, q, rate_a, qb) == pytest.approx((2**-0.5 - 1) * 100, abs=1e-6)
+    # Lower-is-better quality (perceptual distance) works the same way.
+    pd = [8.0, 6.0, 4.0, 2.0]
+    assert bd_rate(rate_a, pd, [0.5 * r for r in rate_a], pd) == pytest.approx(-50.0)
+    # No overlap: not a number rather than an extrapolation.
+    assert math.isnan(bd_rate(rate_a, q, rate_a, [50.0, 51.0, 52.0, 53.0]))
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    save_gif(corpus / "moving.gif", moving_clip(6, 24, 32, seed=1))
+    save_gif(corpus / "palette.gif", palette_clip(5, 20, 24, seed=2))
+    out = root / "report"
+    args = [
+        "bench",
+        str(corpus),
+        "-o",
+        str(out),
+        "--predictors",
+        "last",
+        "--max-errors",
+        "0,2",
+        "--qualities",
+        "40,80",
+        "--anchors",
+        "gif,webp,x264",
+        "--jobs",
+        "1",
+        "--strips",
+        "1",
+        "-q",
+    ]
+    assert main(args) == 0
+    return corpus, out
+
+
+def test_bench_writes_json_markdown_and_plots(report):
+    _, out = report
+    data = json.loads((out / "results.json").read_text())
+    md = (out / "report.md").read_text()
+    assert data["meta"]["clips"] == 2 and "machine" in data["meta"] and data["meta"]["tools"]
+    for section in ("## Lossless", "## Near-lossless and lossy", "## Prediction leaderboard"):
+        assert section in md
+    pytest.importorskip("matplotlib")
+    for name in ("rd_pd.png", "rd_psnr.png"):
+        assert (out / name).stat().st_size > 1000
+        assert name in md
+    assert data["meta"]["strips"] and (out / data["meta"]["strips"][0]).exists()
+
+
+def test_bench_numbers_follow_from_bytes_and_frames(report):
+    corpus, out = report
+    data = json.loads((out / "results.json").read_text())
+    rows = [r for r in data["results"] if "bytes" in r]
+    families = {r["family"] for r in rows}
+    assert {"fpcodec lossless (last)", "gif", "webp", "x264"} <= families
+    for r in rows:
+        assert r["bpp"] == pytest.approx(8 * r["bytes"] / (r["frames"] * r["width"] * r["height"]))
+        assert r["ratio"] == pytest.approx(r["bytes"] / (corpus / r["clip"]).stat().st_size)
+    source = [r for r in rows if r["family"] == "gif"]
+    assert all(r["bytes"] == (corpus / r["clip"]).stat().st_size for r in source)
+    lossless = [r for r in rows if r["family"] == "fpcodec lossless (last)"]
+    assert len(lossless) == 2
+    for r in lossless:
+        assert r["exact"] and r["pd"] == 0.0 and r["psnr"] == math.inf and r["max_abs_error"] == 0
+    near = [r for r in rows if r["family"] == "fpcodec near-lossless (last)"]
+    assert near and all(r["max_abs_error"] <= 2 for r in near)
+    # the aggregate is the sum over clips, and its ratio is total bytes / total source
+    agg = data["aggregate"]["fpcodec lossless (last) | lossless"]
+    assert agg["bytes"] == sum(r["bytes"] for r in lossless)
+    assert agg["ratio"] == pytest.approx(agg["bytes"] / agg["source_bytes"])
+    md = (out / "report.md").read_text()
+    assert f"{agg['bytes']:,}" in md
+    # lossless PSNR is reported as infinite, not as a made-up number
+    assert f"| {agg['bytes']:,} | {agg['ratio']:.3f} | {agg['bpp']:.3f} | yes | inf |" in md
+    # the leaderboard's reference row is `last` at ratio 1
+    lb = {r["predictor"]: r for r in data["leaderboard"]}
+    assert lb["last"]["ratio_to_last"] == pytest.approx(1.0)
+    # the per-file table covers both GIFs
+    assert {r["clip"] for r in data["per_file"]} == {"moving.gif", "palette.gif"}
+
+
+def test_bench_resumes_from_its_cache(report):
+    corpus, out = report
+    cached = sorted((out / "cache").glob("*.json"))
+    stamps = [p.stat().st_mtime_ns for p in cached]
+    args = ["bench", str(corpus), "-o", str(out), "--predictors", "last", "--max-errors", "0"]
+    assert main([*args, "--qualities", "40,80", "--anchors", "gif", "--jobs", "1", "-q"]) == 0
+    assert [p.stat().st_mtime_ns for p in cached] == stamps
