@@ -49,7 +49,7 @@ def fpcodec_variants(
     predictors: list[str], max_errors: list[int], qualities: list[int], extras: bool = True
 ) -> list[Variant]:
     from fpcodec.models.learned import FLOAT_SUFFIX
-    from fpcodec.models.registry import trained_names
+    from fpcodec.models.registry import DEFAULT_PREDICTOR, trained_names
 
     out = []
     for p in predictors:
@@ -108,6 +108,16 @@ def fpcodec_variants(
                     (("predictor", p), ("quality", q)),
                 )
             )
+            if extras and p == DEFAULT_PREDICTOR:  # what the range coder buys over zstd
+                out.append(
+                    Variant(
+                        "fpcodec",
+                        f"Q={q}",
+                        f"fpcodec lossy, zstd backend ({p})",
+                        False,
+                        (("predictor", p), ("quality", q), ("entropy", "zstd")),
+                    )
+                )
     return out
 
 

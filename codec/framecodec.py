@@ -298,7 +298,9 @@ def _encode_lossy_frame(
     else:
         state.alpha.prev = alpha.copy()
     pred = None if prediction is None else prediction.rgb
-    data, rgb = encode_lossy(rgba[..., :3], pred, alpha != 0, state.header.quality, state.lossy)
+    data, rgb = encode_lossy(
+        rgba[..., :3], pred, alpha != 0, state.header.quality, state.lossy, state.header.entropy
+    )
     parts.append(pack(data))
     return CodedFrame(
         KEY if key else PREDICTED, CODING_LOSSY, b"".join(parts), with_alpha(rgb, alpha)
@@ -393,7 +395,7 @@ def _decode_lossy_frame(
     data = r.section()
     r.done()
     pred = None if prediction is None else prediction.rgb
-    rgb, damaged = decode_lossy(data, pred, h, w, header.quality, state.lossy)
+    rgb, damaged = decode_lossy(data, pred, h, w, header.quality, state.lossy, header.entropy)
     if damaged:
         raise FormatError(f"{what}: lossy stream is damaged")
     return with_alpha(rgb, alpha)

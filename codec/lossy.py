@@ -27,10 +27,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import zstandard
 from numba import njit
 
 from . import rangecoder as rc
+from .planecoder import ZSTD_LEVEL
 from .transform import ZIGZAG_4, _fwd4, _inv4, block_scales, ycocg_forward, ycocg_inverse
+from .zstd_bounded import decompress
 
 # plane weights in the perceptual distance (Y, Co, Cg) and the step factors they imply
 PLANE_WEIGHT = np.array([9.0, 1.25, 2.25])
@@ -133,12 +136,21 @@ def _predict_block(recon, p, y0, x0, mode, out):
 
 
 @njit(cache=True)
-def _code_lossy(enc, tgt, prd, intra, steps, offs, lam, wplane, probs, counts, buf, recon):
-    """Code (3, Hp, Wp) YCoCg planes in 4x4 blocks. Returns (bytes, flag)."""
+def _code_lossy(enc, tgt, prd, intra, steps, offs, lam, wplane, probs, counts, buf, recon, lv):
+    """Code (3, Hp, Wp) YCoCg planes in 4x4 blocks. Returns (bytes, flag).
+
+    With a non-empty `lv` (the zstd baseline) no range coding happens: levels and
+    intra modes are written to / read from lv, laid out plane by plane and
+    position by position ((p*16 + z)*blocks + b, then the modes) so zstd sees long
+    runs of zeros."""
     _, hp, wp = recon.shape
     nby, nbx = hp // 4, wp // 4
+    nblk = nby * nbx
+    raw = lv.shape[0] > 0
     st = np.zeros(rc.STATE_SIZE, np.int64)
-    if enc:
+    if raw:
+        pass
+    elif enc:
         rc.rc_init_enc(st)
     else:
         rc.rc_init_dec(st, buf)
@@ -166,8 +178,16 @@ def _code_lossy(enc, tgt, prd, intra, steps, offs, lam, wplane, probs, counts, b
                             best = sad
                             mode = m
                 lm = modes[by, bx - 1] if bx > 0 else 0
-                mode = rc.code_tree(st, buf, probs, counts, MODE_BASE + lm * 4, mode, 2, enc, LIMIT)
-                if mode > 2:
+                if raw:
+                    if enc:
+                        lv[48 * nblk + by * nbx + bx] = mode
+                    else:
+                        mode = lv[48 * nblk + by * nbx + bx]
+                else:
+                    mode = rc.code_tree(
+                        st, buf, probs, counts, MODE_BASE + lm * 4, mode, 2, enc, LIMIT
+                    )
+                if mode > 2 or mode < 0:
                     mode = 0
                 modes[by, bx] = mode
             for p in range(3):
@@ -218,18 +238,31 @@ def _code_lossy(enc, tgt, prd, intra, steps, offs, lam, wplane, probs, counts, b
                         for z in range(16):
                             q[z] = 0
                 # --- entropy coding
-                left = cbf[p, by, bx - 1] if bx > 0 else 0
-                up = cbf[p, by - 1, bx] if by > 0 else 0
-                nz = 0
-                if enc:
+                if raw:
+                    b = by * nbx + bx
+                    nz = 0
                     for z in range(16):
+                        if enc:
+                            lv[(p * 16 + z) * nblk + b] = q[z]
+                        else:
+                            q[z] = lv[(p * 16 + z) * nblk + b]
+                            if q[z] > 1 << 20 or q[z] < -(1 << 20):
+                                return 0, 1
                         if q[z] != 0:
                             nz = 1
-                nz = rc.code_adaptive(
-                    st, buf, probs, counts, CBF_BASE + p * 4 + left + 2 * up, nz, enc, LIMIT
-                )
+                left = cbf[p, by, bx - 1] if bx > 0 else 0
+                up = cbf[p, by - 1, bx] if by > 0 else 0
+                if not raw:
+                    nz = 0
+                    if enc:
+                        for z in range(16):
+                            if q[z] != 0:
+                                nz = 1
+                    nz = rc.code_adaptive(
+                        st, buf, probs, counts, CBF_BASE + p * 4 + left + 2 * up, nz, enc, LIMIT
+                    )
                 cbf[p, by, bx] = nz
-                if nz:
+                if nz and not raw:
                     last = 0
                     if enc:
                         for z in range(16):
@@ -289,6 +322,8 @@ def _code_lossy(enc, tgt, prd, intra, steps, offs, lam, wplane, probs, counts, b
                         elif v > 1024:
                             v = 1024
                         recon[p, y0 + i, x0 + j] = v
+    if raw:
+        return 0, 0
     if enc:
         return rc.rc_finish_enc(st, buf), st[7]
     return st[4], 1 if st[6] > 8 else 0
@@ -305,8 +340,42 @@ def _to_rgb(recon: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
+_NO_LEVELS = np.zeros(0, np.int64)
+_ZSTD = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+
+
+def _level_count(hp: int, wp: int) -> int:
+    return (hp // 4) * (wp // 4) * 49  # 3 planes x 16 levels, and the intra mode, per block
+
+
+def _pack_levels(lv: np.ndarray) -> bytes:
+    """zstd baseline: zigzag-mapped levels in the narrowest width that holds them."""
+    z = ((lv << 1) ^ (lv >> 63)).astype(np.uint64)
+    top = int(z.max()) if z.size else 0
+    width = 1 if top < 1 << 8 else 2 if top < 1 << 16 else 4
+    dtype = {1: np.uint8, 2: np.dtype("<u2"), 4: np.dtype("<u4")}[width]
+    return bytes([width]) + _ZSTD.compress(z.astype(dtype).tobytes())
+
+
+def _unpack_levels(data: bytes, n: int) -> np.ndarray | None:
+    if not data or data[0] not in (1, 2, 4):
+        return None
+    width = data[0]
+    raw = decompress(data[1:], n * width, "lossy levels")
+    if len(raw) != n * width:
+        return None
+    dtype = {1: np.uint8, 2: np.dtype("<u2"), 4: np.dtype("<u4")}[width]
+    z = np.frombuffer(raw, dtype).astype(np.int64)
+    return (z >> 1) ^ -(z & 1)
+
+
 def encode_lossy(
-    rgb: np.ndarray, pred: np.ndarray | None, visible: np.ndarray, quality: int, models: LossyModels
+    rgb: np.ndarray,
+    pred: np.ndarray | None,
+    visible: np.ndarray,
+    quality: int,
+    models: LossyModels,
+    entropy: str = "arith",
 ) -> tuple[bytes, np.ndarray]:
     """Code an RGB frame (H, W, 3) against pred (None: intra). Returns (bytes, recon RGB)."""
     h, w = rgb.shape[:2]
@@ -318,7 +387,8 @@ def encode_lossy(
     prd = _planes(pred, hp, wp) if pred is not None else tgt
     steps, offs, lam = step_tables(quality, pred is None)
     recon = np.zeros((3, hp, wp), np.int64)
-    buf = np.zeros(8 * hp * wp + 1024, np.uint8)
+    lv = np.zeros(_level_count(hp, wp), np.int64) if entropy == "zstd" else _NO_LEVELS
+    buf = np.zeros(8 * hp * wp + 1024 if not lv.size else 1, np.uint8)
     n, err = _code_lossy(
         True,
         tgt,
@@ -332,20 +402,34 @@ def encode_lossy(
         models.counts,
         buf,
         recon,
+        lv,
     )
     if err:
         raise rc.CodingOverflow()
-    return buf[:n].tobytes(), _to_rgb(recon, h, w)
+    data = _pack_levels(lv) if lv.size else buf[:n].tobytes()
+    return data, _to_rgb(recon, h, w)
 
 
 def decode_lossy(
-    data: bytes, pred: np.ndarray | None, height: int, width: int, quality: int, models: LossyModels
+    data: bytes,
+    pred: np.ndarray | None,
+    height: int,
+    width: int,
+    quality: int,
+    models: LossyModels,
+    entropy: str = "arith",
 ) -> tuple[np.ndarray, bool]:
     """Returns (recon RGB, damaged flag)."""
     hp, wp = -(-height // 4) * 4, -(-width // 4) * 4
     prd = _planes(pred, hp, wp) if pred is not None else np.zeros((3, hp, wp), np.int64)
     steps, offs, lam = step_tables(quality, pred is None)
     recon = np.zeros((3, hp, wp), np.int64)
+    lv = _NO_LEVELS
+    if entropy == "zstd":
+        lv = _unpack_levels(data, _level_count(hp, wp))
+        if lv is None:
+            return np.zeros((height, width, 3), np.uint8), True
+        data = b""
     buf = rc.input_buffer(data)
     n, err = _code_lossy(
         False,
@@ -360,6 +444,7 @@ def decode_lossy(
         models.counts,
         buf,
         recon,
+        lv,
     )
     return _to_rgb(recon, height, width), bool(err) or n > len(data) + 8
 
