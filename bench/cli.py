@@ -54,8 +54,65 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--quick", action="store_true", help="few settings, few clips: a smoke run")
     p.add_argument("--strips", type=int, default=3, help="prediction strips for this many clips")
+    p.add_argument(
+        "--report-only",
+        nargs="+",
+        metavar="RESULTS_JSON",
+        help="run nothing: rebuild the report in OUTPUT from these results.json files "
+        "(merged; a later file's result for the same clip and setting wins)",
+    )
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(handler=run_bench)
+
+
+def _rebuild_report(args: argparse.Namespace, default_predictor: str) -> int:
+    """Re-aggregate raw results (e.g. after a report change, or to merge an anchor
+    measured later) without re-running anything: the numbers stay the measured ones."""
+    import json
+    import shutil
+
+    from fpcodec.bench.report import write_report
+
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    merged: dict[tuple, dict] = {}
+    leaderboard: list[dict] = []
+    meta: dict = {}
+    commands = []
+    for f in args.report_only:
+        src = Path(f)
+        data = json.loads(src.read_text())
+        meta = meta or dict(data["meta"])
+        commands.append(data["meta"].get("command", ""))
+        for r in data["results"]:
+            key = (r["clip"], r["family"], r["setting"])
+            if "skipped" not in r or key not in merged:
+                merged[key] = r
+        leaderboard += data.get("leaderboard_raw", [])
+        if args.strips == 0:  # e.g. a report to publish, of clips whose licence forbids it
+            meta["strips"] = []
+            continue
+        for name in data["meta"].get("strips", []):
+            if (src.parent / name).exists() and src.parent.resolve() != out.resolve():
+                shutil.copyfile(src.parent / name, out / name)
+    results = list(merged.values())
+    meta["command"] = " && ".join(c for c in commands if c)
+    meta["clips"] = len({r["clip"] for r in results})
+    meta["skipped"] = [f"{r['family']}: {r['skipped']}" for r in results if "skipped" in r]
+    meta["errors"] = [
+        f"{r['family']} {r['setting']} on {r['clip']}: {r['error']}"
+        for r in results
+        if "error" in r
+    ]
+    predictors = meta.get("predictors") or [default_predictor]
+    default = default_predictor if default_predictor in predictors else predictors[-1]
+    from fpcodec.bench.report import speed_rows
+
+    meta["speed"] = speed_rows(results, default)
+    write_report(out, results, leaderboard, meta, default)
+    if not args.quiet:
+        print(f"report: {out / 'report.md'}", file=sys.stderr)
+    return 0
 
 
 def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -72,8 +129,12 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     )
     from fpcodec.codec.errors import FpcError
     from fpcodec.models.data import list_clips
-    from fpcodec.models.learned import FLOAT_SUFFIX
-    from fpcodec.models.registry import DEFAULT_PREDICTOR, available_predictors, trained_names
+    from fpcodec.models.registry import (
+        DEFAULT_PREDICTOR,
+        FLOAT_SUFFIX,
+        available_predictors,
+        trained_names,
+    )
 
     import fpcodec
 
@@ -86,9 +147,14 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.limit:
         step = max(1, len(clips) // args.limit)
         clips = clips[::step][: args.limit]
-    predictors = (
-        args.predictors.split(",") if args.predictors else sorted({"last", DEFAULT_PREDICTOR})
-    )
+    if args.report_only:
+        return _rebuild_report(args, DEFAULT_PREDICTOR)
+    if args.predictors == "none":  # anchors only
+        predictors = []
+    else:
+        predictors = (
+            args.predictors.split(",") if args.predictors else sorted({"last", DEFAULT_PREDICTOR})
+        )
     for p in predictors:
         if p not in available_predictors():
             raise FpcError(f"unknown predictor {p!r}")
@@ -132,7 +198,9 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             name = f"strip_{c.stem[:40]}.png"
             strip_image(frames, t, per_pred, out / name)
             strips.append(name)
-    default = DEFAULT_PREDICTOR if DEFAULT_PREDICTOR in predictors else predictors[-1]
+    default = (
+        DEFAULT_PREDICTOR if DEFAULT_PREDICTOR in predictors or not predictors else predictors[-1]
+    )
     meta = {
         "corpus": str(corpus),
         "clips": len(clips),

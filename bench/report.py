@@ -204,6 +204,8 @@ def write_plots(agg: dict[str, dict], out: Path) -> list[str]:
         return []
     files = []
     cs = curves(agg)
+    if not cs:  # a lossless-only run has no rate-distortion curves to draw
+        return files
     for metric, label, name in (
         ("pd", "perceptual distance (lower is better)", "rd_pd.png"),
         ("psnr", "PSNR dB (higher is better)", "rd_psnr.png"),
@@ -249,6 +251,10 @@ def write_report(
         },
         "results": [{k: v for k, v in r.items() if k != "strip"} for r in results],
         "aggregate": agg,
+        "lossless_by_source": {
+            kind: aggregate([r for r in results if r.get("source_kind") == kind])
+            for kind in sorted({r.get("source_kind") for r in results if _ok(r)})
+        },
         "bd_rate": bds,
         "per_file_wins": wins,
         "per_file": files,
@@ -293,30 +299,8 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return out + ["| " + " | ".join(r) + " |" for r in rows]
 
 
-def markdown(p: dict, plots: list[str], default_predictor: str) -> str:
-    agg = p["aggregate"]
-    m = p["meta"]
-    tools = ", ".join(f"{k} {v}" for k, v in m.get("tools", {}).items())
-    lines = [
-        "# fpcodec benchmark",
-        "",
-        f"Corpus `{m.get('corpus')}`: {m.get('clips')} clips. fpcodec {m.get('version')} "
-        f"(code {m.get('code_version')}). Every number comes from files written and decoded "
-        "by each format's real decoder. bpp = 8 x bytes / (frames x width x height); "
-        "perceptual distance (PD) is the catz redmean distance averaged over visible pixels "
-        "and frames, then over clips; PSNR pools the squared error over all visible pixels; "
-        "SSIM averages up to 8 frames per clip.",
-        "",
-        f"Tools: {tools}. Command: `{m.get('command')}`",
-        "",
-    ]
-    if m.get("skipped"):
-        lines += ["Skipped: " + "; ".join(sorted(set(m["skipped"]))), ""]
-    if m.get("errors"):
-        lines += ["Errors: " + "; ".join(sorted(set(m["errors"]))[:10]), ""]
-    lossless = sorted((a for a in agg.values() if a["lossless"]), key=lambda a: a["bytes"])
-    lines += ["## Lossless (sorted by total bytes)", ""]
-    lines += _table(
+def _lossless_rows(lossless: list[dict]) -> list[str]:
+    return _table(
         [
             "codec",
             "clips",
@@ -343,6 +327,38 @@ def markdown(p: dict, plots: list[str], default_predictor: str) -> str:
             for a in lossless
         ],
     )
+
+
+def markdown(p: dict, plots: list[str], default_predictor: str) -> str:
+    agg = p["aggregate"]
+    m = p["meta"]
+    tools = ", ".join(f"{k} {v}" for k, v in m.get("tools", {}).items())
+    lines = [
+        "# fpcodec benchmark",
+        "",
+        f"Corpus `{m.get('corpus')}`: {m.get('clips')} clips. fpcodec {m.get('version')} "
+        f"(code {m.get('code_version')}). Every number comes from files written and decoded "
+        "by each format's real decoder. bpp = 8 x bytes / (frames x width x height); "
+        "perceptual distance (PD) is the catz redmean distance averaged over visible pixels "
+        "and frames, then over clips; PSNR pools the squared error over all visible pixels; "
+        "SSIM averages up to 8 frames per clip.",
+        "",
+        f"Tools: {tools}. Command: `{m.get('command')}`",
+        "",
+    ]
+    if m.get("skipped"):
+        lines += ["Skipped: " + "; ".join(sorted(set(m["skipped"]))), ""]
+    if m.get("errors"):
+        lines += ["Errors: " + "; ".join(sorted(set(m["errors"]))[:10]), ""]
+    by_kind = p.get("lossless_by_source") or {"": agg}
+    for kind, kagg in by_kind.items():
+        lossless = sorted((a for a in kagg.values() if a["lossless"]), key=lambda a: a["bytes"])
+        if not lossless:
+            continue
+        title = f", {kind} sources" if kind else ""
+        lines += [f"## Lossless{title} (sorted by total bytes)", ""]
+        lines += _lossless_rows(lossless)
+        lines.append("")
     if p["per_file_wins"]:
         lines += ["", f"Per GIF, fpcodec lossless ({default_predictor}) is smaller than:", ""]
         for k, v in p["per_file_wins"].items():

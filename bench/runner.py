@@ -48,8 +48,7 @@ class Variant:
 def fpcodec_variants(
     predictors: list[str], max_errors: list[int], qualities: list[int], extras: bool = True
 ) -> list[Variant]:
-    from fpcodec.models.learned import FLOAT_SUFFIX
-    from fpcodec.models.registry import DEFAULT_PREDICTOR, trained_names
+    from fpcodec.models.registry import DEFAULT_PREDICTOR, FLOAT_SUFFIX, trained_names
 
     out = []
     for p in predictors:
@@ -303,6 +302,8 @@ def run_task(path: str, v: Variant, cache_dir: str, version: str) -> dict:
         base["skipped"] = str(e)
     except Exception as e:  # a failing codec must not stop the benchmark; the report shows it
         base["error"] = f"{type(e).__name__}: {e}"
+    if "skipped" in base:  # a tool installed later must get its turn on the next run
+        return base
     tmp = cache.with_suffix(".part")
     tmp.write_text(json.dumps(base))
     os.replace(tmp, cache)

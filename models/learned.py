@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from .framenet import FrameNet, snap_to_neighbours
 from .intnet import check_bounds, exact_inference, qconvs
 from .predictor import Prediction, Predictor
+from .registry import FLOAT_SUFFIX
 
 # Spread (expected |error| in pixels) -> confidence bucket for the entropy coder.
 SPREAD_EDGES = (2, 6, 16)
@@ -19,9 +20,6 @@ def spread_buckets(spread: np.ndarray) -> np.ndarray:
     for edge in SPREAD_EDGES:
         out += spread >= edge
     return out
-
-
-FLOAT_SUFFIX = "+float"
 
 
 class LearnedPredictor(Predictor):

@@ -24,6 +24,9 @@ from .predictor import Predictor
 # until a trained predictor wins in the benchmark (bench/RESULTS.md).
 DEFAULT_PREDICTOR = "last"
 
+# Suffix naming the float reference path of a trained predictor (benchmark only).
+FLOAT_SUFFIX = "+float"
+
 # Untrained predictors: constructed from nothing.
 _PLAIN: dict[str, Callable[[], Predictor]] = {"last": LastFramePredictor}
 
@@ -40,9 +43,9 @@ def available_predictors() -> tuple[str, ...]:
 
 def _split_float(name: str) -> tuple[str, bool]:
     """`convlstm+float` names the float reference path of `convlstm` (benchmark only)."""
-    from .learned import FLOAT_SUFFIX
-
-    if name.endswith(FLOAT_SUFFIX) and name[: -len(FLOAT_SUFFIX)] in trained_names():
+    if not name.endswith(FLOAT_SUFFIX):  # the common case must not import torch
+        return name, False
+    if name[: -len(FLOAT_SUFFIX)] in trained_names():
         return name[: -len(FLOAT_SUFFIX)], True
     return name, False
 

@@ -136,10 +136,36 @@ def test_bench_numbers_follow_from_bytes_and_frames(report):
     assert {r["clip"] for r in data["per_file"]} == {"moving.gif", "palette.gif"}
 
 
-def test_bench_resumes_from_its_cache(report):
-    corpus, out = report
+def test_bench_resumes_from_its_cache(report, tmp_path):
+    import shutil
+
+    corpus, first = report
+    out = tmp_path / "again"
+    shutil.copytree(first, out)
     cached = sorted((out / "cache").glob("*.json"))
     stamps = [p.stat().st_mtime_ns for p in cached]
     args = ["bench", str(corpus), "-o", str(out), "--predictors", "last", "--max-errors", "0"]
     assert main([*args, "--qualities", "40,80", "--anchors", "gif", "--jobs", "1", "-q"]) == 0
     assert [p.stat().st_mtime_ns for p in cached] == stamps
+
+
+def test_report_can_be_rebuilt_and_merged_without_rerunning(report, tmp_path):
+    corpus, out = report
+    data = json.loads((out / "results.json").read_text())
+    # a second results file with one anchor re-measured: the later file wins
+    extra = json.loads((out / "results.json").read_text())
+    webp = [r for r in extra["results"] if r["family"] == "webp"]
+    for r in webp:
+        r["bytes"] += 1
+    extra["results"] = webp
+    (tmp_path / "extra.json").write_text(json.dumps(extra))
+    rebuilt = tmp_path / "rebuilt"
+    args = ["bench", str(corpus), "-o", str(rebuilt), "-q", "--report-only"]
+    assert main([*args, str(out / "results.json"), str(tmp_path / "extra.json")]) == 0
+    new = json.loads((rebuilt / "results.json").read_text())
+    assert len(new["results"]) == len(data["results"])
+    old_agg, new_agg = data["aggregate"], new["aggregate"]
+    assert new_agg["webp | lossless"]["bytes"] == old_agg["webp | lossless"]["bytes"] + 2
+    key = "fpcodec lossless (last) | lossless"
+    assert new_agg[key]["bytes"] == old_agg[key]["bytes"]
+    assert (rebuilt / "report.md").exists() and new["leaderboard"]
