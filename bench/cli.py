@@ -176,6 +176,7 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     progress = not args.quiet and sys.stderr.isatty()
+    version = code_version()  # before running: the code the results were measured with
     results = run_all(clips, variants, out / "cache", args.jobs, progress)
 
     leaderboard = []
@@ -205,7 +206,7 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         "corpus": str(corpus),
         "clips": len(clips),
         "version": fpcodec.__version__,
-        "code_version": code_version(),
+        "code_version": version,
         "tools": anchors.tool_versions(),
         "predictors": predictors,
         "command": "fpcodec " + " ".join(shlex.quote(a) for a in sys.argv[1:])

@@ -169,3 +169,19 @@ def test_report_can_be_rebuilt_and_merged_without_rerunning(report, tmp_path):
     key = "fpcodec lossless (last) | lossless"
     assert new_agg[key]["bytes"] == old_agg[key]["bytes"]
     assert (rebuilt / "report.md").exists() and new["leaderboard"]
+
+
+def test_playback_speed_compares_decoding_with_the_gifs_own_frame_rate(tmp_path):
+    from fpcodec.bench import playback
+
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    save_gif(corpus / "a.gif", moving_clip(5, 16, 20, seed=3), durations=100)
+    out = tmp_path / "speed.json"
+    assert playback.main([str(corpus), "-o", str(out)]) == 0
+    data = json.loads(out.read_text())
+    (row,) = data["clips"]
+    assert row["frames"] == 5 and row["playback_fps"] == pytest.approx(10.0)
+    assert row["decode_fps"] == pytest.approx(5 / row["decode_s"])
+    assert row["margin"] == pytest.approx(row["decode_fps"] / 10.0)
+    assert data["summary"]["realtime"] == int(row["margin"] >= 1)

@@ -1,0 +1,82 @@
+"""Can fpcodec play a GIF back in real time? Decode speed against display speed.
+
+`python -m fpcodec.bench.playback CORPUS -o speed.json` encodes every GIF of a
+directory losslessly (not timed), then times the real decoder on the written file
+in this one process and compares its frames/s with the GIF's own (frames / total
+display time). Run it on an otherwise idle machine: unlike `fpcodec bench`, which
+runs codecs side by side, this is the number a user watching the clip gets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+
+def measure(path: Path, workdir: Path) -> dict:
+    from fpcodec.codec.source import open_source
+
+    import fpcodec
+
+    with open_source(path) as src:
+        durations = [f.duration_ms for f in src.frames()]
+    out = workdir / "clip.fpc"
+    enc = fpcodec.encode(path, out, force=True)
+    t = time.perf_counter()
+    _, frames, _ = fpcodec.decode_frames(out)
+    seconds = time.perf_counter() - t
+    shown = sum(durations) / 1000.0
+    dec_fps = len(frames) / seconds
+    play_fps = len(frames) / shown if shown > 0 else float("nan")
+    return {
+        "clip": path.name,
+        "frames": len(frames),
+        "width": enc.width,
+        "height": enc.height,
+        "bytes": enc.bytes,
+        "decode_s": seconds,
+        "decode_fps": dec_fps,
+        "playback_fps": play_fps,
+        "margin": dec_fps / play_fps if shown > 0 else float("nan"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m fpcodec.bench.playback", description=__doc__)
+    ap.add_argument("corpus")
+    ap.add_argument("-o", "--output", required=True, help="JSON file to write")
+    args = ap.parse_args(argv)
+    import fpcodec
+
+    gifs = sorted(Path(args.corpus).glob("*.gif"))
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        # compile the numba kernels before timing anything
+        warm = Path(d) / "warm.fpc"
+        fpcodec.encode(gifs[0], warm, force=True)
+        fpcodec.decode_frames(warm)
+        for g in tqdm(gifs, disable=not sys.stderr.isatty()):
+            rows.append(measure(g, Path(d)))
+    timed = [r for r in rows if r["margin"] == r["margin"]]
+    summary = {
+        "gifs": len(rows),
+        "timed": len(timed),
+        "median_decode_fps": statistics.median(r["decode_fps"] for r in rows),
+        "median_margin": statistics.median(r["margin"] for r in timed),
+        "realtime": sum(r["margin"] >= 1 for r in timed),
+        "version": fpcodec.__version__,
+    }
+    Path(args.output).write_text(json.dumps({"summary": summary, "clips": rows}, indent=1))
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
