@@ -122,3 +122,39 @@ def test_golden_file_decodes_to_committed_hashes():
     _, frames, durations = fpcodec.decode_frames(GOLDEN / meta["file"])
     assert durations == meta["durations"]
     assert [hashlib.sha256(f.tobytes()).hexdigest() for f in frames] == meta["frames"]
+
+
+@pytest.mark.parametrize("max_error", [0, 2])
+def test_a_prediction_one_level_off_stops_the_decoder_at_that_frame(tmp, monkeypatch, max_error):
+    """What a non-exact predictor would do to a closed loop: one value off by one in
+    frame 3's prediction. The decoder must refuse frame 3 by index, not carry on."""
+    from fpcodec.codec import decoder as decoder_mod
+    from fpcodec.codec.errors import DivergenceError
+    from fpcodec.models.last import LastFramePredictor
+    from fpcodec.models.predictor import Prediction
+
+    class Drifting(LastFramePredictor):
+        def __init__(self) -> None:
+            super().__init__()
+            self.seen = 0
+
+        def observe(self, frame):
+            super().observe(frame)
+            self.seen += 1
+
+        def predict(self):
+            rgb = self._last.copy()
+            if self.seen == 3:  # the prediction of frame 3
+                rgb[0, 0, 1] ^= 1
+            return Prediction(rgb)
+
+    src = save_gif(tmp / "in.gif", moving_clip(6, 20, 24, seed=9), durations=40)
+    out = tmp / "a.fpc"
+    fpcodec.encode(src, out, palette=False, max_error=max_error, keyframe_interval=0)
+    monkeypatch.setattr(decoder_mod, "predictor_for_stream", lambda *a: Drifting())
+    got = []
+    with open(out, "rb") as fh, pytest.raises(DivergenceError) as e:
+        for f in decoder_mod.Decoder(fh):
+            got.append(f.index)
+    assert e.value.frame_index == 3 and got == [0, 1, 2]
+    assert "frame 3" in str(e.value)
