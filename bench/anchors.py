@@ -71,34 +71,8 @@ def gifsicle(path: Path, frames: list[np.ndarray], durations: list[int]) -> Enco
     return Encoded(len(data), dec, enc, time.perf_counter() - t)
 
 
-def webp(lossless: bool, quality: int = 100) -> Callable:
-    def run(path: Path, frames: list[np.ndarray], durations: list[int]) -> Encoded:
-        from PIL import Image
-
-        ims = [Image.fromarray(f, "RGBA") for f in frames]
-        buf = io.BytesIO()
-        t = time.perf_counter()
-        ims[0].save(
-            buf,
-            "WEBP",
-            save_all=True,
-            append_images=ims[1:],
-            duration=[max(d, 1) for d in durations],
-            lossless=lossless,
-            quality=quality,
-            method=4,
-            loop=0,
-        )
-        enc = time.perf_counter() - t
-        data = buf.getvalue()
-        t = time.perf_counter()
-        dec = _pil_frames(data)
-        return Encoded(len(data), dec, enc, time.perf_counter() - t)
-
-    return run
-
-
-def apng(path: Path, frames: list[np.ndarray], durations: list[int]) -> Encoded:
+def _pillow_animation(frames: list[np.ndarray], durations: list[int], fmt: str, **opts) -> Encoded:
+    """Save an animation with Pillow in `fmt`, timed, and decode it back with Pillow."""
     from PIL import Image
 
     ims = [Image.fromarray(f, "RGBA") for f in frames]
@@ -106,18 +80,31 @@ def apng(path: Path, frames: list[np.ndarray], durations: list[int]) -> Encoded:
     t = time.perf_counter()
     ims[0].save(
         buf,
-        "PNG",
+        fmt,
         save_all=True,
         append_images=ims[1:],
         duration=[max(d, 1) for d in durations],
         loop=0,
-        optimize=True,
+        **opts,
     )
     enc = time.perf_counter() - t
     data = buf.getvalue()
     t = time.perf_counter()
     dec = _pil_frames(data)
     return Encoded(len(data), dec, enc, time.perf_counter() - t)
+
+
+def webp(lossless: bool, quality: int = 100) -> Callable:
+    def run(path: Path, frames: list[np.ndarray], durations: list[int]) -> Encoded:
+        return _pillow_animation(
+            frames, durations, "WEBP", lossless=lossless, quality=quality, method=4
+        )
+
+    return run
+
+
+def apng(path: Path, frames: list[np.ndarray], durations: list[int]) -> Encoded:
+    return _pillow_animation(frames, durations, "PNG", optimize=True)
 
 
 def _pyav(

@@ -65,13 +65,29 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_bench)
 
 
+def _report_default(predictors: list[str], default: str) -> str:
+    """The predictor the report's headline rows are about."""
+    return default if default in predictors or not predictors else predictors[-1]
+
+
+def _problems(results: list[dict]) -> tuple[list[str], list[str]]:
+    """What the report lists as skipped and as failed."""
+    skipped = [f"{r['family']}: {r['skipped']}" for r in results if "skipped" in r]
+    errors = [
+        f"{r['family']} {r['setting']} on {r['clip']}: {r['error']}"
+        for r in results
+        if "error" in r
+    ]
+    return skipped, errors
+
+
 def _rebuild_report(args: argparse.Namespace, default_predictor: str) -> int:
     """Re-aggregate raw results (e.g. after a report change, or to merge an anchor
     measured later) without re-running anything: the numbers stay the measured ones."""
     import json
     import shutil
 
-    from fpcodec.bench.report import write_report
+    from fpcodec.bench.report import speed_rows, write_report
 
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -98,16 +114,8 @@ def _rebuild_report(args: argparse.Namespace, default_predictor: str) -> int:
     results = list(merged.values())
     meta["command"] = " && ".join(c for c in commands if c)
     meta["clips"] = len({r["clip"] for r in results})
-    meta["skipped"] = [f"{r['family']}: {r['skipped']}" for r in results if "skipped" in r]
-    meta["errors"] = [
-        f"{r['family']} {r['setting']} on {r['clip']}: {r['error']}"
-        for r in results
-        if "error" in r
-    ]
-    predictors = meta.get("predictors") or [default_predictor]
-    default = default_predictor if default_predictor in predictors else predictors[-1]
-    from fpcodec.bench.report import speed_rows
-
+    meta["skipped"], meta["errors"] = _problems(results)
+    default = _report_default(meta.get("predictors") or [], default_predictor)
     meta["speed"] = speed_rows(results, default)
     write_report(out, results, leaderboard, meta, default)
     if not args.quiet:
@@ -141,14 +149,14 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     corpus = Path(args.corpus)
     if not corpus.is_dir():
         raise FpcError(f"{corpus} is not a directory")
+    if args.report_only:
+        return _rebuild_report(args, DEFAULT_PREDICTOR)
     clips = list_clips(corpus)
     if args.quick and not args.limit:
         args.limit = 4
     if args.limit:
         step = max(1, len(clips) // args.limit)
         clips = clips[::step][: args.limit]
-    if args.report_only:
-        return _rebuild_report(args, DEFAULT_PREDICTOR)
     if args.predictors == "none":  # anchors only
         predictors = []
     else:
@@ -199,9 +207,8 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             name = f"strip_{c.stem[:40]}.png"
             strip_image(frames, t, per_pred, out / name)
             strips.append(name)
-    default = (
-        DEFAULT_PREDICTOR if DEFAULT_PREDICTOR in predictors or not predictors else predictors[-1]
-    )
+    default = _report_default(predictors, DEFAULT_PREDICTOR)
+    skipped, errors = _problems(results)
     meta = {
         "corpus": str(corpus),
         "clips": len(clips),
@@ -212,12 +219,8 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         "command": "fpcodec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         if sys.argv[0].endswith("fpcodec")
         else "fpcodec bench ...",
-        "skipped": [f"{r['family']}: {r['skipped']}" for r in results if "skipped" in r],
-        "errors": [
-            f"{r['family']} {r['setting']} on {r['clip']}: {r['error']}"
-            for r in results
-            if "error" in r
-        ],
+        "skipped": skipped,
+        "errors": errors,
         "strips": strips,
         "speed": speed_rows(results, default),
     }

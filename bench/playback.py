@@ -21,16 +21,13 @@ from tqdm import tqdm
 
 
 def measure(path: Path, workdir: Path) -> dict:
-    from fpcodec.codec.source import open_source
-
     import fpcodec
 
-    with open_source(path) as src:
-        durations = [f.duration_ms for f in src.frames()]
     out = workdir / "clip.fpc"
     enc = fpcodec.encode(path, out, force=True)
     t = time.perf_counter()
-    _, frames, _ = fpcodec.decode_frames(out)
+    # the display durations come back with the frames (lossless keeps them exactly)
+    _, frames, durations = fpcodec.decode_frames(out)
     seconds = time.perf_counter() - t
     shown = sum(durations) / 1000.0
     dec_fps = len(frames) / seconds

@@ -97,16 +97,24 @@ def bd_table(agg: dict[str, dict], default_predictor: str) -> list[dict]:
     return rows
 
 
-def per_file_wins(results: list[dict], ours_family: str) -> dict:
-    """For each lossless anchor: on how many GIFs is fpcodec's lossless file smaller?"""
-    by = defaultdict(dict)
+def _lossless_gifs(results: list[dict]) -> dict[str, dict[str, dict]]:
+    """Lossless results on GIF sources: clip -> codec family -> result."""
+    by: dict[str, dict[str, dict]] = defaultdict(dict)
     for r in results:
         if _ok(r) and r["lossless"] and r.get("source_kind") == "gif":
-            by[r["clip"]][r["family"]] = r["bytes"]
+            by[r["clip"]][r["family"]] = r
+    return by
+
+
+def per_file_wins(results: list[dict], ours_family: str) -> dict:
+    """For each lossless anchor: on how many GIFs is fpcodec's lossless file smaller?"""
+    by = _lossless_gifs(results)
     wins = {}
     for anchor in ("gif", "gifsicle", "webp", "apng", "ffv1", "x264-lossless"):
         pairs = [
-            (v[ours_family], v[anchor]) for v in by.values() if ours_family in v and anchor in v
+            (v[ours_family]["bytes"], v[anchor]["bytes"])
+            for v in by.values()
+            if ours_family in v and anchor in v
         ]
         if pairs:
             wins[anchor] = {"smaller": sum(a < b for a, b in pairs), "of": len(pairs)}
@@ -116,21 +124,13 @@ def per_file_wins(results: list[dict], ours_family: str) -> dict:
 def per_file_table(results: list[dict], ours_family: str) -> list[dict]:
     """One row per GIF: lossless bytes of fpcodec and the GIF anchors, and whether
     fpcodec decodes it faster than the GIF plays (frames / total display time)."""
-    by: dict[str, dict] = defaultdict(dict)
-    meta: dict[str, dict] = {}
-    for r in results:
-        if not (_ok(r) and r["lossless"] and r.get("source_kind") == "gif"):
-            continue
-        by[r["clip"]][r["family"]] = r
-        m = meta.setdefault(r["clip"], {})
-        if r.get("duration_s"):
-            m["duration_s"] = r["duration_s"]
     rows = []
-    for clip, fams in sorted(by.items()):
+    for clip, fams in sorted(_lossless_gifs(results).items()):
         ours = fams.get(ours_family)
         if ours is None:
             continue
-        dur = meta[clip].get("duration_s")
+        # results cached before durations were recorded lack them: any codec's will do
+        dur = next((r["duration_s"] for r in fams.values() if r.get("duration_s")), None)
         play = ours["frames"] / dur if dur else math.nan
         dec = _fps(ours["frames"], ours["dec_s"])
         rows.append(
@@ -157,11 +157,12 @@ def predictor_table(agg: dict[str, dict], leaderboard: list[dict]) -> list[dict]
     `+float` row is the float network the integer predictor was quantised from."""
     lb = {r["predictor"]: r for r in leaderboard}
     names = sorted(
-        a["family"].rsplit("(", 1)[1].rstrip(")")
-        for a in agg.values()
-        if a["family"].startswith("fpcodec lossless")
+        {
+            a["family"].rsplit("(", 1)[1].rstrip(")")
+            for a in agg.values()
+            if a["family"].startswith("fpcodec lossless")
+        }
     )
-    names = list(dict.fromkeys(names))
     rows = []
     for p in names:
         pal = agg.get(f"fpcodec lossless ({p}) | lossless")

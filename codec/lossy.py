@@ -32,7 +32,14 @@ from numba import njit
 
 from . import rangecoder as rc
 from .planecoder import ZSTD_LEVEL
-from .transform import ZIGZAG_4, _fwd4, _inv4, block_scales, ycocg_forward, ycocg_inverse
+from .transform import (
+    ZIGZAG_4,
+    block_scales,
+    fdct4x4,
+    idct4x4,
+    ycocg_forward,
+    ycocg_inverse,
+)
 from .zstd_bounded import decompress
 
 # plane weights in the perceptual distance (Y, Co, Cg) and the step factors they imply
@@ -203,13 +210,7 @@ def _code_lossy(enc, tgt, prd, intra, steps, offs, lam, wplane, probs, counts, b
                     for i in range(4):
                         for j in range(4):
                             blk[i, j] = tgt[p, y0 + i, x0 + j] - pb[i, j]
-                    # forward transform (rows, columns)
-                    for i in range(4):
-                        a, b, c, d = _fwd4(blk[i, 0], blk[i, 1], blk[i, 2], blk[i, 3])
-                        blk[i, 0], blk[i, 1], blk[i, 2], blk[i, 3] = a, b, c, d
-                    for j in range(4):
-                        a, b, c, d = _fwd4(blk[0, j], blk[1, j], blk[2, j], blk[3, j])
-                        blk[0, j], blk[1, j], blk[2, j], blk[3, j] = a, b, c, d
+                    fdct4x4(blk)
                     dist_zero = 0.0
                     for z in range(16):
                         k = ZIGZAG_4[z]
@@ -307,12 +308,7 @@ def _code_lossy(enc, tgt, prd, intra, steps, offs, lam, wplane, probs, counts, b
                     v = q[z] * steps[p, k]
                     deq[k // 4, k % 4] = (v + 8) >> 4 if v >= 0 else -((-v + 8) >> 4)
                 if nz:
-                    for j in range(4):
-                        a, b, c, d = _inv4(deq[0, j], deq[1, j], deq[2, j], deq[3, j])
-                        deq[0, j], deq[1, j], deq[2, j], deq[3, j] = a, b, c, d
-                    for i in range(4):
-                        a, b, c, d = _inv4(deq[i, 0], deq[i, 1], deq[i, 2], deq[i, 3])
-                        deq[i, 0], deq[i, 1], deq[i, 2], deq[i, 3] = a, b, c, d
+                    idct4x4(deq)
                 for i in range(4):
                     for j in range(4):
                         v = pb[i, j] + deq[i, j]
@@ -369,6 +365,28 @@ def _unpack_levels(data: bytes, n: int) -> np.ndarray | None:
     return (z >> 1) ^ -(z & 1)
 
 
+def _run(enc, tgt, prd, intra, quality, models, buf, lv):
+    """One pass of the kernel, encoding or decoding; returns (bytes, flag, recon planes)."""
+    steps, offs, lam = step_tables(quality, intra)
+    recon = np.zeros(prd.shape, np.int64)
+    n, err = _code_lossy(
+        enc,
+        tgt,
+        prd,
+        intra,
+        steps,
+        offs,
+        lam,
+        PLANE_WEIGHT,
+        models.probs,
+        models.counts,
+        buf,
+        recon,
+        lv,
+    )
+    return n, err, recon
+
+
 def encode_lossy(
     rgb: np.ndarray,
     pred: np.ndarray | None,
@@ -385,25 +403,9 @@ def encode_lossy(
         target = np.where(visible[..., None], rgb, pred)  # invisible pixels cost nothing
     tgt = _planes(target, hp, wp)
     prd = _planes(pred, hp, wp) if pred is not None else tgt
-    steps, offs, lam = step_tables(quality, pred is None)
-    recon = np.zeros((3, hp, wp), np.int64)
     lv = np.zeros(_level_count(hp, wp), np.int64) if entropy == "zstd" else _NO_LEVELS
     buf = np.zeros(8 * hp * wp + 1024 if not lv.size else 1, np.uint8)
-    n, err = _code_lossy(
-        True,
-        tgt,
-        prd,
-        pred is None,
-        steps,
-        offs,
-        lam,
-        PLANE_WEIGHT,
-        models.probs,
-        models.counts,
-        buf,
-        recon,
-        lv,
-    )
+    n, err, recon = _run(True, tgt, prd, pred is None, quality, models, buf, lv)
     if err:
         raise rc.CodingOverflow()
     data = _pack_levels(lv) if lv.size else buf[:n].tobytes()
@@ -422,8 +424,6 @@ def decode_lossy(
     """Returns (recon RGB, damaged flag)."""
     hp, wp = -(-height // 4) * 4, -(-width // 4) * 4
     prd = _planes(pred, hp, wp) if pred is not None else np.zeros((3, hp, wp), np.int64)
-    steps, offs, lam = step_tables(quality, pred is None)
-    recon = np.zeros((3, hp, wp), np.int64)
     lv = _NO_LEVELS
     if entropy == "zstd":
         lv = _unpack_levels(data, _level_count(hp, wp))
@@ -431,21 +431,7 @@ def decode_lossy(
             return np.zeros((height, width, 3), np.uint8), True
         data = b""
     buf = rc.input_buffer(data)
-    n, err = _code_lossy(
-        False,
-        prd,
-        prd,
-        pred is None,
-        steps,
-        offs,
-        lam,
-        PLANE_WEIGHT,
-        models.probs,
-        models.counts,
-        buf,
-        recon,
-        lv,
-    )
+    n, err, recon = _run(False, prd, prd, pred is None, quality, models, buf, lv)
     return _to_rgb(recon, height, width), bool(err) or n > len(data) + 8
 
 
