@@ -50,11 +50,13 @@ FRAME_TYPES = {KEY: "key", PREDICTED: "predicted"}
 CODING_RAW = 0  # uncompressed RGB(A); the fallback that bounds every frame's size
 CODING_RESIDUAL = 1  # prediction residuals, lossless or near-lossless (--max-error)
 CODING_PALETTE = 2  # lossless palette/index coding for GIF-like sources
-CODING_LOSSY = 3  # transform-coded residuals (--quality)
+CODING_LOSSY_V1 = 3  # transform-coded residuals without motion vectors: read, not written
+CODING_LOSSY = 4  # transform-coded residuals with motion vectors (--quality)
 CODINGS = {
     CODING_RAW: "raw",
     CODING_RESIDUAL: "residual",
     CODING_PALETTE: "palette",
+    CODING_LOSSY_V1: "lossy-v1",
     CODING_LOSSY: "lossy",
 }
 

@@ -36,6 +36,7 @@ from .alpha import (
 )
 from .container import (
     CODING_LOSSY,
+    CODING_LOSSY_V1,
     CODING_PALETTE,
     CODING_RAW,
     CODING_RESIDUAL,
@@ -347,10 +348,10 @@ def decode_frame(
         recon = residual_decode(
             body, prediction, header.max_error, state.coder, state.alpha, state.plane_coder, what
         )
-    elif coding == CODING_LOSSY:
+    elif coding in (CODING_LOSSY, CODING_LOSSY_V1):
         if not header.quality:
             raise FormatError(f"{what}: lossy frame in a lossless stream")
-        recon = _decode_lossy_frame(state, body, prediction, what)
+        recon = _decode_lossy_frame(state, body, prediction, what, coding == CODING_LOSSY)
     elif coding == CODING_PALETTE:
         if not header.lossless:
             raise FormatError(f"{what}: palette frame in a lossy stream")
@@ -377,7 +378,7 @@ def decode_frame(
 
 
 def _decode_lossy_frame(
-    state: StreamState, body: bytes, prediction: Prediction | None, what: str
+    state: StreamState, body: bytes, prediction: Prediction | None, what: str, motion: bool
 ) -> np.ndarray:
     header = state.header
     h, w = header.height, header.width
@@ -395,7 +396,9 @@ def _decode_lossy_frame(
     data = r.section()
     r.done()
     pred = None if prediction is None else prediction.rgb
-    rgb, damaged = decode_lossy(data, pred, h, w, header.quality, state.lossy, header.entropy)
+    rgb, damaged = decode_lossy(
+        data, pred, h, w, header.quality, state.lossy, header.entropy, motion
+    )
     if damaged:
         raise FormatError(f"{what}: lossy stream is damaged")
     return with_alpha(rgb, alpha)

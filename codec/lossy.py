@@ -52,7 +52,12 @@ SIG_BASE = LAST_BASE + 48  # 3 planes x 16 positions
 MODE_BASE = SIG_BASE + 48  # 3 left-mode contexts x 4 (2-bit tree)
 LEVEL_BASE = MODE_BASE + 12  # 3 planes x 4 position classes x BUCKET_MODELS
 ESCAPE_BASE = LEVEL_BASE + 12 * rc.BUCKET_MODELS  # 16 models: levels beyond 255
-N_MODELS = ESCAPE_BASE + 16
+MV_MODELS = 3 + 16  # per vector component: zero flag (3 neighbour contexts), magnitude
+MV_BASE = ESCAPE_BASE + 16
+N_MODELS = MV_BASE + 2 * MV_MODELS
+MAX_MV = 512  # pixels; a larger vector in a stream is damage
+SEARCH_RANGE = 8  # full search +-8 pixels around the best candidate vector
+SEARCH_MAX = 64  # the encoder never proposes vectors longer than this
 LIMIT = 5
 _POS_CLASS = np.array([0, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3], np.int64)
 
@@ -69,18 +74,22 @@ def step_tables(quality: int, intra: bool) -> tuple[np.ndarray, np.ndarray, floa
     steps = np.empty((3, 16), np.int64)
     for p in range(3):
         steps[p] = np.maximum(1, np.round(16 * step * PLANE_STEP[p] * gains))
-    offs = (steps * (1 / 3 if intra else 1 / 6)).astype(np.int64)
-    lam = 0.12 * (step * 16) ** 2 / 256.0 * PLANE_WEIGHT[0] / 8.0
+    import os
+    offs = (steps * (1 / 3 if intra else float(os.environ.get('FPC_DZ', 1/6)))).astype(np.int64)
+    lam = float(os.environ.get('FPC_LAM', 0.2)) * 0.12 * (step * 16) ** 2 / 256.0 * PLANE_WEIGHT[0] / 8.0
     return steps, offs, lam
 
 
 class LossyModels:
     def __init__(self) -> None:
         self.probs, self.counts = rc.new_models(N_MODELS)
+        # the previous frame's vectors: search candidates only, not stream state
+        self.vectors = np.zeros((0, 0, 2), np.int64)
 
     def reset(self) -> None:
         self.probs[:] = rc.PROB_HALF
         self.counts[:] = 0
+        self.vectors = np.zeros((0, 0, 2), np.int64)
 
 
 @njit(cache=True)
@@ -142,15 +151,133 @@ def _predict_block(recon, p, y0, x0, mode, out):
             out[i, j] = dc
 
 
-@njit(cache=True)
-def _code_lossy(enc, tgt, prd, intra, steps, offs, lam, wplane, probs, counts, buf, recon, lv):
-    """Code (3, Hp, Wp) YCoCg planes in 4x4 blocks. Returns (bytes, flag).
+@njit(cache=True, inline="always")
+def _clamp(v, hi):
+    return 0 if v < 0 else hi if v > hi else v
 
-    With a non-empty `lv` (the zstd baseline) no range coding happens: levels and
-    intra modes are written to / read from lv, laid out plane by plane and
-    position by position ((p*16 + z)*blocks + b, then the modes) so zstd sees long
-    runs of zeros."""
+
+@njit(cache=True)
+def _mc_block(ref, p, y0, x0, mvy, mvx, n, out):
+    """n x n block of plane p at (y0, x0) displaced by a half-pel vector, edges repeated.
+
+    Half-pel samples are the rounded mean of their two or four integer neighbours,
+    in integers, so both sides compute the same block."""
+    _, hp, wp = ref.shape
+    iy, fy = mvy >> 1, mvy & 1
+    ix, fx = mvx >> 1, mvx & 1
+    for i in range(n):
+        ya = _clamp(y0 + i + iy, hp - 1)
+        yb = _clamp(y0 + i + iy + fy, hp - 1)
+        for j in range(n):
+            xa = _clamp(x0 + j + ix, wp - 1)
+            xb = _clamp(x0 + j + ix + fx, wp - 1)
+            out[i, j] = (ref[p, ya, xa] + ref[p, ya, xb] + ref[p, yb, xa] + ref[p, yb, xb] + 2) >> 2
+
+
+@njit(cache=True)
+def _sad_int(tgt, ref, y0, x0, dy, dx, limit):
+    """SAD of the 8x8 Y block against the reference at an integer offset (early exit)."""
+    _, hp, wp = ref.shape
+    s = 0
+    inside = y0 + dy >= 0 and x0 + dx >= 0 and y0 + dy + 8 <= hp and x0 + dx + 8 <= wp
+    for i in range(8):
+        for j in range(8):
+            if inside:
+                r = ref[0, y0 + dy + i, x0 + dx + j]
+            else:
+                r = ref[0, _clamp(y0 + dy + i, hp - 1), _clamp(x0 + dx + j, wp - 1)]
+            s += abs(tgt[0, y0 + i, x0 + j] - r)
+        if s >= limit:
+            return s
+    return s
+
+
+@njit(cache=True)
+def _mvd_bits(d):
+    return 1 if d == 0 else 2 + 2 * _bitlen(abs(d))
+
+
+@njit(cache=True)
+def _mv_pred(mvs, uy, ux, nux):
+    """Median of the left, upper and upper-right units' vectors (H.264's rule)."""
+    if uy == 0:
+        if ux == 0:
+            return 0, 0
+        return mvs[uy, ux - 1, 0], mvs[uy, ux - 1, 1]
+    cx = ux + 1 if ux + 1 < nux else ux - 1
+    out = np.zeros(2, np.int64)
+    for c in range(2):
+        a = mvs[uy, ux - 1, c] if ux > 0 else 0
+        b = mvs[uy - 1, ux, c]
+        d = mvs[uy - 1, cx, c] if cx >= 0 else 0
+        out[c] = max(min(a, b), min(max(a, b), d))
+    return out[0], out[1]
+
+
+@njit(cache=True)
+def _search(tgt, ref, y0, x0, pmy, pmx, cands, lam_sad, blk):
+    """Encoder's motion search for one 8x8 unit: best of the candidate vectors, a full
+    integer search around it, then half-pel refinement. Cost = Y SAD + lambda * bits."""
+    best = 1e30
+    by, bx = 0, 0
+    for k in range(cands.shape[0]):
+        cy, cx = cands[k, 0] >> 1, cands[k, 1] >> 1
+        if abs(cy) > SEARCH_MAX or abs(cx) > SEARCH_MAX:
+            continue
+        bits = _mvd_bits(2 * cy - pmy) + _mvd_bits(2 * cx - pmx)
+        c = _sad_int(tgt, ref, y0, x0, cy, cx, best) + lam_sad * bits
+        if c < best:
+            best, by, bx = c, cy, cx
+    cy0, cx0 = by, bx
+    for dy in range(cy0 - SEARCH_RANGE, cy0 + SEARCH_RANGE + 1):
+        for dx in range(cx0 - SEARCH_RANGE, cx0 + SEARCH_RANGE + 1):
+            if abs(dy) > SEARCH_MAX or abs(dx) > SEARCH_MAX:
+                continue
+            bits = _mvd_bits(2 * dy - pmy) + _mvd_bits(2 * dx - pmx)
+            c = lam_sad * bits
+            if c >= best:
+                continue
+            c += _sad_int(tgt, ref, y0, x0, dy, dx, best - c)
+            if c < best:
+                best, by, bx = c, dy, dx
+    hy, hx = 2 * by, 2 * bx
+    cy0, cx0 = hy, hx
+    for dy in range(-1, 2):
+        for dx in range(-1, 2):
+            if dy == 0 and dx == 0:
+                continue
+            my, mx = cy0 + dy, cx0 + dx
+            _mc_block(ref, 0, y0, x0, my, mx, 8, blk)
+            c = lam_sad * (_mvd_bits(my - pmy) + _mvd_bits(mx - pmx))
+            for i in range(8):
+                for j in range(8):
+                    c += abs(tgt[0, y0 + i, x0 + j] - blk[i, j])
+            if c < best:
+                best, hy, hx = c, my, mx
+    return hy, hx
+
+
+@njit(cache=True)
+def _code_lossy(
+    enc, mc, tgt, prd, intra, steps, offs, lam, lam_sad, wplane, probs, counts, buf, recon, lv,
+    mvf,
+):
+    """Code (3, Hp, Wp) YCoCg planes. Returns (bytes, flag).
+
+    mc (coding 4): 8x8 units, each with a half-pel motion vector into the prediction
+    on predicted frames, holding four 4x4 blocks in z-order. Without mc (coding 3,
+    kept for old files): 4x4 blocks in raster order, prediction used as it is.
+    mvf holds the unit vectors: the previous frame's on entry (encoder search
+    candidates), this frame's on return.
+
+    With a non-empty `lv` (the zstd baseline) no range coding happens: levels, intra
+    modes and vector differences are written to / read from lv, laid out plane by
+    plane and position by position ((p*16 + z)*blocks + b, then the modes, then the
+    vectors) so zstd sees long runs of zeros."""
     _, hp, wp = recon.shape
+    unit = 8 if mc else 4
+    ns = unit // 4
+    nuy, nux = hp // unit, wp // unit
     nby, nbx = hp // 4, wp // 4
     nblk = nby * nbx
     raw = lv.shape[0] > 0
@@ -163,161 +290,218 @@ def _code_lossy(enc, tgt, prd, intra, steps, offs, lam, wplane, probs, counts, b
         rc.rc_init_dec(st, buf)
     cbf = np.zeros((3, nby, nbx), np.int64)
     modes = np.zeros((nby, nbx), np.int64)
+    mvs = np.zeros((nuy, nux, 2), np.int64)
+    mvnz = np.zeros((nuy, nux, 2), np.int64)
+    cands = np.zeros((6, 2), np.int64)
     pb = np.zeros((4, 4), np.int64)
     blk = np.zeros((4, 4), np.int64)
+    blk8 = np.zeros((8, 8), np.int64)
     q = np.zeros(16, np.int64)
     deq = np.zeros((4, 4), np.int64)
-    for by in range(nby):
-        for bx in range(nbx):
-            y0 = by * 4
-            x0 = bx * 4
-            mode = 0
-            if intra:
+    use_mv = mc and not intra
+    for uy in range(nuy):
+        for ux in range(nux):
+            mvy, mvx = 0, 0
+            if use_mv:
+                pmy, pmx = _mv_pred(mvs, uy, ux, nux)
                 if enc:
-                    best = -1
-                    for m in range(3):
-                        _predict_block(recon, 0, y0, x0, m, pb)
-                        sad = 0
+                    cands[0, 0], cands[0, 1] = 0, 0
+                    cands[1, 0], cands[1, 1] = pmy, pmx
+                    cands[2] = mvs[uy, ux - 1] if ux > 0 else cands[0]
+                    cands[3] = mvs[uy - 1, ux] if uy > 0 else cands[0]
+                    cands[4] = mvf[uy, ux]
+                    cands[5] = mvs[uy - 1, ux + 1] if uy > 0 and ux + 1 < nux else cands[0]
+                    mvy, mvx = _search(tgt, prd, uy * 8, ux * 8, pmy, pmx, cands, lam_sad, blk8)
+                for c in range(2):
+                    d = (mvy - pmy) if c == 0 else (mvx - pmx)
+                    if raw:
+                        k = 49 * nblk + 2 * (uy * nux + ux) + c
+                        if enc:
+                            lv[k] = d
+                        else:
+                            d = lv[k]
+                    else:
+                        ctx = MV_BASE + c * MV_MODELS
+                        ctx_nz = (mvnz[uy, ux - 1, c] if ux > 0 else 0) + (
+                            mvnz[uy - 1, ux, c] if uy > 0 else 0
+                        )
+                        nz = rc.code_adaptive(
+                            st, buf, probs, counts, ctx + ctx_nz, 1 if d != 0 else 0, enc, LIMIT
+                        )
+                        if nz:
+                            neg = rc.code_bit(st, buf, rc.PROB_HALF, 1 if d < 0 else 0, enc)
+                            m = 1 + rc.code_magnitude(
+                                st, buf, probs, counts, ctx + 3, abs(d) - 1, enc, LIMIT
+                            )
+                            d = -m if neg else m
+                        else:
+                            d = 0
+                    mvnz[uy, ux, c] = 1 if d != 0 else 0
+                    if c == 0:
+                        mvy = pmy + d
+                    else:
+                        mvx = pmx + d
+                if abs(mvy) > 2 * MAX_MV or abs(mvx) > 2 * MAX_MV:
+                    return (0 if raw else st[4]), 1
+                mvs[uy, ux, 0], mvs[uy, ux, 1] = mvy, mvx
+            for sb in range(ns * ns):
+                by = uy * ns + sb // ns
+                bx = ux * ns + sb % ns
+                y0 = by * 4
+                x0 = bx * 4
+                mode = 0
+                if intra:
+                    if enc:
+                        best = -1
+                        for m in range(3):
+                            _predict_block(recon, 0, y0, x0, m, pb)
+                            sad = 0
+                            for i in range(4):
+                                for j in range(4):
+                                    sad += abs(tgt[0, y0 + i, x0 + j] - pb[i, j])
+                            if best < 0 or sad < best:
+                                best = sad
+                                mode = m
+                    lm = modes[by, bx - 1] if bx > 0 else 0
+                    if raw:
+                        if enc:
+                            lv[48 * nblk + by * nbx + bx] = mode
+                        else:
+                            mode = lv[48 * nblk + by * nbx + bx]
+                    else:
+                        mode = rc.code_tree(
+                            st, buf, probs, counts, MODE_BASE + lm * 4, mode, 2, enc, LIMIT
+                        )
+                    if mode > 2 or mode < 0:
+                        mode = 0
+                    modes[by, bx] = mode
+                for p in range(3):
+                    if intra:
+                        _predict_block(recon, p, y0, x0, mode, pb)
+                    elif use_mv:
+                        _mc_block(prd, p, y0, x0, mvy, mvx, 4, pb)
+                    else:
                         for i in range(4):
                             for j in range(4):
-                                sad += abs(tgt[0, y0 + i, x0 + j] - pb[i, j])
-                        if best < 0 or sad < best:
-                            best = sad
-                            mode = m
-                lm = modes[by, bx - 1] if bx > 0 else 0
-                if raw:
+                                pb[i, j] = prd[p, y0 + i, x0 + j]
+                    for k in range(16):
+                        q[k] = 0
                     if enc:
-                        lv[48 * nblk + by * nbx + bx] = mode
-                    else:
-                        mode = lv[48 * nblk + by * nbx + bx]
-                else:
-                    mode = rc.code_tree(
-                        st, buf, probs, counts, MODE_BASE + lm * 4, mode, 2, enc, LIMIT
-                    )
-                if mode > 2 or mode < 0:
-                    mode = 0
-                modes[by, bx] = mode
-            for p in range(3):
-                if intra:
-                    _predict_block(recon, p, y0, x0, mode, pb)
-                else:
-                    for i in range(4):
-                        for j in range(4):
-                            pb[i, j] = prd[p, y0 + i, x0 + j]
-                for k in range(16):
-                    q[k] = 0
-                if enc:
-                    for i in range(4):
-                        for j in range(4):
-                            blk[i, j] = tgt[p, y0 + i, x0 + j] - pb[i, j]
-                    fdct4x4(blk)
-                    dist_zero = 0.0
-                    for z in range(16):
-                        k = ZIGZAG_4[z]
-                        c = blk[k // 4, k % 4]
-                        a = abs(c) * 16
-                        v = (a + offs[p, k]) // steps[p, k]
-                        q[z] = -v if c < 0 else v
-                        dist_zero += float(c) * float(c)
-                    # RD: drop +-1 levels whose rate outweighs their distortion gain
-                    for z in range(15, -1, -1):
-                        if q[z] == 1 or q[z] == -1:
+                        for i in range(4):
+                            for j in range(4):
+                                blk[i, j] = tgt[p, y0 + i, x0 + j] - pb[i, j]
+                        fdct4x4(blk)
+                        dist_zero = 0.0
+                        for z in range(16):
+                            k = ZIGZAG_4[z]
+                            c = blk[k // 4, k % 4]
+                            a = abs(c) * 16
+                            v = (a + offs[p, k]) // steps[p, k]
+                            q[z] = -v if c < 0 else v
+                            dist_zero += float(c) * float(c)
+                        # RD: drop +-1 levels whose rate outweighs their distortion gain
+                        for z in range(15, -1, -1):
+                            if q[z] == 1 or q[z] == -1:
+                                k = ZIGZAG_4[z]
+                                c = float(blk[k // 4, k % 4])
+                                rec = float(steps[p, k]) / 16.0
+                                gain = c * c - (abs(c) - rec) ** 2
+                                if wplane[p] * gain < lam * 4.0:
+                                    q[z] = 0
+                        # RD: skip the whole block when coding it does not pay
+                        dist_coded = 0.0
+                        for z in range(16):
                             k = ZIGZAG_4[z]
                             c = float(blk[k // 4, k % 4])
-                            rec = float(steps[p, k]) / 16.0
-                            gain = c * c - (abs(c) - rec) ** 2
-                            if wplane[p] * gain < lam * 4.0:
+                            rec = q[z] * float(steps[p, k]) / 16.0
+                            dist_coded += (c - rec) ** 2
+                        if wplane[p] * dist_zero <= wplane[p] * dist_coded + lam * (
+                            _rate(q) - 1.0
+                        ):
+                            for z in range(16):
                                 q[z] = 0
-                    # RD: skip the whole block when coding it does not pay
-                    dist_coded = 0.0
-                    for z in range(16):
-                        k = ZIGZAG_4[z]
-                        c = float(blk[k // 4, k % 4])
-                        rec = q[z] * float(steps[p, k]) / 16.0
-                        dist_coded += (c - rec) ** 2
-                    if wplane[p] * dist_zero <= wplane[p] * dist_coded + lam * (_rate(q) - 1.0):
+                    # --- entropy coding
+                    if raw:
+                        b = by * nbx + bx
+                        nz = 0
                         for z in range(16):
-                            q[z] = 0
-                # --- entropy coding
-                if raw:
-                    b = by * nbx + bx
-                    nz = 0
-                    for z in range(16):
-                        if enc:
-                            lv[(p * 16 + z) * nblk + b] = q[z]
-                        else:
-                            q[z] = lv[(p * 16 + z) * nblk + b]
-                            if q[z] > 1 << 20 or q[z] < -(1 << 20):
-                                return 0, 1
-                        if q[z] != 0:
-                            nz = 1
-                left = cbf[p, by, bx - 1] if bx > 0 else 0
-                up = cbf[p, by - 1, bx] if by > 0 else 0
-                if not raw:
-                    nz = 0
-                    if enc:
-                        for z in range(16):
+                            if enc:
+                                lv[(p * 16 + z) * nblk + b] = q[z]
+                            else:
+                                q[z] = lv[(p * 16 + z) * nblk + b]
+                                if q[z] > 1 << 20 or q[z] < -(1 << 20):
+                                    return 0, 1
                             if q[z] != 0:
                                 nz = 1
-                    nz = rc.code_adaptive(
-                        st, buf, probs, counts, CBF_BASE + p * 4 + left + 2 * up, nz, enc, LIMIT
-                    )
-                cbf[p, by, bx] = nz
-                if nz and not raw:
-                    last = 0
-                    if enc:
-                        for z in range(16):
-                            if q[z] != 0:
-                                last = z
-                    last = rc.code_tree(
-                        st, buf, probs, counts, LAST_BASE + p * 16, last, 4, enc, LIMIT
-                    )
-                    for z in range(last + 1):
-                        sig = 1
-                        if z < last:
-                            sig = rc.code_adaptive(
-                                st,
-                                buf,
-                                probs,
-                                counts,
-                                SIG_BASE + p * 16 + z,
-                                1 if q[z] != 0 else 0,
-                                enc,
-                                LIMIT,
-                            )
-                        if sig:
-                            base = LEVEL_BASE + (p * 4 + _POS_CLASS[z]) * rc.BUCKET_MODELS
-                            v = abs(q[z]) if enc else 1
-                            v8 = rc.code_bucketed(
-                                st, buf, probs, counts, base, v if v < 255 else 255, enc, LIMIT
-                            )
-                            if v8 == 255:
-                                v8 = 255 + rc.code_magnitude(
-                                    st, buf, probs, counts, ESCAPE_BASE, v - 255, enc, LIMIT
+                    left = cbf[p, by, bx - 1] if bx > 0 else 0
+                    up = cbf[p, by - 1, bx] if by > 0 else 0
+                    if not raw:
+                        nz = 0
+                        if enc:
+                            for z in range(16):
+                                if q[z] != 0:
+                                    nz = 1
+                        nz = rc.code_adaptive(
+                            st, buf, probs, counts, CBF_BASE + p * 4 + left + 2 * up, nz, enc, LIMIT
+                        )
+                    cbf[p, by, bx] = nz
+                    if nz and not raw:
+                        last = 0
+                        if enc:
+                            for z in range(16):
+                                if q[z] != 0:
+                                    last = z
+                        last = rc.code_tree(
+                            st, buf, probs, counts, LAST_BASE + p * 16, last, 4, enc, LIMIT
+                        )
+                        for z in range(last + 1):
+                            sig = 1
+                            if z < last:
+                                sig = rc.code_adaptive(
+                                    st,
+                                    buf,
+                                    probs,
+                                    counts,
+                                    SIG_BASE + p * 16 + z,
+                                    1 if q[z] != 0 else 0,
+                                    enc,
+                                    LIMIT,
                                 )
-                                if v8 > 1 << 20:
-                                    return st[4], 1
-                            v = v8
-                            neg = rc.code_bit(st, buf, rc.PROB_HALF, 1 if q[z] < 0 else 0, enc)
-                            q[z] = -v if neg else v
-                        else:
-                            q[z] = 0
-                # --- reconstruction (identical on both sides)
-                for z in range(16):
-                    k = ZIGZAG_4[z]
-                    v = q[z] * steps[p, k]
-                    deq[k // 4, k % 4] = (v + 8) >> 4 if v >= 0 else -((-v + 8) >> 4)
-                if nz:
-                    idct4x4(deq)
-                for i in range(4):
-                    for j in range(4):
-                        v = pb[i, j] + deq[i, j]
-                        # keep the reconstruction in range of what any colour can be
-                        if v < -1024:
-                            v = -1024
-                        elif v > 1024:
-                            v = 1024
-                        recon[p, y0 + i, x0 + j] = v
+                            if sig:
+                                base = LEVEL_BASE + (p * 4 + _POS_CLASS[z]) * rc.BUCKET_MODELS
+                                v = abs(q[z]) if enc else 1
+                                v8 = rc.code_bucketed(
+                                    st, buf, probs, counts, base, v if v < 255 else 255, enc, LIMIT
+                                )
+                                if v8 == 255:
+                                    v8 = 255 + rc.code_magnitude(
+                                        st, buf, probs, counts, ESCAPE_BASE, v - 255, enc, LIMIT
+                                    )
+                                    if v8 > 1 << 20:
+                                        return st[4], 1
+                                v = v8
+                                neg = rc.code_bit(st, buf, rc.PROB_HALF, 1 if q[z] < 0 else 0, enc)
+                                q[z] = -v if neg else v
+                            else:
+                                q[z] = 0
+                    # --- reconstruction (identical on both sides)
+                    for z in range(16):
+                        k = ZIGZAG_4[z]
+                        v = q[z] * steps[p, k]
+                        deq[k // 4, k % 4] = (v + 8) >> 4 if v >= 0 else -((-v + 8) >> 4)
+                    if nz:
+                        idct4x4(deq)
+                    for i in range(4):
+                        for j in range(4):
+                            v = pb[i, j] + deq[i, j]
+                            # keep the reconstruction in range of what any colour can be
+                            if v < -1024:
+                                v = -1024
+                            elif v > 1024:
+                                v = 1024
+                            recon[p, y0 + i, x0 + j] = v
+    if mvf.shape[0] == nuy and mvf.shape[1] == nux:
+        mvf[:] = mvs
     if raw:
         return 0, 0
     if enc:
@@ -340,8 +524,10 @@ _NO_LEVELS = np.zeros(0, np.int64)
 _ZSTD = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
 
 
-def _level_count(hp: int, wp: int) -> int:
-    return (hp // 4) * (wp // 4) * 49  # 3 planes x 16 levels, and the intra mode, per block
+def _level_count(hp: int, wp: int, motion: bool) -> int:
+    # per 4x4 block: 3 planes x 16 levels and the intra mode; per 8x8 unit: a vector
+    n = (hp // 4) * (wp // 4) * 49
+    return n + (hp // 8) * (wp // 8) * 2 if motion else n
 
 
 def _pack_levels(lv: np.ndarray) -> bytes:
@@ -365,26 +551,38 @@ def _unpack_levels(data: bytes, n: int) -> np.ndarray | None:
     return (z >> 1) ^ -(z & 1)
 
 
-def _run(enc, tgt, prd, intra, quality, models, buf, lv):
+def _run(enc, motion, tgt, prd, intra, quality, models, buf, lv):
     """One pass of the kernel, encoding or decoding; returns (bytes, flag, recon planes)."""
     steps, offs, lam = step_tables(quality, intra)
     recon = np.zeros(prd.shape, np.int64)
+    unit = 8 if motion else 4
+    shape = (prd.shape[1] // unit, prd.shape[2] // unit, 2)
+    if models.vectors.shape != shape or intra:
+        models.vectors = np.zeros(shape, np.int64)
     n, err = _code_lossy(
         enc,
+        motion,
         tgt,
         prd,
         intra,
         steps,
         offs,
         lam,
+        math.sqrt(lam / PLANE_WEIGHT[0]),
         PLANE_WEIGHT,
         models.probs,
         models.counts,
         buf,
         recon,
         lv,
+        models.vectors,
     )
     return n, err, recon
+
+
+def _padded(height: int, width: int, motion: bool) -> tuple[int, int]:
+    unit = 8 if motion else 4
+    return -(-height // unit) * unit, -(-width // unit) * unit
 
 
 def encode_lossy(
@@ -394,18 +592,21 @@ def encode_lossy(
     quality: int,
     models: LossyModels,
     entropy: str = "arith",
+    motion: bool = True,
 ) -> tuple[bytes, np.ndarray]:
-    """Code an RGB frame (H, W, 3) against pred (None: intra). Returns (bytes, recon RGB)."""
+    """Code an RGB frame (H, W, 3) against pred (None: intra). Returns (bytes, recon RGB).
+
+    motion: coding 4 (8x8 units with motion vectors); False writes coding 3."""
     h, w = rgb.shape[:2]
-    hp, wp = -(-h // 4) * 4, -(-w // 4) * 4
+    hp, wp = _padded(h, w, motion)
     target = rgb
     if pred is not None and not visible.all():
-        target = np.where(visible[..., None], rgb, pred)  # invisible pixels cost nothing
+        target = np.where(visible[..., None], rgb, pred)  # invisible pixels cost little
     tgt = _planes(target, hp, wp)
     prd = _planes(pred, hp, wp) if pred is not None else tgt
-    lv = np.zeros(_level_count(hp, wp), np.int64) if entropy == "zstd" else _NO_LEVELS
+    lv = np.zeros(_level_count(hp, wp, motion), np.int64) if entropy == "zstd" else _NO_LEVELS
     buf = np.zeros(8 * hp * wp + 1024 if not lv.size else 1, np.uint8)
-    n, err, recon = _run(True, tgt, prd, pred is None, quality, models, buf, lv)
+    n, err, recon = _run(True, motion, tgt, prd, pred is None, quality, models, buf, lv)
     if err:
         raise rc.CodingOverflow()
     data = _pack_levels(lv) if lv.size else buf[:n].tobytes()
@@ -420,18 +621,19 @@ def decode_lossy(
     quality: int,
     models: LossyModels,
     entropy: str = "arith",
+    motion: bool = True,
 ) -> tuple[np.ndarray, bool]:
     """Returns (recon RGB, damaged flag)."""
-    hp, wp = -(-height // 4) * 4, -(-width // 4) * 4
+    hp, wp = _padded(height, width, motion)
     prd = _planes(pred, hp, wp) if pred is not None else np.zeros((3, hp, wp), np.int64)
     lv = _NO_LEVELS
     if entropy == "zstd":
-        lv = _unpack_levels(data, _level_count(hp, wp))
+        lv = _unpack_levels(data, _level_count(hp, wp, motion))
         if lv is None:
             return np.zeros((height, width, 3), np.uint8), True
         data = b""
     buf = rc.input_buffer(data)
-    n, err, recon = _run(False, prd, prd, pred is None, quality, models, buf, lv)
+    n, err, recon = _run(False, motion, prd, prd, pred is None, quality, models, buf, lv)
     return _to_rgb(recon, height, width), bool(err) or n > len(data) + 8
 
 
