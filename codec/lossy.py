@@ -62,18 +62,24 @@ LIMIT = 5
 _POS_CLASS = np.array([0, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3], np.int64)
 
 
-def quality_step(quality: int) -> float:
-    """Quantiser step (orthonormal-DCT units of 8-bit Y) for quality 1..100."""
-    return 0.5 * 2.0 ** ((100 - quality) / 15.0)
+def quality_step(quality: int, motion: bool = True) -> float:
+    """Quantiser step (orthonormal-DCT units of 8-bit Y) for quality 1..100.
+
+    Coding 4 spreads Q over a wider range than coding 3 did, so that Q 1 reaches the
+    distances of x264's CRF 34 and beyond."""
+    return 0.5 * 2.0 ** ((100 - quality) / (float(__import__('os').environ.get('FPC_QD', 13.5)) if motion else 15.0))
 
 
-def step_tables(quality: int, intra: bool) -> tuple[np.ndarray, np.ndarray, float]:
+def step_tables(quality: int, intra: bool, motion: bool = True) -> tuple[np.ndarray, np.ndarray, float]:
     """Per plane and coefficient: step and dead-zone offset in 1/16 units; lambda."""
-    step = quality_step(quality)
+    step = quality_step(quality, motion)
+    if intra and motion:
+        step *= float(__import__('os').environ.get('FPC_IS', 0.5))
     gains = block_scales()
+    import os
     steps = np.empty((3, 16), np.int64)
     for p in range(3):
-        steps[p] = np.maximum(1, np.round(16 * step * PLANE_STEP[p] * gains))
+        steps[p] = np.maximum(1, np.round(16 * step * PLANE_STEP[p] * gains * (float(os.environ.get('FPC_CS', 1)) if p else 1)))
     import os
     offs = (steps * (1 / 3 if intra else float(os.environ.get('FPC_DZ', 1/6)))).astype(np.int64)
     lam = float(os.environ.get('FPC_LAM', 0.2)) * 0.12 * (step * 16) ** 2 / 256.0 * PLANE_WEIGHT[0] / 8.0
@@ -553,7 +559,7 @@ def _unpack_levels(data: bytes, n: int) -> np.ndarray | None:
 
 def _run(enc, motion, tgt, prd, intra, quality, models, buf, lv):
     """One pass of the kernel, encoding or decoding; returns (bytes, flag, recon planes)."""
-    steps, offs, lam = step_tables(quality, intra)
+    steps, offs, lam = step_tables(quality, intra, motion)
     recon = np.zeros(prd.shape, np.int64)
     unit = 8 if motion else 4
     shape = (prd.shape[1] // unit, prd.shape[2] // unit, 2)
@@ -568,7 +574,7 @@ def _run(enc, motion, tgt, prd, intra, quality, models, buf, lv):
         steps,
         offs,
         lam,
-        math.sqrt(lam / PLANE_WEIGHT[0]),
+        float(__import__('os').environ.get('FPC_LS', 3)) * math.sqrt(lam / PLANE_WEIGHT[0]),
         PLANE_WEIGHT,
         models.probs,
         models.counts,
