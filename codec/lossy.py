@@ -54,7 +54,8 @@ LEVEL_BASE = MODE_BASE + 12  # 3 planes x 4 position classes x BUCKET_MODELS
 ESCAPE_BASE = LEVEL_BASE + 12 * rc.BUCKET_MODELS  # 16 models: levels beyond 255
 MV_MODELS = 3 + 16  # per vector component: zero flag (3 neighbour contexts), magnitude
 MV_BASE = ESCAPE_BASE + 16
-N_MODELS = MV_BASE + 2 * MV_MODELS
+INTRA_BASE = MV_BASE + 2 * MV_MODELS  # intra unit flag in predicted frames: 3 contexts
+N_MODELS = INTRA_BASE + 3
 MAX_MV = 512  # pixels; a larger vector in a stream is damage
 SEARCH_RANGE = 8  # full search +-8 pixels around the best candidate vector
 SEARCH_MAX = 64  # the encoder never proposes vectors longer than this
@@ -199,6 +200,26 @@ def _sad_int(tgt, ref, y0, x0, dy, dx, limit):
 
 
 @njit(cache=True)
+def _intra_cost(tgt, y0, x0, pb):
+    """Encoder's estimate of an 8x8 unit's intra cost: best mode SAD per 4x4 block, the
+    neighbours taken from the source (its reconstruction does not exist yet)."""
+    total = 0
+    for sb in range(4):
+        by, bx = y0 + 4 * (sb // 2), x0 + 4 * (sb % 2)
+        best = -1
+        for m in range(3):
+            _predict_block(tgt, 0, by, bx, m, pb)
+            sad = 0
+            for i in range(4):
+                for j in range(4):
+                    sad += abs(tgt[0, by + i, bx + j] - pb[i, j])
+            if best < 0 or sad < best:
+                best = sad
+        total += best
+    return total
+
+
+@njit(cache=True)
 def _mvd_bits(d):
     return 1 if d == 0 else 2 + 2 * _bitlen(abs(d))
 
@@ -260,7 +281,7 @@ def _search(tgt, ref, y0, x0, pmy, pmx, cands, lam_sad, blk):
                     c += abs(tgt[0, y0 + i, x0 + j] - blk[i, j])
             if c < best:
                 best, hy, hx = c, my, mx
-    return hy, hx
+    return hy, hx, best
 
 
 @njit(cache=True)
@@ -298,6 +319,7 @@ def _code_lossy(
     modes = np.zeros((nby, nbx), np.int64)
     mvs = np.zeros((nuy, nux, 2), np.int64)
     mvnz = np.zeros((nuy, nux, 2), np.int64)
+    uintra_map = np.zeros((nuy, nux), np.int64)
     cands = np.zeros((6, 2), np.int64)
     pb = np.zeros((4, 4), np.int64)
     blk = np.zeros((4, 4), np.int64)
@@ -308,6 +330,7 @@ def _code_lossy(
     for uy in range(nuy):
         for ux in range(nux):
             mvy, mvx = 0, 0
+            uintra = False
             if use_mv:
                 pmy, pmx = _mv_pred(mvs, uy, ux, nux)
                 if enc:
@@ -317,46 +340,66 @@ def _code_lossy(
                     cands[3] = mvs[uy - 1, ux] if uy > 0 else cands[0]
                     cands[4] = mvf[uy, ux]
                     cands[5] = mvs[uy - 1, ux + 1] if uy > 0 and ux + 1 < nux else cands[0]
-                    mvy, mvx = _search(tgt, prd, uy * 8, ux * 8, pmy, pmx, cands, lam_sad, blk8)
-                for c in range(2):
-                    d = (mvy - pmy) if c == 0 else (mvx - pmx)
-                    if raw:
-                        k = 49 * nblk + 2 * (uy * nux + ux) + c
-                        if enc:
-                            lv[k] = d
-                        else:
-                            d = lv[k]
+                    mvy, mvx, mc_cost = _search(
+                        tgt, prd, uy * 8, ux * 8, pmy, pmx, cands, lam_sad, blk8
+                    )
+                    uintra = _intra_cost(tgt, uy * 8, ux * 8, pb) + lam_sad * 8 < mc_cost
+                ictx = INTRA_BASE + (uintra_map[uy, ux - 1] if ux > 0 else 0)
+                ictx += uintra_map[uy - 1, ux] if uy > 0 else 0
+                if raw:
+                    k = 49 * nblk + 2 * nuy * nux + uy * nux + ux
+                    if enc:
+                        lv[k] = 1 if uintra else 0
                     else:
-                        ctx = MV_BASE + c * MV_MODELS
-                        ctx_nz = (mvnz[uy, ux - 1, c] if ux > 0 else 0) + (
-                            mvnz[uy - 1, ux, c] if uy > 0 else 0
-                        )
-                        nz = rc.code_adaptive(
-                            st, buf, probs, counts, ctx + ctx_nz, 1 if d != 0 else 0, enc, LIMIT
-                        )
-                        if nz:
-                            neg = rc.code_bit(st, buf, rc.PROB_HALF, 1 if d < 0 else 0, enc)
-                            m = 1 + rc.code_magnitude(
-                                st, buf, probs, counts, ctx + 3, abs(d) - 1, enc, LIMIT
+                        uintra = lv[k] != 0
+                else:
+                    uintra = rc.code_adaptive(
+                        st, buf, probs, counts, ictx, 1 if uintra else 0, enc, LIMIT
+                    ) != 0
+                uintra_map[uy, ux] = 1 if uintra else 0
+                if uintra:
+                    mvy, mvx = pmy, pmx
+                else:
+                    for c in range(2):
+                        d = (mvy - pmy) if c == 0 else (mvx - pmx)
+                        if raw:
+                            k = 49 * nblk + 2 * (uy * nux + ux) + c
+                            if enc:
+                                lv[k] = d
+                            else:
+                                d = lv[k]
+                        else:
+                            ctx = MV_BASE + c * MV_MODELS
+                            ctx_nz = (mvnz[uy, ux - 1, c] if ux > 0 else 0) + (
+                                mvnz[uy - 1, ux, c] if uy > 0 else 0
                             )
-                            d = -m if neg else m
+                            nz = rc.code_adaptive(
+                                st, buf, probs, counts, ctx + ctx_nz, 1 if d != 0 else 0, enc, LIMIT
+                            )
+                            if nz:
+                                neg = rc.code_bit(st, buf, rc.PROB_HALF, 1 if d < 0 else 0, enc)
+                                m = 1 + rc.code_magnitude(
+                                    st, buf, probs, counts, ctx + 3, abs(d) - 1, enc, LIMIT
+                                )
+                                d = -m if neg else m
+                            else:
+                                d = 0
+                        mvnz[uy, ux, c] = 1 if d != 0 else 0
+                        if c == 0:
+                            mvy = pmy + d
                         else:
-                            d = 0
-                    mvnz[uy, ux, c] = 1 if d != 0 else 0
-                    if c == 0:
-                        mvy = pmy + d
-                    else:
-                        mvx = pmx + d
-                if abs(mvy) > 2 * MAX_MV or abs(mvx) > 2 * MAX_MV:
-                    return (0 if raw else st[4]), 1
-                mvs[uy, ux, 0], mvs[uy, ux, 1] = mvy, mvx
+                            mvx = pmx + d
+                    if abs(mvy) > 2 * MAX_MV or abs(mvx) > 2 * MAX_MV:
+                        return (0 if raw else st[4]), 1
+                    mvs[uy, ux, 0], mvs[uy, ux, 1] = mvy, mvx
             for sb in range(ns * ns):
                 by = uy * ns + sb // ns
                 bx = ux * ns + sb % ns
                 y0 = by * 4
                 x0 = bx * 4
                 mode = 0
-                if intra:
+                bintra = intra or uintra
+                if bintra:
                     if enc:
                         best = -1
                         for m in range(3):
@@ -382,7 +425,7 @@ def _code_lossy(
                         mode = 0
                     modes[by, bx] = mode
                 for p in range(3):
-                    if intra:
+                    if bintra:
                         _predict_block(recon, p, y0, x0, mode, pb)
                     elif use_mv:
                         _mc_block(prd, p, y0, x0, mvy, mvx, 4, pb)
@@ -532,8 +575,9 @@ _ZSTD = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
 
 def _level_count(hp: int, wp: int, motion: bool) -> int:
     # per 4x4 block: 3 planes x 16 levels and the intra mode; per 8x8 unit: a vector
+    # and an intra flag
     n = (hp // 4) * (wp // 4) * 49
-    return n + (hp // 8) * (wp // 8) * 2 if motion else n
+    return n + (hp // 8) * (wp // 8) * 3 if motion else n
 
 
 def _pack_levels(lv: np.ndarray) -> bytes:
