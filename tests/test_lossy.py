@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 
 import numpy as np
 from fpcodec.bench.metrics import perceptual_distance
@@ -140,3 +141,88 @@ def test_damaged_zstd_levels_are_flagged():
     for bad in (data[: len(data) // 2], b"\x03" + data[1:], b""):
         _, damaged = decode_lossy(bad, None, 24, 24, 80, LossyModels(), "zstd")
         assert damaged
+
+
+def _panning_clip(n: int, h: int, w: int, dy: int, dx: int, seed: int = 5) -> list[np.ndarray]:
+    """A smooth-ish random texture seen through a window that moves (dy, dx) per frame."""
+    rng = np.random.default_rng(seed)
+    big = rng.integers(0, 256, (h + n * abs(dy) + 8, w + n * abs(dx) + 8, 3))
+    big = (big + np.roll(big, 1, 0) + np.roll(big, 1, 1) + np.roll(big, (1, 1), (0, 1))) // 4
+    frames = []
+    for t in range(n):
+        y0 = 4 + (t * dy if dy >= 0 else (n - 1 - t) * -dy)
+        x0 = 4 + (t * dx if dx >= 0 else (n - 1 - t) * -dx)
+        frames.append(big[y0 : y0 + h, x0 : x0 + w].astype(np.uint8))
+    return frames
+
+
+def _code_clip(frames, quality, entropy="arith", motion=True):
+    """Encode then decode frame by frame with `last` as the predictor; returns
+    (total bytes, encoder reconstructions, decoder reconstructions, encoder models)."""
+    h, w = frames[0].shape[:2]
+    vis = np.ones((h, w), bool)
+    em, dm = LossyModels(), LossyModels()
+    prev_e = prev_d = None
+    total, enc_rec, dec_rec = 0, [], []
+    for f in frames:
+        data, re = encode_lossy(f, prev_e, vis, quality, em, entropy, motion)
+        rd, damaged = decode_lossy(data, prev_d, h, w, quality, dm, entropy, motion)
+        assert not damaged
+        total += len(data)
+        enc_rec.append(re)
+        dec_rec.append(rd)
+        prev_e, prev_d = re, rd
+    return total, enc_rec, dec_rec, em
+
+
+def test_motion_vectors_find_the_pan_and_cost_far_fewer_bytes():
+    frames = _panning_clip(5, 48, 64, dy=2, dx=-3)
+    total, enc_rec, dec_rec, models = _code_clip(frames, 60)
+    for a, b in zip(enc_rec, dec_rec, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # the last frame's vectors (half-pel units): the window moved (2, -3), so pixel
+    # (y, x) shows what the previous frame had at (y + 2, x - 3); away from borders
+    inner = models.vectors[1:-1, 1:-1].reshape(-1, 2)
+    found = np.all(inner == [4, -6], axis=1).mean()
+    assert found > 0.9, found
+    without, *_ = _code_clip(frames, 60, motion=False)
+    assert total < 0.6 * without, (total, without)
+
+
+def test_half_pel_vectors_and_intra_units_decode_identically_on_both_backends():
+    """Half-pel motion (content that moved by an odd half) and a scene cut (units
+    that code better as intra) through both entropy backends."""
+    pan = _panning_clip(4, 40, 56, dy=1, dx=1, seed=7)
+    half = [
+        ((a.astype(int) + b.astype(int) + 1) // 2).astype(np.uint8)
+        for a, b in itertools.pairwise(pan)
+    ]
+    cut = _panning_clip(3, 40, 56, dy=0, dx=2, seed=8)
+    frames = pan + half + cut
+    results = {}
+    for entropy in ("arith", "zstd"):
+        total, enc_rec, dec_rec, _ = _code_clip(frames, 45, entropy)
+        for a, b in zip(enc_rec, dec_rec, strict=True):
+            np.testing.assert_array_equal(a, b)
+        results[entropy] = (total, enc_rec)
+    for a, z in zip(results["arith"][1], results["zstd"][1], strict=True):
+        np.testing.assert_array_equal(a, z)  # the backends differ in entropy coding only
+    assert results["arith"][0] < results["zstd"][0]
+
+
+def test_a_vector_beyond_the_limit_is_damage_not_a_crash():
+    from fpcodec.codec.lossy import MAX_MV
+
+    frames = _panning_clip(2, 16, 16, dy=1, dx=0)
+    vis = np.ones((16, 16), bool)
+    m = LossyModels()
+    data0, rec0 = encode_lossy(frames[0], None, vis, 50, m, "zstd")
+    data1, _ = encode_lossy(frames[1], rec0, vis, 50, m, "zstd")
+    from fpcodec.codec.lossy import _level_count, _pack_levels, _unpack_levels
+
+    lv = _unpack_levels(data1, _level_count(16, 16, True))
+    lv[16 * 49] = 2 * MAX_MV + 1  # first unit's vertical vector difference
+    dm = LossyModels()
+    r0, _ = decode_lossy(data0, None, 16, 16, 50, dm, "zstd")
+    _, damaged = decode_lossy(_pack_levels(lv), r0, 16, 16, 50, dm, "zstd")
+    assert damaged
