@@ -64,7 +64,11 @@ ESCAPE_BASE = LEVEL_BASE + 12 * rc.BUCKET_MODELS  # 16 models: levels beyond 255
 MV_MODELS = 3 + 16  # per vector component: zero flag (3 neighbour contexts), magnitude
 MV_BASE = ESCAPE_BASE + 16
 INTRA_BASE = MV_BASE + 2 * MV_MODELS  # intra unit flag in predicted frames: 3 contexts
-N_MODELS = INTRA_BASE + 3
+# coding 4: levels and significance also see the block's previous nonzero level
+# (none / 1 / larger); "none" uses the coding 3 models
+LEVEL2_BASE = INTRA_BASE + 3  # 3 planes x 4 position classes x 2 x BUCKET_MODELS
+SIG2_BASE = LEVEL2_BASE + 24 * rc.BUCKET_MODELS  # 3 planes x 16 positions x 2
+N_MODELS = SIG2_BASE + 96
 MAX_MV = 512  # pixels; a larger vector in a stream is damage
 SEARCH_RANGE = 8  # full search +-8 pixels around the best candidate vector (+-16: 1% fewer
 # bytes, a third slower encoding)
@@ -534,21 +538,28 @@ def _code_lossy(
                         last = rc.code_tree(
                             st, buf, probs, counts, LAST_BASE + p * 16, last, 4, enc, LIMIT
                         )
+                        pm = 0
                         for z in range(last + 1):
                             sig = 1
                             if z < last:
+                                sctx = SIG_BASE + p * 16 + z
+                                if mc and pm:
+                                    sctx = SIG2_BASE + (p * 16 + z) * 2 + pm - 1
                                 sig = rc.code_adaptive(
                                     st,
                                     buf,
                                     probs,
                                     counts,
-                                    SIG_BASE + p * 16 + z,
+                                    sctx,
                                     1 if q[z] != 0 else 0,
                                     enc,
                                     LIMIT,
                                 )
                             if sig:
                                 base = LEVEL_BASE + (p * 4 + _POS_CLASS[z]) * rc.BUCKET_MODELS
+                                if mc and pm:
+                                    g = (p * 4 + _POS_CLASS[z]) * 2 + pm - 1
+                                    base = LEVEL2_BASE + g * rc.BUCKET_MODELS
                                 v = abs(q[z]) if enc else 1
                                 v8 = rc.code_bucketed(
                                     st, buf, probs, counts, base, v if v < 255 else 255, enc, LIMIT
@@ -562,6 +573,7 @@ def _code_lossy(
                                 v = v8
                                 neg = rc.code_bit(st, buf, rc.PROB_HALF, 1 if q[z] < 0 else 0, enc)
                                 q[z] = -v if neg else v
+                                pm = 1 if v == 1 else 2
                             else:
                                 q[z] = 0
                     # --- reconstruction (identical on both sides)
