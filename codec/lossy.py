@@ -305,6 +305,42 @@ def _search(tgt, ref, y0, x0, pmy, pmx, cands, lam_sad, blk):
 
 
 @njit(cache=True)
+def _deblock(recon, steps):
+    """In-loop smoothing across 4x4 block edges (H.264's normal filter, simplified):
+    an edge step smaller than alpha between sides flatter than beta is quantisation
+    blocking, not a picture edge; its two edge pixels move towards each other by
+    at most tc. Vertical edges first, then horizontal, every plane; integers only.
+
+    Thresholds follow the plane's step (steps[p, 0] is 4x it in 1/16 units):
+    alpha = step, beta = tc = step / 4. Stronger settings (2x) measured worse."""
+    _, hp, wp = recon.shape
+    for p in range(3):
+        a = (steps[p, 0] + 2) >> 2
+        b = (steps[p, 0] + 8) >> 4
+        t = b
+        if t <= 0:
+            continue
+        for y in range(hp):
+            for x in range(4, wp, 4):
+                p1, p0 = recon[p, y, x - 2], recon[p, y, x - 1]
+                q0, q1 = recon[p, y, x], recon[p, y, x + 1]
+                if abs(p0 - q0) < a and abs(p1 - p0) < b and abs(q1 - q0) < b:
+                    d = ((q0 - p0) * 4 + (p1 - q1) + 4) >> 3
+                    d = -t if d < -t else t if d > t else d
+                    recon[p, y, x - 1] = p0 + d
+                    recon[p, y, x] = q0 - d
+        for y in range(4, hp, 4):
+            for x in range(wp):
+                p1, p0 = recon[p, y - 2, x], recon[p, y - 1, x]
+                q0, q1 = recon[p, y, x], recon[p, y + 1, x]
+                if abs(p0 - q0) < a and abs(p1 - p0) < b and abs(q1 - q0) < b:
+                    d = ((q0 - p0) * 4 + (p1 - q1) + 4) >> 3
+                    d = -t if d < -t else t if d > t else d
+                    recon[p, y - 1, x] = p0 + d
+                    recon[p, y, x] = q0 - d
+
+
+@njit(cache=True)
 def _code_lossy(
     enc,
     mc,
@@ -670,6 +706,8 @@ def _run(enc, motion, tgt, prd, intra, quality, models, buf, lv):
         lv,
         models.vectors,
     )
+    if motion and not err:
+        _deblock(recon, steps)
     return n, err, recon
 
 
