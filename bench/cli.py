@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 QUICK_QUALITIES = [30, 60, 85]
-QUALITIES = [20, 35, 50, 65, 80, 92]
+QUALITIES = [1, 10, 25, 40, 55, 70]  # Q 1 to 55 span x264 CRF 34 to 10 in PD
 MAX_ERRORS = [0, 1, 2, 4, 8]
 
 
