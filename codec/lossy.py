@@ -220,28 +220,39 @@ def _sad_int(tgt, ref, y0, x0, dy, dx, limit):
 
 
 @njit(cache=True)
+def _best_intra_mode(src, tgt, y0, x0, pb):
+    """Encoder: the intra mode (predicted from `src`) with the least Y SAD against
+    the target at a 4x4 block, and that SAD."""
+    best, mode = -1, 0
+    for m in range(3):
+        _predict_block(src, 0, y0, x0, m, pb)
+        sad = 0
+        for i in range(4):
+            for j in range(4):
+                sad += abs(tgt[0, y0 + i, x0 + j] - pb[i, j])
+        if best < 0 or sad < best:
+            best, mode = sad, m
+    return mode, best
+
+
+@njit(cache=True)
 def _intra_cost(tgt, y0, x0, pb):
     """Encoder's estimate of an 8x8 unit's intra cost: best mode SAD per 4x4 block, the
     neighbours taken from the source (its reconstruction does not exist yet)."""
     total = 0
     for sb in range(4):
-        by, bx = y0 + 4 * (sb // 2), x0 + 4 * (sb % 2)
-        best = -1
-        for m in range(3):
-            _predict_block(tgt, 0, by, bx, m, pb)
-            sad = 0
-            for i in range(4):
-                for j in range(4):
-                    sad += abs(tgt[0, by + i, bx + j] - pb[i, j])
-            if best < 0 or sad < best:
-                best = sad
-        total += best
+        total += _best_intra_mode(tgt, tgt, y0 + 4 * (sb // 2), x0 + 4 * (sb % 2), pb)[1]
     return total
 
 
 @njit(cache=True)
 def _mvd_bits(d):
     return 1 if d == 0 else 2 + 2 * _bitlen(abs(d))
+
+
+@njit(cache=True, inline="always")
+def _median3(a, b, c):
+    return max(min(a, b), min(max(a, b), c))
 
 
 @njit(cache=True)
@@ -252,13 +263,9 @@ def _mv_pred(mvs, uy, ux, nux):
             return 0, 0
         return mvs[uy, ux - 1, 0], mvs[uy, ux - 1, 1]
     cx = ux + 1 if ux + 1 < nux else ux - 1
-    out = np.zeros(2, np.int64)
-    for c in range(2):
-        a = mvs[uy, ux - 1, c] if ux > 0 else 0
-        b = mvs[uy - 1, ux, c]
-        d = mvs[uy - 1, cx, c] if cx >= 0 else 0
-        out[c] = max(min(a, b), min(max(a, b), d))
-    return out[0], out[1]
+    a0, a1 = (mvs[uy, ux - 1, 0], mvs[uy, ux - 1, 1]) if ux > 0 else (0, 0)
+    c0, c1 = (mvs[uy - 1, cx, 0], mvs[uy - 1, cx, 1]) if cx >= 0 else (0, 0)
+    return _median3(a0, mvs[uy - 1, ux, 0], c0), _median3(a1, mvs[uy - 1, ux, 1], c1)
 
 
 @njit(cache=True)
@@ -304,6 +311,17 @@ def _search(tgt, ref, y0, x0, pmy, pmx, cands, lam_sad, blk):
     return hy, hx, best
 
 
+@njit(cache=True, inline="always")
+def _edge_delta(px, alpha, beta):
+    """How far the two pixels at an edge (px = p1 p0 | q0 q1) move towards each other;
+    0 where the edge looks like picture rather than blocking. tc = beta."""
+    p1, p0, q0, q1 = px[0], px[1], px[2], px[3]
+    if abs(p0 - q0) < alpha and abs(p1 - p0) < beta and abs(q1 - q0) < beta:
+        d = ((q0 - p0) * 4 + (p1 - q1) + 4) >> 3
+        return -beta if d < -beta else beta if d > beta else d
+    return 0
+
+
 @njit(cache=True)
 def _deblock(recon, steps):
     """In-loop smoothing across 4x4 block edges (H.264's normal filter, simplified):
@@ -317,27 +335,18 @@ def _deblock(recon, steps):
     for p in range(3):
         a = (steps[p, 0] + 2) >> 2
         b = (steps[p, 0] + 8) >> 4
-        t = b
-        if t <= 0:
+        if b <= 0:
             continue
         for y in range(hp):
             for x in range(4, wp, 4):
-                p1, p0 = recon[p, y, x - 2], recon[p, y, x - 1]
-                q0, q1 = recon[p, y, x], recon[p, y, x + 1]
-                if abs(p0 - q0) < a and abs(p1 - p0) < b and abs(q1 - q0) < b:
-                    d = ((q0 - p0) * 4 + (p1 - q1) + 4) >> 3
-                    d = -t if d < -t else t if d > t else d
-                    recon[p, y, x - 1] = p0 + d
-                    recon[p, y, x] = q0 - d
+                d = _edge_delta(recon[p, y, x - 2 : x + 2], a, b)
+                recon[p, y, x - 1] += d
+                recon[p, y, x] -= d
         for y in range(4, hp, 4):
             for x in range(wp):
-                p1, p0 = recon[p, y - 2, x], recon[p, y - 1, x]
-                q0, q1 = recon[p, y, x], recon[p, y + 1, x]
-                if abs(p0 - q0) < a and abs(p1 - p0) < b and abs(q1 - q0) < b:
-                    d = ((q0 - p0) * 4 + (p1 - q1) + 4) >> 3
-                    d = -t if d < -t else t if d > t else d
-                    recon[p, y - 1, x] = p0 + d
-                    recon[p, y, x] = q0 - d
+                d = _edge_delta(recon[p, y - 2 : y + 2, x], a, b)
+                recon[p, y - 1, x] += d
+                recon[p, y, x] -= d
 
 
 @njit(cache=True)
@@ -474,16 +483,7 @@ def _code_lossy(
                 bintra = intra or uintra
                 if bintra:
                     if enc:
-                        best = -1
-                        for m in range(3):
-                            _predict_block(recon, 0, y0, x0, m, pb)
-                            sad = 0
-                            for i in range(4):
-                                for j in range(4):
-                                    sad += abs(tgt[0, y0 + i, x0 + j] - pb[i, j])
-                            if best < 0 or sad < best:
-                                best = sad
-                                mode = m
+                        mode = _best_intra_mode(recon, tgt, y0, x0, pb)[0]
                     lm = modes[by, bx - 1] if bx > 0 else 0
                     if raw:
                         if enc:
