@@ -37,6 +37,7 @@ from .alpha import (
 from .container import (
     CODING_LOSSY,
     CODING_LOSSY_V1,
+    CODING_LOSSY_V2,
     CODING_PALETTE,
     CODING_RAW,
     CODING_RESIDUAL,
@@ -348,10 +349,10 @@ def decode_frame(
         recon = residual_decode(
             body, prediction, header.max_error, state.coder, state.alpha, state.plane_coder, what
         )
-    elif coding in (CODING_LOSSY, CODING_LOSSY_V1):
+    elif coding in (CODING_LOSSY, CODING_LOSSY_V2, CODING_LOSSY_V1):
         if not header.quality:
             raise FormatError(f"{what}: lossy frame in a lossless stream")
-        recon = _decode_lossy_frame(state, body, prediction, what, coding == CODING_LOSSY)
+        recon = _decode_lossy_frame(state, body, prediction, what, coding)
     elif coding == CODING_PALETTE:
         if not header.lossless:
             raise FormatError(f"{what}: palette frame in a lossy stream")
@@ -378,7 +379,7 @@ def decode_frame(
 
 
 def _decode_lossy_frame(
-    state: StreamState, body: bytes, prediction: Prediction | None, what: str, motion: bool
+    state: StreamState, body: bytes, prediction: Prediction | None, what: str, coding: int
 ) -> np.ndarray:
     header = state.header
     h, w = header.height, header.width
@@ -397,7 +398,7 @@ def _decode_lossy_frame(
     r.done()
     pred = None if prediction is None else prediction.rgb
     rgb, damaged = decode_lossy(
-        data, pred, h, w, header.quality, state.lossy, header.entropy, motion
+        data, pred, h, w, header.quality, state.lossy, header.entropy, coding
     )
     if damaged:
         raise FormatError(f"{what}: lossy stream is damaged")
