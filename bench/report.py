@@ -62,7 +62,33 @@ def curves(agg: dict[str, dict]) -> dict[str, list[dict]]:
     return {k: sorted(v, key=lambda a: a["bpp"]) for k, v in fam.items()}
 
 
-def bd_table(agg: dict[str, dict], default_predictor: str) -> list[dict]:
+def per_clip_bd(results: list[dict], anchor: str, test: str) -> list[float]:
+    """BD-rate at equal PD of `test` against `anchor`, clip by clip (the clips both
+    ran on with at least two points each; nan where their PD ranges do not meet).
+
+    The aggregate curves average PD over clips but total the bytes, so moving bits
+    between clips moves the aggregate BD-rate without any clip getting better; the
+    per-clip figures cannot be moved that way."""
+    by: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in results:
+        if _ok(r) and not r["lossless"] and r["family"] in (anchor, test):
+            by[(r["family"], r["clip"])].append(r)
+    out = []
+    for clip in sorted({c for f, c in by if f == test}):
+        a, b = by.get((anchor, clip), []), by[(test, clip)]
+        if len(a) >= 2 and len(b) >= 2:
+            out.append(
+                bd_rate(
+                    [r["bytes"] for r in a],
+                    [r["pd"] for r in a],
+                    [r["bytes"] for r in b],
+                    [r["pd"] for r in b],
+                )
+            )
+    return out
+
+
+def bd_table(agg: dict[str, dict], default_predictor: str, results: list[dict]) -> list[dict]:
     cs = curves(agg)
     ours = cs.get(f"fpcodec lossy ({default_predictor})")
     rows = []
@@ -76,6 +102,8 @@ def bd_table(agg: dict[str, dict], default_predictor: str) -> list[dict]:
     ]
     for ref in refs:
         a = cs[ref]
+        clips = per_clip_bd(results, ref, f"fpcodec lossy ({default_predictor})")
+        known = [x for x in clips if math.isfinite(x)]
         rows.append(
             {
                 "test": f"fpcodec lossy ({default_predictor})",
@@ -92,6 +120,9 @@ def bd_table(agg: dict[str, dict], default_predictor: str) -> list[dict]:
                     [p["bpp"] for p in ours],
                     [p["psnr"] for p in ours],
                 ),
+                "bd_rate_pd_clip_median": float(np.median(known)) if known else math.nan,
+                "clips_won": sum(x < 0 for x in known),
+                "clips_compared": len(known),
             }
         )
     return rows
@@ -235,7 +266,7 @@ def write_report(
     out: Path, results: list[dict], leaderboard: list[dict], meta: dict, default_predictor: str
 ) -> dict:
     agg = aggregate(results)
-    bds = bd_table(agg, default_predictor)
+    bds = bd_table(agg, default_predictor, results)
     wins = per_file_wins(results, f"fpcodec lossless ({default_predictor})")
     plots = write_plots(agg, out)
     lb = summarise_leaderboard(leaderboard)
@@ -485,13 +516,22 @@ def markdown(p: dict, plots: list[str], default_predictor: str) -> str:
     if p["bd_rate"]:
         lines += ["", "## BD-rate (negative: fpcodec needs fewer bits for the same quality)", ""]
         lines += _table(
-            ["test", "anchor", "BD-rate at equal PD", "BD-rate at equal PSNR"],
+            [
+                "test",
+                "anchor",
+                "BD-rate at equal PD",
+                "BD-rate at equal PSNR",
+                "per clip at equal PD: median",
+                "clips won",
+            ],
             [
                 [
                     b["test"],
                     b["anchor"],
                     _fmt(b["bd_rate_pd"], 1) + "%",
                     _fmt(b["bd_rate_psnr"], 1) + "%",
+                    _fmt(b.get("bd_rate_pd_clip_median", math.nan), 1) + "%",
+                    f"{b.get('clips_won', 0)}/{b.get('clips_compared', 0)}",
                 ]
                 for b in p["bd_rate"]
             ],

@@ -59,6 +59,46 @@ def test_bd_rate_hand_checked():
     assert math.isnan(bd_rate(rate_a, q, rate_a, [50.0, 51.0, 52.0, 53.0]))
 
 
+def test_per_clip_bd_rate_cannot_be_moved_by_shifting_bits_between_clips():
+    """Aggregate curves average PD over clips but total the bytes; per clip, a codec
+    that needs 0.8x the anchor's bytes on one clip and 2x on another is -20% and
+    +100%, whatever the clip sizes, and wins one clip of two."""
+    from fpcodec.bench.report import bd_table, per_clip_bd
+
+    pd = [8.0, 6.0, 4.0, 2.0]
+    base = [1000, 2000, 4000, 8000]
+    rows = []
+    for clip, scale, factor in (("a.gif", 1, 0.8), ("b.gif", 50, 2.0)):
+        for fam, f in (("x264", 1.0), ("fpcodec lossy (last)", factor)):
+            for i, (d, b) in enumerate(zip(pd, base, strict=True)):
+                rows.append(
+                    dict(
+                        clip=clip,
+                        family=fam,
+                        codec=fam,
+                        setting=f"s{i}",
+                        lossless=False,
+                        pd=d,
+                        mse=d,
+                        ssim=1.0,
+                        bytes=b * scale * f,
+                        frames=1,
+                        width=10,
+                        height=10,
+                        source_bytes=1,
+                        enc_s=1.0,
+                        dec_s=1.0,
+                    )
+                )
+    got = per_clip_bd(rows, "x264", "fpcodec lossy (last)")
+    assert got == [pytest.approx(-20.0), pytest.approx(100.0)]
+    from fpcodec.bench.report import aggregate
+
+    (row,) = bd_table(aggregate(rows), "last", rows)
+    assert row["clips_won"] == 1 and row["clips_compared"] == 2
+    assert row["bd_rate_pd_clip_median"] == pytest.approx(40.0)
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
