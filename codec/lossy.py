@@ -53,7 +53,7 @@ from .zstd_bounded import decompress
 # plane weights in the perceptual distance (Y, Co, Cg) and the step factors they imply
 PLANE_WEIGHT = np.array([9.0, 1.25, 2.25])
 PLANE_STEP = np.sqrt(PLANE_WEIGHT[0] / PLANE_WEIGHT)
-KEYFRAME_STEP = 0.5  # coding 4: keyframe step relative to predicted frames' (format)
+KEYFRAME_STEP = 0.5  # codings 4 and 5: keyframe step relative to predicted frames' (format)
 LAMBDA_SCALE = 0.12 * 0.2  # encoder only, see step_tables
 MOTION_LAMBDA = 3.0  # encoder only: vector bits against SAD, x sqrt(lambda)
 # encoder only: the intra unit estimate takes its neighbours from the source, which
@@ -70,7 +70,7 @@ ESCAPE_BASE = LEVEL_BASE + 12 * rc.BUCKET_MODELS  # 16 models: levels beyond 255
 MV_MODELS = 3 + 16  # per vector component: zero flag (3 neighbour contexts), magnitude
 MV_BASE = ESCAPE_BASE + 16
 INTRA_BASE = MV_BASE + 2 * MV_MODELS  # intra unit flag in predicted frames: 3 contexts
-# coding 4: levels and significance also see the block's previous nonzero level
+# codings 4 and 5: levels and significance also see the block's previous nonzero level
 # (none / 1 / larger); "none" uses the coding 3 models
 LEVEL2_BASE = INTRA_BASE + 3  # 3 planes x 4 position classes x 2 x BUCKET_MODELS
 SIG2_BASE = LEVEL2_BASE + 24 * rc.BUCKET_MODELS  # 3 planes x 16 positions x 2
