@@ -51,8 +51,8 @@ CODING_RAW = 0  # uncompressed RGB(A); the fallback that bounds every frame's si
 CODING_RESIDUAL = 1  # prediction residuals, lossless or near-lossless (--max-error)
 CODING_PALETTE = 2  # lossless palette/index coding for GIF-like sources
 CODING_LOSSY_V1 = 3  # transform-coded residuals without motion vectors: read, not written
-CODING_LOSSY_V2 = 4  # with motion vectors, one step per frame: read, not written
-CODING_LOSSY = 5  # with motion vectors and a step per 16x16 region (--quality)
+CODING_LOSSY_V2 = 4  # with motion vectors, deblocking every edge: read, not written
+CODING_LOSSY = 5  # with motion vectors, deblocking what was coded (--quality)
 CODINGS = {
     CODING_RAW: "raw",
     CODING_RESIDUAL: "residual",

@@ -330,12 +330,10 @@ def _edge_delta(px, alpha, beta):
 
 
 @njit(cache=True, inline="always")
-def _edge_on(act, mvs, by0, bx0, by1, bx1, selective):
-    """Whether the deblocking filter touches the edge between two 4x4 blocks: always
-    in coding 4; in coding 5 only where a side was coded (intra or levels) or the
-    vector changes, since content copied unchanged was filtered when it was coded."""
-    if not selective:
-        return True
+def _edge_on(act, mvs, by0, bx0, by1, bx1):
+    """Coding 5: whether the deblocking filter touches the edge between two 4x4
+    blocks: only where a side was coded (intra or levels) or the vector changes,
+    since content copied unchanged was filtered when it was coded."""
     if act[by0, bx0] or act[by1, bx1]:
         return True
     u0y, u0x, u1y, u1x = by0 >> 1, bx0 >> 1, by1 >> 1, bx1 >> 1
@@ -348,10 +346,21 @@ def _deblock(recon, steps, act, mvs, selective):
     an edge step smaller than alpha between sides flatter than beta is quantisation
     blocking, not a picture edge; its two edge pixels move towards each other by
     at most tc. Vertical edges first, then horizontal, every plane; integers only.
+    Coding 4 (not selective) filters every edge, coding 5 those _edge_on picks.
 
     Thresholds follow the plane's step (steps[p, 0] is 4x it in 1/16 units):
     alpha = step, beta = tc = step / 4. Stronger settings (2x) measured worse."""
     _, hp, wp = recon.shape
+    nby, nbx = hp // 4, wp // 4
+    # which block edges to filter (left and upper edge of each block), decided once
+    # for every plane and pixel row along them
+    left = np.ones((nby, nbx), np.bool_)
+    upper = np.ones((nby, nbx), np.bool_)
+    if selective:
+        for by in range(nby):
+            for bx in range(nbx):
+                left[by, bx] = bx > 0 and _edge_on(act, mvs, by, bx - 1, by, bx)
+                upper[by, bx] = by > 0 and _edge_on(act, mvs, by - 1, bx, by, bx)
     for p in range(3):
         a = (steps[p, 0] + 2) >> 2
         b = (steps[p, 0] + 8) >> 4
@@ -359,14 +368,14 @@ def _deblock(recon, steps, act, mvs, selective):
             continue
         for y in range(hp):
             for x in range(4, wp, 4):
-                if not _edge_on(act, mvs, y >> 2, (x >> 2) - 1, y >> 2, x >> 2, selective):
+                if not left[y >> 2, x >> 2]:
                     continue
                 d = _edge_delta(recon[p, y, x - 2 : x + 2], a, b)
                 recon[p, y, x - 1] += d
                 recon[p, y, x] -= d
         for y in range(4, hp, 4):
             for x in range(wp):
-                if not _edge_on(act, mvs, (y >> 2) - 1, x >> 2, y >> 2, x >> 2, selective):
+                if not upper[y >> 2, x >> 2]:
                     continue
                 d = _edge_delta(recon[p, y - 2 : y + 2, x], a, b)
                 recon[p, y - 1, x] += d
