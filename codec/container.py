@@ -52,13 +52,15 @@ CODING_RESIDUAL = 1  # prediction residuals, lossless or near-lossless (--max-er
 CODING_PALETTE = 2  # lossless palette/index coding for GIF-like sources
 CODING_LOSSY_V1 = 3  # transform-coded residuals without motion vectors: read, not written
 CODING_LOSSY_V2 = 4  # with motion vectors, deblocking every edge: read, not written
-CODING_LOSSY = 5  # with motion vectors, deblocking what was coded (--quality)
+CODING_LOSSY_V3 = 5  # with motion vectors, deblocking what was coded: read, not written
+CODING_LOSSY = 6  # as coding 5, with skipped units and older reference frames (--quality)
 CODINGS = {
     CODING_RAW: "raw",
     CODING_RESIDUAL: "residual",
     CODING_PALETTE: "palette",
     CODING_LOSSY_V1: "lossy-v1",
     CODING_LOSSY_V2: "lossy-v2",
+    CODING_LOSSY_V3: "lossy-v3",
     CODING_LOSSY: "lossy",
 }
 

@@ -1,13 +1,18 @@
 """Lossy residual coding (`--quality Q`): transform, dead-zone quantisation, RDO.
 
 Per frame, in YCoCg-R (exact integer colour transform), in 8x8 units of four 4x4
-blocks (coding 5; coding 4, which deblocked every edge, and coding 3, 4x4 blocks
-without vectors, are still decoded):
+blocks (coding 6; coding 5, without skipped units and older references, coding 4,
+which deblocked every edge, and coding 3, 4x4 blocks without vectors, are still
+decoded):
 
 * prediction: on predicted frames each unit carries a half-pel motion vector into
   the predictor's frame (the predictor proposes, the vector corrects where things
-  moved; with `last` this is classic motion compensation), coded as its difference
-  from the median of the neighbours' vectors; or the unit is intra-coded. Intra
+  moved; with `last` this is classic motion compensation) or into one of up to 15
+  older decoded frames (GIFs loop, alternate and re-dither: what comes back is
+  found there), coded as a reference index and the vector's difference from the
+  median of the neighbours' vectors; a unit with the predicted vector into the
+  predictor's frame and no levels is coded as skipped, one flag; or the unit is
+  intra-coded. Intra
   blocks (every block of a keyframe) use one of DC / vertical / horizontal from the
   block's reconstructed neighbours (chosen per block, coded once for the three
   planes); keyframes use half the predicted frames' step, since every later frame
@@ -53,13 +58,17 @@ from .zstd_bounded import decompress
 # plane weights in the perceptual distance (Y, Co, Cg) and the step factors they imply
 PLANE_WEIGHT = np.array([9.0, 1.25, 2.25])
 PLANE_STEP = np.sqrt(PLANE_WEIGHT[0] / PLANE_WEIGHT)
-KEYFRAME_STEP = 0.5  # codings 4 and 5: keyframe step relative to predicted frames' (format)
+PLANE_STEP_C = (1.0, float(PLANE_STEP[1]), float(PLANE_STEP[2]))  # for compiled code
+KEYFRAME_STEP = 0.5  # codings 4 to 6: keyframe step relative to predicted frames' (format)
 LAMBDA_SCALE = 0.12 * 0.2  # encoder only, see step_tables
 MOTION_LAMBDA = 3.0  # encoder only: vector bits against SAD, x sqrt(lambda)
 # encoder only: the intra unit estimate takes its neighbours from the source, which
 # flatters it (the real ones carry quantisation error); weighting it 1.5x cost 5%
 # fewer bytes per clip at equal distance (1.25x: 4%, 2x: 4.7%, 3x: 4%, 0.8x: +15%)
 INTRA_WEIGHT = 1.5
+# encoder only: and it pays a fixed cost in units of lambda (per clip at equal distance:
+# 24 gave 2.2% fewer bytes than 8; 1% measured at 64, +5% at 0)
+INTRA_PENALTY = 24
 
 CBF_BASE = 0  # 3 planes x 4
 LAST_BASE = 12  # 3 planes x 16 (4-bit tree)
@@ -74,11 +83,19 @@ INTRA_BASE = MV_BASE + 2 * MV_MODELS  # intra unit flag in predicted frames: 3 c
 # (none / 1 / larger); "none" uses the coding 3 models
 LEVEL2_BASE = INTRA_BASE + 3  # 3 planes x 4 position classes x 2 x BUCKET_MODELS
 SIG2_BASE = LEVEL2_BASE + 24 * rc.BUCKET_MODELS  # 3 planes x 16 positions x 2
-N_MODELS = SIG2_BASE + 96
+SKIP_BASE = SIG2_BASE + 96  # coding 6: skipped unit flag, 3 contexts
+REF_BASE = SKIP_BASE + 3  # coding 6: reference index, 3 positions x 3 neighbour contexts
+N_MODELS = REF_BASE + 9
 CODING_VERSION = CODING_LOSSY  # the lossy coding the encoder writes; coding number = version
 MAX_MV = 512  # pixels; a larger vector in a stream is damage
 SEARCH_RANGE = 8  # full search +-8 pixels around the best candidate vector (+-16: 1% fewer
 # bytes, a third slower encoding)
+REF_PENALTY = 6  # encoder only: an older reference must win by this many lambda bits
+REF_RANGE = 2  # encoder only: the older references' integer search range
+# coding 6: the predictor's frame and up to 15 older decoded frames (4: 5.8% fewer bytes
+# per clip, 8: 1.8% fewer again, 16: 2.4% fewer again, 23% on a looping spinner)...
+N_REFS = 16
+REF_PIXELS = 1 << 24  # ...as long as references x padded pixels stay within this
 SEARCH_MAX = 64  # the encoder never proposes vectors longer than this
 LIMIT = 5
 _POS_CLASS = np.array([0, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3], np.int64)
@@ -119,11 +136,17 @@ class LossyModels:
         self.probs, self.counts = rc.new_models(N_MODELS)
         # the previous frame's vectors: search candidates only, not stream state
         self.vectors = np.zeros((0, 0, 2), np.int64)
+        # reference planes (int16: every value is within +-1024): slot 0 holds the
+        # predictor's frame, the others decoded frames; `history` lists the slots of
+        # the latest decoded frames, newest first (coding 6)
+        self.ring = np.zeros((0, 3, 0, 0), np.int16)
+        self.history: list[int] = []
 
     def reset(self) -> None:
         self.probs[:] = rc.PROB_HALF
         self.counts[:] = 0
         self.vectors = np.zeros((0, 0, 2), np.int64)
+        self.history = []
 
 
 @njit(cache=True)
@@ -151,6 +174,57 @@ def _rate(q):
         if v:
             r += 1.0 + 2.0 * _bitlen(v)
     return r
+
+
+@njit(cache=True)
+def _quantize(blk, p, steps, offs, lam, wplane, q):
+    """Encoder: transform a 4x4 residual of plane p and quantise it into q (zigzag
+    order) with the rate-distortion decisions: +-1 levels whose rate outweighs their
+    distortion gain are dropped, and the whole block when coding it does not pay."""
+    fdct4x4(blk)
+    dist_zero = 0.0
+    for z in range(16):
+        k = ZIGZAG_4[z]
+        c = blk[k // 4, k % 4]
+        v = (abs(c) * 16 + offs[p, k]) // steps[p, k]
+        q[z] = -v if c < 0 else v
+        dist_zero += float(c) * float(c)
+    for z in range(15, -1, -1):
+        if q[z] == 1 or q[z] == -1:
+            k = ZIGZAG_4[z]
+            c = float(blk[k // 4, k % 4])
+            rec = float(steps[p, k]) / 16.0
+            gain = c * c - (abs(c) - rec) ** 2
+            if wplane[p] * gain < lam * 4.0:
+                q[z] = 0
+    dist_coded = 0.0
+    for z in range(16):
+        k = ZIGZAG_4[z]
+        c = float(blk[k // 4, k % 4])
+        rec = q[z] * float(steps[p, k]) / 16.0
+        dist_coded += (c - rec) ** 2
+    if wplane[p] * dist_zero <= wplane[p] * dist_coded + lam * (_rate(q) - 1.0):
+        for z in range(16):
+            q[z] = 0
+
+
+@njit(cache=True)
+def _unit_is_empty(tgt, prd, y0, x0, mvy, mvx, steps, offs, lam, wplane, pb, blk, q):
+    """Encoder: whether every block of the 8x8 unit, motion-compensated with the
+    vector, quantises to nothing (the unit can then be coded as skipped)."""
+    for sb in range(4):
+        by0 = y0 + 4 * (sb // 2)
+        bx0 = x0 + 4 * (sb % 2)
+        for p in range(3):
+            _mc_block(prd, p, by0, bx0, mvy, mvx, 4, pb)
+            for i in range(4):
+                for j in range(4):
+                    blk[i, j] = tgt[p, by0 + i, bx0 + j] - pb[i, j]
+            _quantize(blk, p, steps, offs, lam, wplane, q)
+            for z in range(16):
+                if q[z] != 0:
+                    return False
+    return True
 
 
 @njit(cache=True)
@@ -210,19 +284,24 @@ def _mc_block(ref, p, y0, x0, mvy, mvx, n, out):
 
 @njit(cache=True)
 def _sad_int(tgt, ref, y0, x0, dy, dx, limit):
-    """SAD of the 8x8 Y block against the reference at an integer offset (early exit)."""
+    """Weighted SAD (as _colour_cost) of the 8x8 unit against the reference at an
+    integer offset, stopping once it reaches limit."""
     _, hp, wp = ref.shape
-    s = 0
+    s = 0.0
     inside = y0 + dy >= 0 and x0 + dx >= 0 and y0 + dy + 8 <= hp and x0 + dx + 8 <= wp
-    for i in range(8):
-        for j in range(8):
-            if inside:
-                r = ref[0, y0 + dy + i, x0 + dx + j]
-            else:
-                r = ref[0, _clamp(y0 + dy + i, hp - 1), _clamp(x0 + dx + j, wp - 1)]
-            s += abs(tgt[0, y0 + i, x0 + j] - r)
-        if s >= limit:
-            return s
+    for p in range(3):
+        w = 1.0 / PLANE_STEP_C[p]
+        for i in range(8):
+            t = 0
+            for j in range(8):
+                if inside:
+                    r = ref[p, y0 + dy + i, x0 + dx + j]
+                else:
+                    r = ref[p, _clamp(y0 + dy + i, hp - 1), _clamp(x0 + dx + j, wp - 1)]
+                t += abs(tgt[p, y0 + i, x0 + j] - r)
+            s += w * t
+            if s >= limit:
+                return s
     return s
 
 
@@ -276,9 +355,39 @@ def _mv_pred(mvs, uy, ux, nux):
 
 
 @njit(cache=True)
-def _search(tgt, ref, y0, x0, pmy, pmx, cands, lam_sad, blk):
+def _mc_sad(tgt, ref, y0, x0, mvy, mvx, blk):
+    """Y SAD of the 8x8 unit at a half-pel vector."""
+    _mc_block(ref, 0, y0, x0, mvy, mvx, 8, blk)
+    s = 0
+    for i in range(8):
+        for j in range(8):
+            s += abs(tgt[0, y0 + i, x0 + j] - blk[i, j])
+    return s
+
+
+@njit(cache=True)
+def _colour_cost(tgt, ref, y0, x0, mvy, mvx, blk):
+    """SAD of the 8x8 unit at a half-pel vector over all planes, each weighted as the
+    perceptual distance weighs it relative to Y (a distance, not a square: sqrt)."""
+    s = 0.0
+    for p in range(3):
+        _mc_block(ref, p, y0, x0, mvy, mvx, 8, blk)
+        t = 0
+        for i in range(8):
+            for j in range(8):
+                t += abs(tgt[p, y0 + i, x0 + j] - blk[i, j])
+        s += t / PLANE_STEP_C[p]
+    return s
+
+
+@njit(cache=True)
+def _search(tgt, ref, y0, x0, pmy, pmx, cands, lam_sad, blk, radius):
     """Encoder's motion search for one 8x8 unit: best of the candidate vectors, a full
-    integer search around it, then half-pel refinement. Cost = Y SAD + lambda * bits."""
+    integer search +-radius around it, then half-pel refinement, each on the SAD of
+    all three planes weighted as the distance weighs them, plus lambda * vector bits
+    (luma alone: 3% more bytes per clip at equal distance; GIFs move colours that
+    luma does not see). Returns the vector and its luma cost, which the intra
+    decision compares with."""
     best = 1e30
     by, bx = 0, 0
     for k in range(cands.shape[0]):
@@ -290,8 +399,8 @@ def _search(tgt, ref, y0, x0, pmy, pmx, cands, lam_sad, blk):
         if c < best:
             best, by, bx = c, cy, cx
     cy0, cx0 = by, bx
-    for dy in range(cy0 - SEARCH_RANGE, cy0 + SEARCH_RANGE + 1):
-        for dx in range(cx0 - SEARCH_RANGE, cx0 + SEARCH_RANGE + 1):
+    for dy in range(cy0 - radius, cy0 + radius + 1):
+        for dx in range(cx0 - radius, cx0 + radius + 1):
             if abs(dy) > SEARCH_MAX or abs(dx) > SEARCH_MAX:
                 continue
             bits = _mvd_bits(2 * dy - pmy) + _mvd_bits(2 * dx - pmx)
@@ -303,19 +412,25 @@ def _search(tgt, ref, y0, x0, pmy, pmx, cands, lam_sad, blk):
                 best, by, bx = c, dy, dx
     hy, hx = 2 * by, 2 * bx
     cy0, cx0 = hy, hx
+    # half-pel refinement on all planes
+    best = _colour_cost(tgt, ref, y0, x0, hy, hx, blk) + lam_sad * (
+        _mvd_bits(hy - pmy) + _mvd_bits(hx - pmx)
+    )
     for dy in range(-1, 2):
         for dx in range(-1, 2):
             if dy == 0 and dx == 0:
                 continue
             my, mx = cy0 + dy, cx0 + dx
-            _mc_block(ref, 0, y0, x0, my, mx, 8, blk)
             c = lam_sad * (_mvd_bits(my - pmy) + _mvd_bits(mx - pmx))
-            for i in range(8):
-                for j in range(8):
-                    c += abs(tgt[0, y0 + i, x0 + j] - blk[i, j])
+            c += _colour_cost(tgt, ref, y0, x0, my, mx, blk)
             if c < best:
                 best, hy, hx = c, my, mx
-    return hy, hx, best
+    return (
+        hy,
+        hx,
+        lam_sad * (_mvd_bits(hy - pmy) + _mvd_bits(hx - pmx))
+        + _mc_sad(tgt, ref, y0, x0, hy, hx, blk),
+    )
 
 
 @njit(cache=True, inline="always")
@@ -330,23 +445,27 @@ def _edge_delta(px, alpha, beta):
 
 
 @njit(cache=True, inline="always")
-def _edge_on(act, mvs, by0, bx0, by1, bx1):
-    """Coding 5: whether the deblocking filter touches the edge between two 4x4
+def _edge_on(act, mvs, urefs, by0, bx0, by1, bx1):
+    """Codings 5 and 6: whether the deblocking filter touches the edge between two 4x4
     blocks: only where a side was coded (intra or levels) or the vector changes,
     since content copied unchanged was filtered when it was coded."""
     if act[by0, bx0] or act[by1, bx1]:
         return True
     u0y, u0x, u1y, u1x = by0 >> 1, bx0 >> 1, by1 >> 1, bx1 >> 1
-    return mvs[u0y, u0x, 0] != mvs[u1y, u1x, 0] or mvs[u0y, u0x, 1] != mvs[u1y, u1x, 1]
+    return (
+        mvs[u0y, u0x, 0] != mvs[u1y, u1x, 0]
+        or mvs[u0y, u0x, 1] != mvs[u1y, u1x, 1]
+        or urefs[u0y, u0x] != urefs[u1y, u1x]
+    )
 
 
 @njit(cache=True)
-def _deblock(recon, steps, act, mvs, selective):
+def _deblock(recon, steps, act, mvs, urefs, selective):
     """In-loop smoothing across 4x4 block edges (H.264's normal filter, simplified):
     an edge step smaller than alpha between sides flatter than beta is quantisation
     blocking, not a picture edge; its two edge pixels move towards each other by
     at most tc. Vertical edges first, then horizontal, every plane; integers only.
-    Coding 4 (not selective) filters every edge, coding 5 those _edge_on picks.
+    Coding 4 (not selective) filters every edge, codings 5 and 6 those _edge_on picks.
 
     Thresholds follow the plane's step (steps[p, 0] is 4x it in 1/16 units):
     alpha = step, beta = tc = step / 4. Stronger settings (2x) measured worse."""
@@ -359,8 +478,8 @@ def _deblock(recon, steps, act, mvs, selective):
     if selective:
         for by in range(nby):
             for bx in range(nbx):
-                left[by, bx] = bx > 0 and _edge_on(act, mvs, by, bx - 1, by, bx)
-                upper[by, bx] = by > 0 and _edge_on(act, mvs, by - 1, bx, by, bx)
+                left[by, bx] = bx > 0 and _edge_on(act, mvs, urefs, by, bx - 1, by, bx)
+                upper[by, bx] = by > 0 and _edge_on(act, mvs, urefs, by - 1, bx, by, bx)
     for p in range(3):
         a = (steps[p, 0] + 2) >> 2
         b = (steps[p, 0] + 8) >> 4
@@ -387,7 +506,8 @@ def _code_lossy(
     enc,
     version,
     tgt,
-    prd,
+    ring,
+    order,
     intra,
     steps,
     offs,
@@ -401,6 +521,7 @@ def _code_lossy(
     lv,
     mvf,
     act,
+    urefs,
 ):
     """Code (3, Hp, Wp) YCoCg planes. Returns (bytes, flag).
 
@@ -415,6 +536,8 @@ def _code_lossy(
     plane and position by position ((p*16 + z)*blocks + b, then the modes, then the
     vectors) so zstd sees long runs of zeros."""
     _, hp, wp = recon.shape
+    prd = ring[order[0]]
+    nref = order.shape[0]
     mc = version >= 4
     unit = 8 if mc else 4
     ns = unit // 4
@@ -441,10 +564,16 @@ def _code_lossy(
     q = np.zeros(16, np.int64)
     deq = np.zeros((4, 4), np.int64)
     use_mv = mc and not intra
+    # coding 6: a unit whose vector is the predicted one and whose blocks carry no
+    # levels is coded with one flag (the range coder only; zstd sees the zeros)
+    use_skip = use_mv and version >= 6 and not raw
+    skip_map = np.zeros((nuy, nux), np.int64)
     for uy in range(nuy):
         for ux in range(nux):
             mvy, mvx = 0, 0
             uintra = False
+            skip = False
+            uref = 0
             if use_mv:
                 pmy, pmx = _mv_pred(mvs, uy, ux, nux)
                 if enc:
@@ -455,13 +584,63 @@ def _code_lossy(
                     cands[4] = mvf[uy, ux]
                     cands[5] = mvs[uy - 1, ux + 1] if uy > 0 and ux + 1 < nux else cands[0]
                     mvy, mvx, mc_cost = _search(
-                        tgt, prd, uy * 8, ux * 8, pmy, pmx, cands, lam_sad, blk8
+                        tgt, prd, uy * 8, ux * 8, pmy, pmx, cands, lam_sad, blk8, SEARCH_RANGE
                     )
+                    if nref > 1:
+                        mc_cost += lam_sad
+                        # older frames: a short search around the same candidates finds
+                        # what came back (loops, dither patterns that alternate); the
+                        # choice weighs all three planes, since an older frame can match
+                        # the luma and not the colour
+                        best3 = _colour_cost(tgt, prd, uy * 8, ux * 8, mvy, mvx, blk8) + (
+                            mc_cost - _mc_sad(tgt, prd, uy * 8, ux * 8, mvy, mvx, blk8)
+                        )
+                        for r in range(1, nref):
+                            ry, rx, rcost = _search(
+                                tgt,
+                                ring[order[r]],
+                                uy * 8,
+                                ux * 8,
+                                pmy,
+                                pmx,
+                                cands,
+                                lam_sad,
+                                blk8,
+                                REF_RANGE,
+                            )
+                            rcost += lam_sad * (min(r + 1, nref - 1) + REF_PENALTY)
+                            c3 = _colour_cost(tgt, ring[order[r]], uy * 8, ux * 8, ry, rx, blk8) + (
+                                rcost - _mc_sad(tgt, ring[order[r]], uy * 8, ux * 8, ry, rx, blk8)
+                            )
+                            if c3 < best3:
+                                mvy, mvx, mc_cost, uref, best3 = ry, rx, rcost, r, c3
                     ic = INTRA_WEIGHT * _intra_cost(tgt, uy * 8, ux * 8, pb)
-                    uintra = ic + lam_sad * 8 < mc_cost
+                    uintra = ic + lam_sad * INTRA_PENALTY < mc_cost
+                    skip = (
+                        use_skip
+                        and not uintra
+                        and uref == 0
+                        and mvy == pmy
+                        and mvx == pmx
+                        and _unit_is_empty(
+                            tgt, prd, uy * 8, ux * 8, mvy, mvx, steps, offs, lam, wplane, pb, blk, q
+                        )
+                    )
+                if use_skip:
+                    sctx = SKIP_BASE + (skip_map[uy, ux - 1] if ux > 0 else 0)
+                    sctx += skip_map[uy - 1, ux] if uy > 0 else 0
+                    skip = (
+                        rc.code_adaptive(st, buf, probs, counts, sctx, 1 if skip else 0, enc, LIMIT)
+                        != 0
+                    )
+                    skip_map[uy, ux] = 1 if skip else 0
                 ictx = INTRA_BASE + (uintra_map[uy, ux - 1] if ux > 0 else 0)
                 ictx += uintra_map[uy - 1, ux] if uy > 0 else 0
-                if raw:
+                if skip:
+                    mvy, mvx = pmy, pmx
+                    uintra = False
+                    mvs[uy, ux, 0], mvs[uy, ux, 1] = mvy, mvx
+                elif raw:
                     k = 49 * nblk + 2 * nuy * nux + uy * nux + ux
                     if enc:
                         lv[k] = 1 if uintra else 0
@@ -477,7 +656,38 @@ def _code_lossy(
                 uintra_map[uy, ux] = 1 if uintra else 0
                 if uintra:
                     mvy, mvx = pmy, pmx
-                else:
+                    uref = 0
+                elif not skip:
+                    if nref > 1:
+                        # reference index, truncated unary
+                        if raw:
+                            k = 49 * nblk + 3 * nuy * nux + uy * nux + ux
+                            if enc:
+                                lv[k] = uref
+                            else:
+                                uref = lv[k]
+                                if uref < 0 or uref >= nref:
+                                    return 0, 1
+                        else:
+                            rctx = (1 if ux > 0 and urefs[uy, ux - 1] else 0) + (
+                                1 if uy > 0 and urefs[uy - 1, ux] else 0
+                            )
+                            r = 0
+                            while r < nref - 1:
+                                more = rc.code_adaptive(
+                                    st,
+                                    buf,
+                                    probs,
+                                    counts,
+                                    REF_BASE + 3 * min(r, 2) + rctx,
+                                    1 if uref > r else 0,
+                                    enc,
+                                    LIMIT,
+                                )
+                                if not more:
+                                    break
+                                r += 1
+                            uref = r
                     for c in range(2):
                         d = (mvy - pmy) if c == 0 else (mvx - pmx)
                         if raw:
@@ -510,6 +720,7 @@ def _code_lossy(
                     if abs(mvy) > 2 * MAX_MV or abs(mvx) > 2 * MAX_MV:
                         return (0 if raw else st[4]), 1
                     mvs[uy, ux, 0], mvs[uy, ux, 1] = mvy, mvx
+                urefs[uy, ux] = uref
             for sb in range(ns * ns):
                 by = uy * ns + sb // ns
                 bx = ux * ns + sb % ns
@@ -537,45 +748,18 @@ def _code_lossy(
                     if bintra:
                         _predict_block(recon, p, y0, x0, mode, pb)
                     elif use_mv:
-                        _mc_block(prd, p, y0, x0, mvy, mvx, 4, pb)
+                        _mc_block(ring[order[uref]], p, y0, x0, mvy, mvx, 4, pb)
                     else:
                         for i in range(4):
                             for j in range(4):
                                 pb[i, j] = prd[p, y0 + i, x0 + j]
                     for k in range(16):
                         q[k] = 0
-                    if enc:
+                    if enc and not skip:
                         for i in range(4):
                             for j in range(4):
                                 blk[i, j] = tgt[p, y0 + i, x0 + j] - pb[i, j]
-                        fdct4x4(blk)
-                        dist_zero = 0.0
-                        for z in range(16):
-                            k = ZIGZAG_4[z]
-                            c = blk[k // 4, k % 4]
-                            a = abs(c) * 16
-                            v = (a + offs[p, k]) // steps[p, k]
-                            q[z] = -v if c < 0 else v
-                            dist_zero += float(c) * float(c)
-                        # RD: drop +-1 levels whose rate outweighs their distortion gain
-                        for z in range(15, -1, -1):
-                            if q[z] == 1 or q[z] == -1:
-                                k = ZIGZAG_4[z]
-                                c = float(blk[k // 4, k % 4])
-                                rec = float(steps[p, k]) / 16.0
-                                gain = c * c - (abs(c) - rec) ** 2
-                                if wplane[p] * gain < lam * 4.0:
-                                    q[z] = 0
-                        # RD: skip the whole block when coding it does not pay
-                        dist_coded = 0.0
-                        for z in range(16):
-                            k = ZIGZAG_4[z]
-                            c = float(blk[k // 4, k % 4])
-                            rec = q[z] * float(steps[p, k]) / 16.0
-                            dist_coded += (c - rec) ** 2
-                        if wplane[p] * dist_zero <= wplane[p] * dist_coded + lam * (_rate(q) - 1.0):
-                            for z in range(16):
-                                q[z] = 0
+                        _quantize(blk, p, steps, offs, lam, wplane, q)
                     # --- entropy coding
                     if raw:
                         b = by * nbx + bx
@@ -591,7 +775,9 @@ def _code_lossy(
                                 nz = 1
                     left = cbf[p, by, bx - 1] if bx > 0 else 0
                     up = cbf[p, by - 1, bx] if by > 0 else 0
-                    if not raw:
+                    if skip:
+                        nz = 0
+                    elif not raw:
                         nz = 0
                         if enc:
                             for z in range(16):
@@ -694,7 +880,8 @@ def _level_count(hp: int, wp: int, version: int) -> int:
     # per 4x4 block: 3 planes x 16 levels and the intra mode; per 8x8 unit (coding 4
     # on): a vector and an intra flag
     n = (hp // 4) * (wp // 4) * 49
-    return n + (hp // 8) * (wp // 8) * 3 if version >= 4 else n
+    units = (hp // 8) * (wp // 8)
+    return n + units * 4 if version >= 6 else n + units * 3 if version >= 4 else n
 
 
 def _pack_levels(lv: np.ndarray) -> bytes:
@@ -728,11 +915,23 @@ def _run(enc, version, tgt, prd, intra, quality, models, buf, lv):
     shape = (hp // unit, wp // unit, 2)
     if models.vectors.shape != shape or intra:
         models.vectors = np.zeros(shape, np.int64)
+    if intra:
+        models.history = []
+    nmax = reference_count(hp, wp) if version >= 6 else 1
+    if models.ring.shape != (nmax + 1, 3, hp, wp):
+        models.ring = np.zeros((nmax + 1, 3, hp, wp), np.int16)
+        models.history = []
+    models.ring[0] = prd
+    # references: the predictor's frame, then the decoded frames before the last one
+    # (which the predictor has already seen)
+    order = np.array([0, *models.history[1:nmax]], np.int64)
+    urefs = np.zeros(shape[:2], np.int64)
     n, err = _code_lossy(
         enc,
         version,
         tgt,
-        prd,
+        models.ring,
+        order,
         intra,
         steps,
         offs,
@@ -746,12 +945,25 @@ def _run(enc, version, tgt, prd, intra, quality, models, buf, lv):
         lv,
         models.vectors,
         act,
+        urefs,
     )
     if version >= 4 and not err:
-        # coding 5 leaves edges alone where nothing was coded and the vector did not
+        # codings 5 and 6 leave edges alone where nothing was coded and the vector did not
         # change: re-filtering copied content every frame blurs a static picture
-        _deblock(recon, steps, act, models.vectors, version >= 5)
+        _deblock(recon, steps, act, models.vectors, urefs, version >= 5)
+    if nmax > 1 and not err:
+        # the oldest frame's slot takes the new one once all are in use
+        slot = models.history[-1] if len(models.history) == nmax else len(models.history) + 1
+        models.ring[slot] = recon
+        models.history = [slot, *models.history[: nmax - 1]]
     return n, err, recon
+
+
+def reference_count(hp: int, wp: int) -> int:
+    """Coding 6: how many reference frames units may choose from at a padded size
+    (the predictor's frame included); a format rule, like H.264's level limits on
+    stored frames, so that the decoder's memory stays bounded at any frame size."""
+    return max(1, min(N_REFS, REF_PIXELS // (hp * wp)))
 
 
 def _padded(height: int, width: int, version: int) -> tuple[int, int]:

@@ -227,15 +227,90 @@ def test_a_vector_beyond_the_limit_is_damage_not_a_crash():
 
 
 def test_a_picture_that_does_not_change_is_not_filtered_again():
-    """Coding 5 deblocks only edges of blocks that carry coefficients, are intra, or
-    changed vector: copied content stays as it was (coding 4 blurred it every frame)."""
-    from fpcodec.codec.container import CODING_LOSSY_V2
+    """Codings 5 and 6 deblock only edges of blocks that carry coefficients, are
+    intra, or changed vector: copied content stays as it was (coding 4 blurred it
+    every frame)."""
+    from fpcodec.codec.container import CODING_LOSSY_V2, CODING_LOSSY_V3
 
     frame = _panning_clip(1, 32, 40, dy=0, dx=0)[0]
     vis = np.ones((32, 40), bool)
-    for version, drifts in ((CODING_LOSSY, False), (CODING_LOSSY_V2, True)):
+    cases = ((CODING_LOSSY, False), (CODING_LOSSY_V3, False), (CODING_LOSSY_V2, True))
+    for version, drifts in cases:
         m = LossyModels()
         _, key = encode_lossy(frame, None, vis, 40, m, version=version)
         data, again = encode_lossy(key, key, vis, 40, m, version=version)
         assert len(data) < 16
         assert (not np.array_equal(again, key)) == drifts, version
+
+
+def _alternating_clip(n: int) -> list[np.ndarray]:
+    """Two unrelated pictures taking turns, as in a blinking or two-phase GIF."""
+    a = _panning_clip(1, 40, 48, dy=0, dx=0, seed=11)[0]
+    b = _panning_clip(1, 40, 48, dy=0, dx=0, seed=12)[0]
+    return [a if t % 2 == 0 else b for t in range(n)]
+
+
+def test_older_reference_frames_find_what_came_back():
+    """Coding 6: a unit may refer to a decoded frame older than the last one, so a
+    picture that returns after another costs a fraction of coding it again."""
+    from fpcodec.codec.container import CODING_LOSSY_V3
+
+    frames = _alternating_clip(6)
+    sizes = {}
+    for entropy in ("arith", "zstd"):
+        total, enc_rec, dec_rec, _ = _code_clip(frames, 50, entropy)
+        for a, b in zip(enc_rec, dec_rec, strict=True):
+            np.testing.assert_array_equal(a, b)
+        sizes[entropy] = total
+    before, *_ = _code_clip(frames, 50, version=CODING_LOSSY_V3)
+    assert sizes["arith"] < 0.6 * before, (sizes["arith"], before)
+
+
+def test_reference_count_bounds_decoder_memory():
+    from fpcodec.codec.lossy import N_REFS, reference_count
+
+    assert reference_count(64, 64) == N_REFS == 16
+    assert reference_count(1088, 1920) == 8
+    assert reference_count(2160, 3840) == 2
+    assert reference_count(4096, 4096) == 1
+    assert reference_count(16384, 2048) == 1
+
+
+def test_a_reference_index_out_of_range_is_damage():
+    from fpcodec.codec.lossy import _level_count, _pack_levels, _unpack_levels
+
+    frames = _alternating_clip(3)
+    vis = np.ones((40, 48), bool)
+    m, dm = LossyModels(), LossyModels()
+    rec, datas = None, []
+    for f in frames:
+        data, rec = encode_lossy(f, rec, vis, 50, m, "zstd")
+        datas.append(data)
+    n = _level_count(40, 48, CODING_LOSSY)
+    lv = _unpack_levels(datas[2], n)
+    units = 5 * 6
+    refs = lv[n - units :]
+    assert refs.max() == 1  # frame 2 went back to frame 0
+    refs[refs == 1] = 2  # only references 0 and 1 exist at frame 2
+    prev = None
+    for i, data in enumerate(datas[:2]):
+        prev, damaged = decode_lossy(data, prev, 40, 48, 50, dm, "zstd")
+        assert not damaged, i
+    _, damaged = decode_lossy(_pack_levels(lv), prev, 40, 48, 50, dm, "zstd")
+    assert damaged
+
+
+def test_a_picture_that_does_not_change_costs_one_flag_per_unit():
+    """Coding 6 codes a unit with the predicted vector and no levels as skipped."""
+    from fpcodec.codec.container import CODING_LOSSY_V3
+
+    frame = _panning_clip(1, 64, 64, dy=0, dx=0)[0]
+    vis = np.ones((64, 64), bool)
+    sizes = {}
+    for version in (CODING_LOSSY, CODING_LOSSY_V3):
+        m = LossyModels()
+        _, key = encode_lossy(frame, None, vis, 40, m, version=version)
+        sizes[version] = sum(
+            len(encode_lossy(key, key, vis, 40, m, version=version)[0]) for _ in range(4)
+        )
+    assert sizes[CODING_LOSSY] < sizes[CODING_LOSSY_V3], sizes
