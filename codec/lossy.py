@@ -447,8 +447,9 @@ def _edge_delta(px, alpha, beta):
 @njit(cache=True, inline="always")
 def _edge_on(act, mvs, urefs, by0, bx0, by1, bx1):
     """Codings 5 and 6: whether the deblocking filter touches the edge between two 4x4
-    blocks: only where a side was coded (intra or levels) or the vector changes,
-    since content copied unchanged was filtered when it was coded."""
+    blocks: only where a side was coded (intra or levels) or the vector (coding 6:
+    or the reference) changes, since content copied unchanged was filtered when it
+    was coded."""
     if act[by0, bx0] or act[by1, bx1]:
         return True
     u0y, u0x, u1y, u1x = by0 >> 1, bx0 >> 1, by1 >> 1, bx1 >> 1
