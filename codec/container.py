@@ -53,7 +53,8 @@ CODING_PALETTE = 2  # lossless palette/index coding for GIF-like sources
 CODING_LOSSY_V1 = 3  # transform-coded residuals without motion vectors: read, not written
 CODING_LOSSY_V2 = 4  # with motion vectors, deblocking every edge: read, not written
 CODING_LOSSY_V3 = 5  # with motion vectors, deblocking what was coded: read, not written
-CODING_LOSSY = 6  # as coding 5, with skipped units and older reference frames (--quality)
+CODING_LOSSY_V4 = 6  # with skipped units and older reference frames: read, not written
+CODING_LOSSY = 7  # as coding 6, with second motion hypotheses (--quality)
 CODINGS = {
     CODING_RAW: "raw",
     CODING_RESIDUAL: "residual",
@@ -61,6 +62,7 @@ CODINGS = {
     CODING_LOSSY_V1: "lossy-v1",
     CODING_LOSSY_V2: "lossy-v2",
     CODING_LOSSY_V3: "lossy-v3",
+    CODING_LOSSY_V4: "lossy-v4",
     CODING_LOSSY: "lossy",
 }
 

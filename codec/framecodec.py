@@ -39,6 +39,7 @@ from .container import (
     CODING_LOSSY_V1,
     CODING_LOSSY_V2,
     CODING_LOSSY_V3,
+    CODING_LOSSY_V4,
     CODING_PALETTE,
     CODING_RAW,
     CODING_RESIDUAL,
@@ -350,7 +351,13 @@ def decode_frame(
         recon = residual_decode(
             body, prediction, header.max_error, state.coder, state.alpha, state.plane_coder, what
         )
-    elif coding in (CODING_LOSSY, CODING_LOSSY_V3, CODING_LOSSY_V2, CODING_LOSSY_V1):
+    elif coding in (
+        CODING_LOSSY,
+        CODING_LOSSY_V4,
+        CODING_LOSSY_V3,
+        CODING_LOSSY_V2,
+        CODING_LOSSY_V1,
+    ):
         if not header.quality:
             raise FormatError(f"{what}: lossy frame in a lossless stream")
         recon = _decode_lossy_frame(state, body, prediction, what, coding)

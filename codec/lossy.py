@@ -1,29 +1,34 @@
 """Lossy residual coding (`--quality Q`): transform, dead-zone quantisation, RDO.
 
 Per frame, in YCoCg-R (exact integer colour transform), in 8x8 units of four 4x4
-blocks (coding 6; coding 5, without skipped units and older references, coding 4,
-which deblocked every edge, and coding 3, 4x4 blocks without vectors, are still
-decoded):
+blocks (coding 7; coding 6, without second hypotheses, coding 5, without skipped
+units and older references, coding 4, which deblocked every edge, and coding 3,
+4x4 blocks without vectors, are still decoded):
 
 * prediction: on predicted frames each unit carries a half-pel motion vector into
   the predictor's frame (the predictor proposes, the vector corrects where things
   moved; with `last` this is classic motion compensation) or into one of up to 15
   older decoded frames (GIFs loop, alternate and re-dither: what comes back is
   found there), coded as a reference index and the vector's difference from the
-  median of the neighbours' vectors; a unit with the predicted vector into the
-  predictor's frame and no levels is coded as skipped, one flag; or the unit is
-  intra-coded. Intra
-  blocks (every block of a keyframe) use one of DC / vertical / horizontal from the
-  block's reconstructed neighbours (chosen per block, coded once for the three
-  planes); keyframes use half the predicted frames' step, since every later frame
-  is predicted from them;
+  median of the neighbours' vectors; it may average in a second hypothesis (its
+  own reference and vector, coded against the first vector scaled to that
+  reference's distance), which averages away noise and dither that differ between
+  frames; a unit with the predicted vector into the predictor's frame and no levels
+  is coded as skipped, one flag; or the unit is intra-coded. Intra blocks (every
+  block of a keyframe) use one of DC / vertical / horizontal from the block's
+  reconstructed neighbours (chosen per block, coded once for the three planes);
+  keyframes use half the predicted frames' step, since every later frame is
+  predicted from them;
 * the residual goes through the reversible 4x4 integer DCT (transform.py) and a
   dead-zone quantiser whose step per coefficient undoes the transform's gains and
   whose step per plane follows how much each plane weighs in the perceptual
   distance (green counts most: errors in Y cost 9x, Cg 2.25x, Co 1.25x, from the
   redmean weights of R, G and B);
-* rate-distortion decisions with lambda ~ step^2: trailing and isolated +-1 levels
-  are dropped, and a whole block is skipped (one flag) when coding it does not pay;
+* encoder decisions are rate-distortion decisions on the distance the benchmark
+  measures -- per pixel, the colour distance of the three planes weighted as it
+  weighs them, summed, not squared error: a unit is trial-coded as each candidate
+  (one hypothesis, two, skipped, intra) and the cheapest in distance + lambda * bits
+  wins; levels are lowered and blocks dropped the same way;
 * symbols go through the adaptive binary range coder: coded-block flag (context:
   left and upper blocks' flags, plane), last position, significance per position,
   levels (bit length + adaptive tree) and bypass signs. Models persist until the
@@ -59,16 +64,13 @@ from .zstd_bounded import decompress
 PLANE_WEIGHT = np.array([9.0, 1.25, 2.25])
 PLANE_STEP = np.sqrt(PLANE_WEIGHT[0] / PLANE_WEIGHT)
 PLANE_STEP_C = (1.0, float(PLANE_STEP[1]), float(PLANE_STEP[2]))  # for compiled code
-KEYFRAME_STEP = 0.5  # codings 4 to 6: keyframe step relative to predicted frames' (format)
-LAMBDA_SCALE = 0.12 * 0.2  # encoder only, see step_tables
-MOTION_LAMBDA = 3.0  # encoder only: vector bits against SAD, x sqrt(lambda)
-# encoder only: the intra unit estimate takes its neighbours from the source, which
-# flatters it (the real ones carry quantisation error); weighting it 1.5x cost 5%
-# fewer bytes per clip at equal distance (1.25x: 4%, 2x: 4.7%, 3x: 4%, 0.8x: +15%)
-INTRA_WEIGHT = 1.5
-# encoder only: and it pays a fixed cost in units of lambda (per clip at equal distance:
-# 24 gave 2.2% fewer bytes than 8; 1% measured at 64, +5% at 0)
-INTRA_PENALTY = 24
+KEYFRAME_STEP = 0.5  # codings 4 to 7: keyframe step relative to predicted frames' (format)
+# encoder only, in units of the step: what a bit is worth against a sum of absolute
+# differences in Y units (motion search) and against a sum of colour distances
+# (unit and level decisions, see _choose_unit and _quantize); tuned per clip on the
+# held-out set (the distance lambda: x0.55 +1.8%, x0.73 +1.2%, x1.4 +1.2% bytes)
+SAD_LAMBDA = 0.1643
+PD_LAMBDA = 0.2711
 
 CBF_BASE = 0  # 3 planes x 4
 LAST_BASE = 12  # 3 planes x 16 (4-bit tree)
@@ -85,19 +87,29 @@ LEVEL2_BASE = INTRA_BASE + 3  # 3 planes x 4 position classes x 2 x BUCKET_MODEL
 SIG2_BASE = LEVEL2_BASE + 24 * rc.BUCKET_MODELS  # 3 planes x 16 positions x 2
 SKIP_BASE = SIG2_BASE + 96  # coding 6: skipped unit flag, 3 contexts
 REF_BASE = SKIP_BASE + 3  # coding 6: reference index, 3 positions x 3 neighbour contexts
-N_MODELS = REF_BASE + 9
+BI_BASE = REF_BASE + 9  # coding 7: bi-predicted unit flag, 3 neighbour contexts
+REF1_BASE = BI_BASE + 3  # coding 7: second reference index, as REF_BASE
+MV1_BASE = REF1_BASE + 9  # coding 7: second vector's difference, as MV_BASE
+N_MODELS = MV1_BASE + 2 * MV_MODELS
 CODING_VERSION = CODING_LOSSY  # the lossy coding the encoder writes; coding number = version
 MAX_MV = 512  # pixels; a larger vector in a stream is damage
 SEARCH_RANGE = 8  # full search +-8 pixels around the best candidate vector (+-16: 1% fewer
 # bytes, a third slower encoding)
 REF_PENALTY = 6  # encoder only: an older reference must win by this many lambda bits
 REF_RANGE = 2  # encoder only: the older references' integer search range
+OLD_REF_TRIES = 2  # encoder only: and how many of them are searched (all 15: 0.6% fewer
+# bytes per clip, 1.75x the encoding time)
+BI_REFS = 4  # encoder only: second hypotheses are looked for in the 4 newest references
+BI_RANGE = 2  # encoder only: and searched +-2 around the scaled first vector
 # coding 6: the predictor's frame and up to 15 older decoded frames (4: 5.8% fewer bytes
 # per clip, 8: 1.8% fewer again, 16: 2.4% fewer again, 23% on a looping spinner)...
 N_REFS = 16
 REF_PIXELS = 1 << 24  # ...as long as references x padded pixels stay within this
 SEARCH_MAX = 64  # the encoder never proposes vectors longer than this
 LIMIT = 5
+# encoder only: squared error in the transform's units over this is squared error in
+# pixels (the lifting DCT scales coefficients by block_scales, not orthonormally)
+_INV_GAIN2 = 1.0 / block_scales() ** 2
 _POS_CLASS = np.array([0, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3], np.int64)
 
 
@@ -111,8 +123,9 @@ def quality_step(quality: int, motion: bool = True) -> float:
 
 def step_tables(
     quality: int, intra: bool, motion: bool = True
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Per plane and coefficient: step and dead-zone offset in 1/16 units; lambda."""
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Per plane and coefficient: step and dead-zone offset in 1/16 units; the encoder's
+    lambdas against SAD and against colour distance."""
     step = quality_step(quality, motion)
     if intra and motion:
         # keyframes are every later frame's reference: finer steps pay back many times
@@ -121,14 +134,10 @@ def step_tables(
     steps = np.empty((3, 16), np.int64)
     for p in range(3):
         steps[p] = np.maximum(1, np.round(16 * step * PLANE_STEP[p] * gains))
-    offs = (steps * (1 / 3 if intra else 1 / 6)).astype(np.int64)
-    # A fifth of the lambda an MSE coder would use (H.264's ~0.135 step^2 per bit):
-    # the perceptual distance is a mean of per-pixel distances, not of squares, so
-    # small errors spread over a skipped block cost more than MSE says. Measured on
-    # the held-out clips: 0.2x gave 36% less BD-rate against x264 than 1x; 0.1-0.3
-    # were equal, 3x and 9x far worse.
-    lam = LAMBDA_SCALE * (step * 16) ** 2 / 256.0 * PLANE_WEIGHT[0] / 8.0
-    return steps, offs, lam
+    # encoder only: the quantiser rounds a third of a step up (1/6 and a half: 2.6% and
+    # 3.4% more bytes per clip); rate-distortion decisions then lower levels
+    offs = steps // 3
+    return steps, offs, SAD_LAMBDA * step, PD_LAMBDA * step
 
 
 class LossyModels:
@@ -177,54 +186,60 @@ def _rate(q):
 
 
 @njit(cache=True)
-def _quantize(blk, p, steps, offs, lam, wplane, q):
+def _pixel_error(res, q, p, steps, deq):
+    """Encoder: sum of |residual - what levels q reconstruct| over a 4x4 block."""
+    for z in range(16):
+        k = ZIGZAG_4[z]
+        v = q[z] * steps[p, k]
+        deq[k // 4, k % 4] = (v + 8) >> 4 if v >= 0 else -((-v + 8) >> 4)
+    idct4x4(deq)
+    d = 0
+    for i in range(4):
+        for j in range(4):
+            d += abs(res[i, j] - deq[i, j])
+    return d
+
+
+@njit(cache=True)
+def _quantize(blk, p, steps, offs, lam_pd, wplane, q):
     """Encoder: transform a 4x4 residual of plane p and quantise it into q (zigzag
-    order) with the rate-distortion decisions: +-1 levels whose rate outweighs their
-    distortion gain are dropped, and the whole block when coding it does not pay."""
+    order) with rate-distortion decisions judged on the colour distance in pixels,
+    which is what the perceptual distance sums (small errors spread over a block cost
+    more there than squares say): +-1 levels are dropped, last first, while that
+    lowers distance + lambda * bits, and the whole block when coding it does not pay."""
+    res = blk.copy()
     fdct4x4(blk)
-    dist_zero = 0.0
+    last = -1
     for z in range(16):
         k = ZIGZAG_4[z]
         c = blk[k // 4, k % 4]
         v = (abs(c) * 16 + offs[p, k]) // steps[p, k]
         q[z] = -v if c < 0 else v
-        dist_zero += float(c) * float(c)
-    for z in range(15, -1, -1):
-        if q[z] == 1 or q[z] == -1:
-            k = ZIGZAG_4[z]
-            c = float(blk[k // 4, k % 4])
-            rec = float(steps[p, k]) / 16.0
-            gain = c * c - (abs(c) - rec) ** 2
-            if wplane[p] * gain < lam * 4.0:
-                q[z] = 0
-    dist_coded = 0.0
-    for z in range(16):
-        k = ZIGZAG_4[z]
-        c = float(blk[k // 4, k % 4])
-        rec = q[z] * float(steps[p, k]) / 16.0
-        dist_coded += (c - rec) ** 2
-    if wplane[p] * dist_zero <= wplane[p] * dist_coded + lam * (_rate(q) - 1.0):
+        if v:
+            last = z
+    if last < 0:
+        return
+    deq = np.empty((4, 4), np.int64)
+    w = math.sqrt(wplane[p])
+    d = _pixel_error(res, q, p, steps, deq)
+    j_best = w * d + lam_pd * _rate(q)
+    for z in range(last, -1, -1):
+        if q[z] != 0:
+            keep = q[z]
+            q[z] = keep - 1 if keep > 0 else keep + 1
+            d = _pixel_error(res, q, p, steps, deq)
+            j = w * d + lam_pd * _rate(q)
+            if j < j_best:
+                j_best = j
+            else:
+                q[z] = keep
+    d_zero = 0
+    for i in range(4):
+        for j in range(4):
+            d_zero += abs(res[i, j])
+    if w * d_zero + lam_pd <= j_best:
         for z in range(16):
             q[z] = 0
-
-
-@njit(cache=True)
-def _unit_is_empty(tgt, prd, y0, x0, mvy, mvx, steps, offs, lam, wplane, pb, blk, q):
-    """Encoder: whether every block of the 8x8 unit, motion-compensated with the
-    vector, quantises to nothing (the unit can then be coded as skipped)."""
-    for sb in range(4):
-        by0 = y0 + 4 * (sb // 2)
-        bx0 = x0 + 4 * (sb % 2)
-        for p in range(3):
-            _mc_block(prd, p, by0, bx0, mvy, mvx, 4, pb)
-            for i in range(4):
-                for j in range(4):
-                    blk[i, j] = tgt[p, by0 + i, bx0 + j] - pb[i, j]
-            _quantize(blk, p, steps, offs, lam, wplane, q)
-            for z in range(16):
-                if q[z] != 0:
-                    return False
-    return True
 
 
 @njit(cache=True)
@@ -322,16 +337,6 @@ def _best_intra_mode(src, tgt, y0, x0, pb):
 
 
 @njit(cache=True)
-def _intra_cost(tgt, y0, x0, pb):
-    """Encoder's estimate of an 8x8 unit's intra cost: best mode SAD per 4x4 block, the
-    neighbours taken from the source (its reconstruction does not exist yet)."""
-    total = 0
-    for sb in range(4):
-        total += _best_intra_mode(tgt, tgt, y0 + 4 * (sb // 2), x0 + 4 * (sb % 2), pb)[1]
-    return total
-
-
-@njit(cache=True)
 def _mvd_bits(d):
     return 1 if d == 0 else 2 + 2 * _bitlen(abs(d))
 
@@ -355,19 +360,8 @@ def _mv_pred(mvs, uy, ux, nux):
 
 
 @njit(cache=True)
-def _mc_sad(tgt, ref, y0, x0, mvy, mvx, blk):
-    """Y SAD of the 8x8 unit at a half-pel vector."""
-    _mc_block(ref, 0, y0, x0, mvy, mvx, 8, blk)
-    s = 0
-    for i in range(8):
-        for j in range(8):
-            s += abs(tgt[0, y0 + i, x0 + j] - blk[i, j])
-    return s
-
-
-@njit(cache=True)
 def _colour_cost(tgt, ref, y0, x0, mvy, mvx, blk):
-    """SAD of the 8x8 unit at a half-pel vector over all planes, each weighted as the
+    """SAD of the 8x8 unit at a fractional vector over all planes, each weighted as the
     perceptual distance weighs it relative to Y (a distance, not a square: sqrt)."""
     s = 0.0
     for p in range(3):
@@ -386,8 +380,7 @@ def _search(tgt, ref, y0, x0, pmy, pmx, cands, lam_sad, blk, radius):
     integer search +-radius around it, then half-pel refinement, each on the SAD of
     all three planes weighted as the distance weighs them, plus lambda * vector bits
     (luma alone: 3% more bytes per clip at equal distance; GIFs move colours that
-    luma does not see). Returns the vector and its luma cost, which the intra
-    decision compares with."""
+    luma does not see). Returns the vector and that cost."""
     best = 1e30
     by, bx = 0, 0
     for k in range(cands.shape[0]):
@@ -410,12 +403,11 @@ def _search(tgt, ref, y0, x0, pmy, pmx, cands, lam_sad, blk, radius):
             c += _sad_int(tgt, ref, y0, x0, dy, dx, best - c)
             if c < best:
                 best, by, bx = c, dy, dx
-    hy, hx = 2 * by, 2 * bx
-    cy0, cx0 = hy, hx
-    # half-pel refinement on all planes
+    hy, hx = by << 1, bx << 1
     best = _colour_cost(tgt, ref, y0, x0, hy, hx, blk) + lam_sad * (
         _mvd_bits(hy - pmy) + _mvd_bits(hx - pmx)
     )
+    cy0, cx0 = hy, hx
     for dy in range(-1, 2):
         for dx in range(-1, 2):
             if dy == 0 and dx == 0:
@@ -425,12 +417,432 @@ def _search(tgt, ref, y0, x0, pmy, pmx, cands, lam_sad, blk, radius):
             c += _colour_cost(tgt, ref, y0, x0, my, mx, blk)
             if c < best:
                 best, hy, hx = c, my, mx
-    return (
-        hy,
-        hx,
-        lam_sad * (_mvd_bits(hy - pmy) + _mvd_bits(hx - pmx))
-        + _mc_sad(tgt, ref, y0, x0, hy, hx, blk),
+    return hy, hx, best
+
+
+@njit(cache=True)
+def _code_ref(st, buf, probs, counts, base, rctx, uref, nref, enc):
+    """Reference index, truncated unary over nref references (3 position contexts)."""
+    r = 0
+    while r < nref - 1:
+        more = rc.code_adaptive(
+            st, buf, probs, counts, base + 3 * min(r, 2) + rctx, 1 if uref > r else 0, enc, LIMIT
+        )
+        if not more:
+            break
+        r += 1
+    return r
+
+
+@njit(cache=True)
+def _code_mvd(st, buf, probs, counts, ctx, ctx_nz, d, enc):
+    """One vector difference component: zero flag (neighbour context), bypass sign,
+    adaptive magnitude."""
+    nz = rc.code_adaptive(st, buf, probs, counts, ctx + ctx_nz, 1 if d != 0 else 0, enc, LIMIT)
+    if not nz:
+        return 0
+    neg = rc.code_bit(st, buf, rc.PROB_HALF, 1 if d < 0 else 0, enc)
+    m = 1 + rc.code_magnitude(st, buf, probs, counts, ctx + 3, abs(d) - 1, enc, LIMIT)
+    return -m if neg else m
+
+
+@njit(cache=True, inline="always")
+def _scale_mv(v, d1, d0):
+    """Coding 7: a vector into a frame d0 frames back, scaled to one d1 frames back
+    (constant motion), rounded half away from zero in integers."""
+    n = v * d1
+    return (n + d0 // 2) // d0 if n >= 0 else -((-n + d0 // 2) // d0)
+
+
+@njit(cache=True)
+def _bi_cost(tgt, ref, y0, x0, p0, my, mx, blk, luma_only):
+    """SAD of the 8x8 unit predicted by the mean of p0 (3, 8, 8) and the reference at a
+    vector, weighted over planes as _colour_cost (luma_only: Y alone)."""
+    s = 0.0
+    for p in range(1 if luma_only else 3):
+        _mc_block(ref, p, y0, x0, my, mx, 8, blk)
+        t = 0
+        for i in range(8):
+            for j in range(8):
+                t += abs(tgt[p, y0 + i, x0 + j] - ((p0[p, i, j] + blk[i, j] + 1) >> 1))
+        s += t / PLANE_STEP_C[p]
+    return s
+
+
+@njit(cache=True)
+def _bi_search(tgt, ref, y0, x0, p0, cy, cx, oy, ox, lam_sad, blk, t8, radius):
+    """Encoder: one vector of a bi-predicted unit, given its other hypothesis p0: an
+    integer search +-radius around (cy, cx) (half-pel units) on 2 * target - p0, then
+    half-pel refinement on the real mean, vector bits counted from (oy, ox). Returns
+    the vector and its colour cost with lambda * difference bits."""
+    _, hp, wp = ref.shape
+    for p in range(3):
+        for i in range(8):
+            for j in range(8):
+                t8[p, i, j] = 2 * tgt[p, y0 + i, x0 + j] - p0[p, i, j]
+    by, bx = cy >> 1, cx >> 1
+    best = 1e30
+    iy0, ix0 = by, bx
+    for dy in range(iy0 - radius, iy0 + radius + 1):
+        for dx in range(ix0 - radius, ix0 + radius + 1):
+            c = lam_sad * (_mvd_bits(2 * dy - oy) + _mvd_bits(2 * dx - ox))
+            for p in range(3):
+                w = 0.5 / PLANE_STEP_C[p]
+                t = 0
+                for i in range(8):
+                    yy = _clamp(y0 + dy + i, hp - 1)
+                    for j in range(8):
+                        t += abs(t8[p, i, j] - ref[p, yy, _clamp(x0 + dx + j, wp - 1)])
+                c += w * t
+                if c >= best:
+                    break
+            if c < best:
+                best, by, bx = c, dy, dx
+    hy, hx = by << 1, bx << 1
+    best = _bi_cost(tgt, ref, y0, x0, p0, hy, hx, blk, False) + lam_sad * (
+        _mvd_bits(hy - oy) + _mvd_bits(hx - ox)
     )
+    sy, sx = hy, hx
+    for dy in range(-1, 2):
+        for dx in range(-1, 2):
+            if dy == 0 and dx == 0:
+                continue
+            my, mx = sy + dy, sx + dx
+            c = lam_sad * (_mvd_bits(my - oy) + _mvd_bits(mx - ox))
+            c += _bi_cost(tgt, ref, y0, x0, p0, my, mx, blk, False)
+            if c < best:
+                best, hy, hx = c, my, mx
+    return hy, hx, best
+
+
+@njit(cache=True)
+def _bit_cost(probs, ctx, bit):
+    """Encoder: bits an adaptive flag would cost now."""
+    p = float(probs[ctx]) / rc.PROB_ONE
+    return -math.log2(p if bit else 1.0 - p)
+
+
+@njit(cache=True)
+def _trial(
+    tgt,
+    recon,
+    ring,
+    order,
+    y0u,
+    x0u,
+    kind,
+    r0,
+    m0y,
+    m0x,
+    r1,
+    m1y,
+    m1x,
+    steps,
+    offs,
+    lam_pd,
+    wplane,
+    pb,
+    pb2,
+    blk,
+    q,
+    deq,
+):
+    """Encoder: code an 8x8 unit as `kind` (0 motion-compensated with levels, 1 the same
+    without levels (skipped), 2 intra) into recon, as the coding pass would. Returns
+    (the sum over its pixels of the colour distance the perceptual distance measures,
+    in YCoCg with the planes weighted as it weighs them; estimated bits of levels and
+    intra modes)."""
+    bits = 0.0
+    for sb in range(4):
+        y0 = y0u + 4 * (sb // 2)
+        x0 = x0u + 4 * (sb % 2)
+        mode = 0
+        if kind == 2:
+            mode = _best_intra_mode(recon, tgt, y0, x0, pb)[0]
+            bits += 1.5
+        for p in range(3):
+            if kind == 2:
+                _predict_block(recon, p, y0, x0, mode, pb)
+            else:
+                _mc_block(ring[order[r0]], p, y0, x0, m0y, m0x, 4, pb)
+                if r1 >= 0:
+                    _mc_block(ring[order[r1]], p, y0, x0, m1y, m1x, 4, pb2)
+                    for i in range(4):
+                        for j in range(4):
+                            pb[i, j] = (pb[i, j] + pb2[i, j] + 1) >> 1
+            for z in range(16):
+                q[z] = 0
+            if kind != 1:
+                for i in range(4):
+                    for j in range(4):
+                        blk[i, j] = tgt[p, y0 + i, x0 + j] - pb[i, j]
+                _quantize(blk, p, steps, offs, lam_pd, wplane, q)
+                bits += _rate(q)
+            _reconstruct(q, p, steps, pb, deq, recon, y0, x0)
+    dist = 0.0
+    for i in range(8):
+        for j in range(8):
+            s2 = 0.0
+            for p in range(3):
+                e = float(tgt[p, y0u + i, x0u + j] - recon[p, y0u + i, x0u + j])
+                s2 += wplane[p] * e * e
+            dist += math.sqrt(s2)
+    return dist, bits
+
+
+@njit(cache=True)
+def _choose_unit(
+    tgt,
+    recon,
+    ring,
+    order,
+    y0,
+    x0,
+    pmy,
+    pmx,
+    cands,
+    use_skip,
+    use_bi,
+    sctx,
+    ictx,
+    bctx,
+    probs,
+    steps,
+    offs,
+    lam_sad,
+    lam_pd,
+    wplane,
+    scratch,
+):
+    """Encoder: how to code the 8x8 unit at (y0, x0) of a predicted frame.
+
+    The motion searches (SAD plus lambda * vector bits) find the best vector into the
+    predictor's frame and into each older reference, and the best second hypothesis;
+    then each candidate -- one hypothesis, two, skipped, intra -- is coded for trial
+    and the one with the least squared error + lambda * bits wins, its flags priced
+    by the adaptive models as they stand. Returns (kind: 0 motion, 1 intra, 2 skipped;
+    reference, vector, second reference or -1, second vector)."""
+    nref = order.shape[0]
+    blk8 = scratch[0, 0]
+    p0 = scratch[1]
+    t8 = scratch[2]
+    p1 = scratch[3]
+    pb = np.zeros((4, 4), np.int64)
+    pb2 = np.zeros((4, 4), np.int64)
+    blk = np.zeros((4, 4), np.int64)
+    deq = np.zeros((4, 4), np.int64)
+    q = np.zeros(16, np.int64)
+    prd = ring[order[0]]
+    mvy, mvx, best3 = _search(tgt, prd, y0, x0, pmy, pmx, cands, lam_sad, blk8, SEARCH_RANGE)
+    uref = 0
+    if nref > 1:
+        best3 += lam_sad  # its reference index
+    # older frames: a short search around the same candidates finds what came back
+    # (loops, dither patterns that alternate); the choice weighs all three planes,
+    # since an older frame can match the luma and not the colour. Only the ones whose
+    # best candidate vector (integer) comes closest are searched: searching every one
+    # took most of the encoding time
+    tried = np.zeros(OLD_REF_TRIES, np.int64)
+    tried_cost = np.full(OLD_REF_TRIES, 1e30)
+    for r in range(1, nref):
+        ref = ring[order[r]]
+        c = 1e30
+        for k in range(cands.shape[0]):
+            cy, cx = cands[k, 0] >> 1, cands[k, 1] >> 1
+            if abs(cy) <= SEARCH_MAX and abs(cx) <= SEARCH_MAX:
+                c = min(c, _sad_int(tgt, ref, y0, x0, cy, cx, c))
+        # insertion into the short list, cheapest first
+        k = OLD_REF_TRIES - 1
+        if c < tried_cost[k]:
+            while k > 0 and tried_cost[k - 1] > c:
+                tried_cost[k], tried[k] = tried_cost[k - 1], tried[k - 1]
+                k -= 1
+            tried_cost[k], tried[k] = c, r
+    for t in range(OLD_REF_TRIES):
+        r = tried[t]
+        if r == 0:
+            break
+        ry, rx, c3 = _search(tgt, ring[order[r]], y0, x0, pmy, pmx, cands, lam_sad, blk8, REF_RANGE)
+        c3 += lam_sad * (min(r + 1, nref - 1) + REF_PENALTY)
+        if c3 < best3:
+            mvy, mvx, uref, best3 = ry, rx, r, c3
+    # side bits each candidate carries beyond its levels
+    ref_bits = float(min(uref + 1, nref - 1)) if nref > 1 else 0.0
+    mv_bits = float(_mvd_bits(mvy - pmy) + _mvd_bits(mvx - pmx))
+    not_skip = _bit_cost(probs, sctx, 0) if use_skip else 0.0
+    inter_flags = not_skip + _bit_cost(probs, ictx, 0)
+    no_bi = _bit_cost(probs, bctx, 0) if use_bi else 0.0
+    d, b = _trial(
+        tgt,
+        recon,
+        ring,
+        order,
+        y0,
+        x0,
+        0,
+        uref,
+        mvy,
+        mvx,
+        -1,
+        0,
+        0,
+        steps,
+        offs,
+        lam_pd,
+        wplane,
+        pb,
+        pb2,
+        blk,
+        q,
+        deq,
+    )
+    best = d + lam_pd * (b + inter_flags + no_bi + ref_bits + mv_bits)
+    kind, bref, b1y, b1x = 0, -1, 0, 0
+    if use_bi:
+        # a second hypothesis averaged in: the scaled first vector is where its search
+        # starts and what its difference is from
+        for p in range(3):
+            _mc_block(ring[order[uref]], p, y0, x0, mvy, mvx, 8, p0[p])
+        cbest, cref, cy, cx = 1e30, -1, 0, 0
+        for r1 in range(min(nref, BI_REFS)):
+            sy = _scale_mv(mvy, r1 + 1, uref + 1)
+            sx = _scale_mv(mvx, r1 + 1, uref + 1)
+            ry, rx, c3 = _bi_search(
+                tgt, ring[order[r1]], y0, x0, p0, sy, sx, sy, sx, lam_sad, blk8, t8, BI_RANGE
+            )
+            c3 += lam_sad * min(r1 + 1, nref - 1)
+            if c3 < cbest:
+                cbest, cref, cy, cx = c3, r1, ry, rx
+        b0y, b0x = mvy, mvx
+        if cref >= 0:
+            # the first vector was the best alone; against the second it may not be, so
+            # it is searched again with the second fixed, and the second after it
+            for p in range(3):
+                _mc_block(ring[order[cref]], p, y0, x0, cy, cx, 8, p1[p])
+            b0y, b0x, _ = _bi_search(
+                tgt, ring[order[uref]], y0, x0, p1, mvy, mvx, pmy, pmx, lam_sad, blk8, t8, BI_RANGE
+            )
+            sy = _scale_mv(b0y, cref + 1, uref + 1)
+            sx = _scale_mv(b0x, cref + 1, uref + 1)
+            if b0y != mvy or b0x != mvx:
+                for p in range(3):
+                    _mc_block(ring[order[uref]], p, y0, x0, b0y, b0x, 8, p0[p])
+                cy, cx, _ = _bi_search(
+                    tgt, ring[order[cref]], y0, x0, p0, cy, cx, sy, sx, lam_sad, blk8, t8, 1
+                )
+            d, b = _trial(
+                tgt,
+                recon,
+                ring,
+                order,
+                y0,
+                x0,
+                0,
+                uref,
+                b0y,
+                b0x,
+                cref,
+                cy,
+                cx,
+                steps,
+                offs,
+                lam_pd,
+                wplane,
+                pb,
+                pb2,
+                blk,
+                q,
+                deq,
+            )
+            side = inter_flags + _bit_cost(probs, bctx, 1) + ref_bits
+            side += float(_mvd_bits(b0y - pmy) + _mvd_bits(b0x - pmx))
+            side += float(min(cref + 1, nref - 1) + _mvd_bits(cy - sy) + _mvd_bits(cx - sx))
+            j = d + lam_pd * (b + side)
+            if j < best:
+                best, bref, b1y, b1x = j, cref, cy, cx
+                mvy, mvx = b0y, b0x
+    if use_skip:
+        d, b = _trial(
+            tgt,
+            recon,
+            ring,
+            order,
+            y0,
+            x0,
+            1,
+            0,
+            pmy,
+            pmx,
+            -1,
+            0,
+            0,
+            steps,
+            offs,
+            lam_pd,
+            wplane,
+            pb,
+            pb2,
+            blk,
+            q,
+            deq,
+        )
+        j = d + lam_pd * _bit_cost(probs, sctx, 1)
+        if j < best:
+            best, kind = j, 2
+    d, b = _trial(
+        tgt,
+        recon,
+        ring,
+        order,
+        y0,
+        x0,
+        2,
+        0,
+        0,
+        0,
+        -1,
+        0,
+        0,
+        steps,
+        offs,
+        lam_pd,
+        wplane,
+        pb,
+        pb2,
+        blk,
+        q,
+        deq,
+    )
+    if d + lam_pd * (b + not_skip + _bit_cost(probs, ictx, 1)) < best:
+        kind = 1
+    if kind == 2:
+        return 2, 0, pmy, pmx, -1, 0, 0
+    if kind == 1:
+        return 1, 0, pmy, pmx, -1, 0, 0
+    return 0, uref, mvy, mvx, bref, b1y, b1x
+
+
+@njit(cache=True)
+def _reconstruct(q, p, steps, pb, deq, recon, y0, x0):
+    """Dequantise the levels q (zigzag order) of plane p, inverse-transform them and add
+    the prediction pb into recon at (y0, x0); identical on both sides."""
+    nz = False
+    for z in range(16):
+        k = ZIGZAG_4[z]
+        v = q[z] * steps[p, k]
+        deq[k // 4, k % 4] = (v + 8) >> 4 if v >= 0 else -((-v + 8) >> 4)
+        nz |= q[z] != 0
+    if nz:
+        idct4x4(deq)
+    for i in range(4):
+        for j in range(4):
+            v = pb[i, j] + deq[i, j]
+            # keep the reconstruction in range of what any colour can be
+            if v < -1024:
+                v = -1024
+            elif v > 1024:
+                v = 1024
+            recon[p, y0 + i, x0 + j] = v
 
 
 @njit(cache=True, inline="always")
@@ -446,18 +858,20 @@ def _edge_delta(px, alpha, beta):
 
 @njit(cache=True, inline="always")
 def _edge_on(act, mvs, urefs, by0, bx0, by1, bx1):
-    """Codings 5 and 6: whether the deblocking filter touches the edge between two 4x4
-    blocks: only where a side was coded (intra or levels) or the vector (coding 6:
-    or the reference) changes, since content copied unchanged was filtered when it
-    was coded."""
+    """Codings 5 to 7: whether the deblocking filter touches the edge between two 4x4
+    blocks: only where a side was coded (intra or levels) or the motion changes (the
+    vector; coding 6: the reference; coding 7: the second hypothesis), since content
+    copied unchanged was filtered when it was coded. mvs holds per unit (vector,
+    second vector), urefs (reference, second reference or -1)."""
     if act[by0, bx0] or act[by1, bx1]:
         return True
     u0y, u0x, u1y, u1x = by0 >> 1, bx0 >> 1, by1 >> 1, bx1 >> 1
-    return (
-        mvs[u0y, u0x, 0] != mvs[u1y, u1x, 0]
-        or mvs[u0y, u0x, 1] != mvs[u1y, u1x, 1]
-        or urefs[u0y, u0x] != urefs[u1y, u1x]
-    )
+    same = True
+    for k in range(mvs.shape[2]):
+        same &= mvs[u0y, u0x, k] == mvs[u1y, u1x, k]
+    for k in range(urefs.shape[2]):
+        same &= urefs[u0y, u0x, k] == urefs[u1y, u1x, k]
+    return not same
 
 
 @njit(cache=True)
@@ -512,8 +926,8 @@ def _code_lossy(
     intra,
     steps,
     offs,
-    lam,
     lam_sad,
+    lam_pd,
     wplane,
     probs,
     counts,
@@ -523,6 +937,7 @@ def _code_lossy(
     mvf,
     act,
     urefs,
+    mv1s,
 ):
     """Code (3, Hp, Wp) YCoCg planes. Returns (bytes, flag).
 
@@ -530,7 +945,8 @@ def _code_lossy(
     on predicted frames, holding four 4x4 blocks in z-order. Version 3 (coding 3,
     kept for old files): 4x4 blocks in raster order, prediction used as it is.
     mvf holds the unit vectors: the previous frame's on entry (encoder search
-    candidates), this frame's on return.
+    candidates), this frame's on return; urefs (Nuy, Nux, 2) and mv1s (Nuy, Nux, 2)
+    receive each unit's reference, second reference (-1: none) and second vector.
 
     With a non-empty `lv` (the zstd baseline) no range coding happens: levels, intra
     modes and vector differences are written to / read from lv, laid out plane by
@@ -561,7 +977,6 @@ def _code_lossy(
     cands = np.zeros((6, 2), np.int64)
     pb = np.zeros((4, 4), np.int64)
     blk = np.zeros((4, 4), np.int64)
-    blk8 = np.zeros((8, 8), np.int64)
     q = np.zeros(16, np.int64)
     deq = np.zeros((4, 4), np.int64)
     use_mv = mc and not intra
@@ -569,14 +984,28 @@ def _code_lossy(
     # levels is coded with one flag (the range coder only; zstd sees the zeros)
     use_skip = use_mv and version >= 6 and not raw
     skip_map = np.zeros((nuy, nux), np.int64)
+    # coding 7: a unit may average a second motion-compensated hypothesis in
+    use_bi = use_mv and version >= 7
+    bi_map = np.zeros((nuy, nux), np.int64)
+    mv1nz = np.zeros((nuy, nux, 2), np.int64)
+    pb2 = np.zeros((4, 4), np.int64)
+    scratch = np.zeros((4, 3, 8, 8), np.int64)  # encoder: _choose_unit's work space
     for uy in range(nuy):
         for ux in range(nux):
             mvy, mvx = 0, 0
             uintra = False
             skip = False
             uref = 0
+            bref = -1  # second hypothesis: reference (-1: none) and vector
+            b1y, b1x = 0, 0
             if use_mv:
                 pmy, pmx = _mv_pred(mvs, uy, ux, nux)
+                sctx = SKIP_BASE + (skip_map[uy, ux - 1] if ux > 0 else 0)
+                sctx += skip_map[uy - 1, ux] if uy > 0 else 0
+                ictx = INTRA_BASE + (uintra_map[uy, ux - 1] if ux > 0 else 0)
+                ictx += uintra_map[uy - 1, ux] if uy > 0 else 0
+                bctx = BI_BASE + (bi_map[uy, ux - 1] if ux > 0 else 0)
+                bctx += bi_map[uy - 1, ux] if uy > 0 else 0
                 if enc:
                     cands[0, 0], cands[0, 1] = 0, 0
                     cands[1, 0], cands[1, 1] = pmy, pmx
@@ -584,62 +1013,49 @@ def _code_lossy(
                     cands[3] = mvs[uy - 1, ux] if uy > 0 else cands[0]
                     cands[4] = mvf[uy, ux]
                     cands[5] = mvs[uy - 1, ux + 1] if uy > 0 and ux + 1 < nux else cands[0]
-                    mvy, mvx, mc_cost = _search(
-                        tgt, prd, uy * 8, ux * 8, pmy, pmx, cands, lam_sad, blk8, SEARCH_RANGE
+                    choice = _choose_unit(
+                        tgt,
+                        recon,
+                        ring,
+                        order,
+                        uy * 8,
+                        ux * 8,
+                        pmy,
+                        pmx,
+                        cands,
+                        use_skip,
+                        use_bi,
+                        sctx,
+                        ictx,
+                        bctx,
+                        probs,
+                        steps,
+                        offs,
+                        lam_sad,
+                        lam_pd,
+                        wplane,
+                        scratch,
                     )
-                    if nref > 1:
-                        mc_cost += lam_sad
-                        # older frames: a short search around the same candidates finds
-                        # what came back (loops, dither patterns that alternate); the
-                        # choice weighs all three planes, since an older frame can match
-                        # the luma and not the colour
-                        best3 = _colour_cost(tgt, prd, uy * 8, ux * 8, mvy, mvx, blk8) + (
-                            mc_cost - _mc_sad(tgt, prd, uy * 8, ux * 8, mvy, mvx, blk8)
-                        )
-                        for r in range(1, nref):
-                            ry, rx, rcost = _search(
-                                tgt,
-                                ring[order[r]],
-                                uy * 8,
-                                ux * 8,
-                                pmy,
-                                pmx,
-                                cands,
-                                lam_sad,
-                                blk8,
-                                REF_RANGE,
-                            )
-                            rcost += lam_sad * (min(r + 1, nref - 1) + REF_PENALTY)
-                            c3 = _colour_cost(tgt, ring[order[r]], uy * 8, ux * 8, ry, rx, blk8) + (
-                                rcost - _mc_sad(tgt, ring[order[r]], uy * 8, ux * 8, ry, rx, blk8)
-                            )
-                            if c3 < best3:
-                                mvy, mvx, mc_cost, uref, best3 = ry, rx, rcost, r, c3
-                    ic = INTRA_WEIGHT * _intra_cost(tgt, uy * 8, ux * 8, pb)
-                    uintra = ic + lam_sad * INTRA_PENALTY < mc_cost
-                    skip = (
-                        use_skip
-                        and not uintra
-                        and uref == 0
-                        and mvy == pmy
-                        and mvx == pmx
-                        and _unit_is_empty(
-                            tgt, prd, uy * 8, ux * 8, mvy, mvx, steps, offs, lam, wplane, pb, blk, q
-                        )
+                    uintra = choice[0] == 1
+                    skip = choice[0] == 2
+                    uref, mvy, mvx, bref, b1y, b1x = (
+                        choice[1],
+                        choice[2],
+                        choice[3],
+                        choice[4],
+                        choice[5],
+                        choice[6],
                     )
                 if use_skip:
-                    sctx = SKIP_BASE + (skip_map[uy, ux - 1] if ux > 0 else 0)
-                    sctx += skip_map[uy - 1, ux] if uy > 0 else 0
                     skip = (
                         rc.code_adaptive(st, buf, probs, counts, sctx, 1 if skip else 0, enc, LIMIT)
                         != 0
                     )
                     skip_map[uy, ux] = 1 if skip else 0
-                ictx = INTRA_BASE + (uintra_map[uy, ux - 1] if ux > 0 else 0)
-                ictx += uintra_map[uy - 1, ux] if uy > 0 else 0
                 if skip:
                     mvy, mvx = pmy, pmx
                     uintra = False
+                    bref = -1
                     mvs[uy, ux, 0], mvs[uy, ux, 1] = mvy, mvx
                 elif raw:
                     k = 49 * nblk + 2 * nuy * nux + uy * nux + ux
@@ -658,6 +1074,7 @@ def _code_lossy(
                 if uintra:
                     mvy, mvx = pmy, pmx
                     uref = 0
+                    bref = -1
                 elif not skip:
                     if nref > 1:
                         # reference index, truncated unary
@@ -670,25 +1087,12 @@ def _code_lossy(
                                 if uref < 0 or uref >= nref:
                                     return 0, 1
                         else:
-                            rctx = (1 if ux > 0 and urefs[uy, ux - 1] else 0) + (
-                                1 if uy > 0 and urefs[uy - 1, ux] else 0
+                            rctx = (1 if ux > 0 and urefs[uy, ux - 1, 0] else 0) + (
+                                1 if uy > 0 and urefs[uy - 1, ux, 0] else 0
                             )
-                            r = 0
-                            while r < nref - 1:
-                                more = rc.code_adaptive(
-                                    st,
-                                    buf,
-                                    probs,
-                                    counts,
-                                    REF_BASE + 3 * min(r, 2) + rctx,
-                                    1 if uref > r else 0,
-                                    enc,
-                                    LIMIT,
-                                )
-                                if not more:
-                                    break
-                                r += 1
-                            uref = r
+                            uref = _code_ref(
+                                st, buf, probs, counts, REF_BASE, rctx, uref, nref, enc
+                            )
                     for c in range(2):
                         d = (mvy - pmy) if c == 0 else (mvx - pmx)
                         if raw:
@@ -698,21 +1102,12 @@ def _code_lossy(
                             else:
                                 d = lv[k]
                         else:
-                            ctx = MV_BASE + c * MV_MODELS
                             ctx_nz = (mvnz[uy, ux - 1, c] if ux > 0 else 0) + (
                                 mvnz[uy - 1, ux, c] if uy > 0 else 0
                             )
-                            nz = rc.code_adaptive(
-                                st, buf, probs, counts, ctx + ctx_nz, 1 if d != 0 else 0, enc, LIMIT
+                            d = _code_mvd(
+                                st, buf, probs, counts, MV_BASE + c * MV_MODELS, ctx_nz, d, enc
                             )
-                            if nz:
-                                neg = rc.code_bit(st, buf, rc.PROB_HALF, 1 if d < 0 else 0, enc)
-                                m = 1 + rc.code_magnitude(
-                                    st, buf, probs, counts, ctx + 3, abs(d) - 1, enc, LIMIT
-                                )
-                                d = -m if neg else m
-                            else:
-                                d = 0
                         mvnz[uy, ux, c] = 1 if d != 0 else 0
                         if c == 0:
                             mvy = pmy + d
@@ -721,7 +1116,67 @@ def _code_lossy(
                     if abs(mvy) > 2 * MAX_MV or abs(mvx) > 2 * MAX_MV:
                         return (0 if raw else st[4]), 1
                     mvs[uy, ux, 0], mvs[uy, ux, 1] = mvy, mvx
-                urefs[uy, ux] = uref
+                    if use_bi:
+                        # second hypothesis: flag, then its reference and the difference of
+                        # its vector from the first one scaled to that reference
+                        if raw:
+                            k = 49 * nblk + 4 * nuy * nux + uy * nux + ux
+                            if enc:
+                                lv[k] = bref + 1
+                            else:
+                                bref = lv[k] - 1
+                                if bref < -1 or bref >= nref:
+                                    return 0, 1
+                        else:
+                            isbi = rc.code_adaptive(
+                                st, buf, probs, counts, bctx, 1 if bref >= 0 else 0, enc, LIMIT
+                            )
+                            if isbi:
+                                rctx = (1 if ux > 0 and urefs[uy, ux - 1, 1] > 0 else 0) + (
+                                    1 if uy > 0 and urefs[uy - 1, ux, 1] > 0 else 0
+                                )
+                                bref = _code_ref(
+                                    st, buf, probs, counts, REF1_BASE, rctx, bref, nref, enc
+                                )
+                            else:
+                                bref = -1
+                        if bref >= 0:
+                            bi_map[uy, ux] = 1
+                            sy = _scale_mv(mvy, bref + 1, uref + 1)
+                            sx = _scale_mv(mvx, bref + 1, uref + 1)
+                            for c in range(2):
+                                d = (b1y - sy) if c == 0 else (b1x - sx)
+                                if raw:
+                                    k = 49 * nblk + 5 * nuy * nux + 2 * (uy * nux + ux) + c
+                                    if enc:
+                                        lv[k] = d
+                                    else:
+                                        d = lv[k]
+                                else:
+                                    ctx_nz = (mv1nz[uy, ux - 1, c] if ux > 0 else 0) + (
+                                        mv1nz[uy - 1, ux, c] if uy > 0 else 0
+                                    )
+                                    d = _code_mvd(
+                                        st,
+                                        buf,
+                                        probs,
+                                        counts,
+                                        MV1_BASE + c * MV_MODELS,
+                                        ctx_nz,
+                                        d,
+                                        enc,
+                                    )
+                                mv1nz[uy, ux, c] = 1 if d != 0 else 0
+                                if c == 0:
+                                    b1y = sy + d
+                                else:
+                                    b1x = sx + d
+                            if abs(b1y) > 2 * MAX_MV or abs(b1x) > 2 * MAX_MV:
+                                return (0 if raw else st[4]), 1
+                urefs[uy, ux, 0] = uref
+                urefs[uy, ux, 1] = bref
+                mv1s[uy, ux, 0] = b1y if bref >= 0 else 0
+                mv1s[uy, ux, 1] = b1x if bref >= 0 else 0
             for sb in range(ns * ns):
                 by = uy * ns + sb // ns
                 bx = ux * ns + sb % ns
@@ -750,6 +1205,11 @@ def _code_lossy(
                         _predict_block(recon, p, y0, x0, mode, pb)
                     elif use_mv:
                         _mc_block(ring[order[uref]], p, y0, x0, mvy, mvx, 4, pb)
+                        if bref >= 0:
+                            _mc_block(ring[order[bref]], p, y0, x0, b1y, b1x, 4, pb2)
+                            for i in range(4):
+                                for j in range(4):
+                                    pb[i, j] = (pb[i, j] + pb2[i, j] + 1) >> 1
                     else:
                         for i in range(4):
                             for j in range(4):
@@ -760,7 +1220,7 @@ def _code_lossy(
                         for i in range(4):
                             for j in range(4):
                                 blk[i, j] = tgt[p, y0 + i, x0 + j] - pb[i, j]
-                        _quantize(blk, p, steps, offs, lam, wplane, q)
+                        _quantize(blk, p, steps, offs, lam_pd, wplane, q)
                     # --- entropy coding
                     if raw:
                         b = by * nbx + bx
@@ -837,22 +1297,7 @@ def _code_lossy(
                                 pm = 1 if v == 1 else 2
                             else:
                                 q[z] = 0
-                    # --- reconstruction (identical on both sides)
-                    for z in range(16):
-                        k = ZIGZAG_4[z]
-                        v = q[z] * steps[p, k]
-                        deq[k // 4, k % 4] = (v + 8) >> 4 if v >= 0 else -((-v + 8) >> 4)
-                    if nz:
-                        idct4x4(deq)
-                    for i in range(4):
-                        for j in range(4):
-                            v = pb[i, j] + deq[i, j]
-                            # keep the reconstruction in range of what any colour can be
-                            if v < -1024:
-                                v = -1024
-                            elif v > 1024:
-                                v = 1024
-                            recon[p, y0 + i, x0 + j] = v
+                    _reconstruct(q, p, steps, pb, deq, recon, y0, x0)
     if mvf.shape[0] == nuy and mvf.shape[1] == nux:
         mvf[:] = mvs
     if raw:
@@ -882,6 +1327,8 @@ def _level_count(hp: int, wp: int, version: int) -> int:
     # on): a vector and an intra flag
     n = (hp // 4) * (wp // 4) * 49
     units = (hp // 8) * (wp // 8)
+    if version >= 7:
+        return n + units * 7  # and the second hypothesis: reference + 1, vector
     return n + units * 4 if version >= 6 else n + units * 3 if version >= 4 else n
 
 
@@ -908,7 +1355,7 @@ def _unpack_levels(data: bytes, n: int) -> np.ndarray | None:
 
 def _run(enc, version, tgt, prd, intra, quality, models, buf, lv):
     """One pass of the kernel, encoding or decoding; returns (bytes, flag, recon planes)."""
-    steps, offs, lam = step_tables(quality, intra, version >= 4)
+    steps, offs, lam_sad, lam_pd = step_tables(quality, intra, version >= 4)
     _, hp, wp = prd.shape
     recon = np.zeros(prd.shape, np.int64)
     act = np.zeros((hp // 4, wp // 4), np.int64)  # blocks with coefficients or intra
@@ -926,7 +1373,8 @@ def _run(enc, version, tgt, prd, intra, quality, models, buf, lv):
     # references: the predictor's frame, then the decoded frames before the last one
     # (which the predictor has already seen)
     order = np.array([0, *models.history[1:nmax]], np.int64)
-    urefs = np.zeros(shape[:2], np.int64)
+    urefs = np.full((*shape[:2], 2), -1, np.int64)
+    mv1s = np.zeros(shape, np.int64)
     n, err = _code_lossy(
         enc,
         version,
@@ -936,8 +1384,8 @@ def _run(enc, version, tgt, prd, intra, quality, models, buf, lv):
         intra,
         steps,
         offs,
-        lam,
-        MOTION_LAMBDA * math.sqrt(lam / PLANE_WEIGHT[0]),
+        lam_sad,
+        lam_pd,
         PLANE_WEIGHT,
         models.probs,
         models.counts,
@@ -947,11 +1395,13 @@ def _run(enc, version, tgt, prd, intra, quality, models, buf, lv):
         models.vectors,
         act,
         urefs,
+        mv1s,
     )
     if version >= 4 and not err:
         # codings 5 and 6 leave edges alone where nothing was coded and the vector did not
         # change: re-filtering copied content every frame blurs a static picture
-        _deblock(recon, steps, act, models.vectors, urefs, version >= 5)
+        motion = np.concatenate((models.vectors, mv1s), axis=2)
+        _deblock(recon, steps, act, motion, urefs, version >= 5)
     if nmax > 1 and not err:
         # the oldest frame's slot takes the new one once all are in use
         slot = models.history[-1] if len(models.history) == nmax else len(models.history) + 1
