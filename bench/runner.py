@@ -313,9 +313,11 @@ def run_task(path: str, v: Variant, cache_dir: str, version: str) -> dict:
 def _worker_init(threads: int) -> None:
     # Parallel jobs each running a multi-threaded torch oversubscribe the cores, and
     # OpenMP's spinning then slows everything down several times over.
+    import numba
     import torch
 
     torch.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
 def run_all(

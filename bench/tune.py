@@ -58,9 +58,11 @@ def _encode_point(path: str, quality: int, predictor: str) -> dict:
 
 
 def _worker_init() -> None:
+    import numba
     import torch
 
     torch.set_num_threads(1)
+    numba.set_num_threads(1)
 
 
 def run(corpus: Path, qualities: list[int], predictor: str, jobs: int, out: Path) -> list[dict]:

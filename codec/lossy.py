@@ -45,7 +45,7 @@ import math
 
 import numpy as np
 import zstandard
-from numba import njit
+from numba import njit, prange
 
 from . import rangecoder as rc
 from .container import CODING_LOSSY
@@ -99,7 +99,7 @@ REF_PENALTY = 6  # encoder only: an older reference must win by this many lambda
 REF_RANGE = 2  # encoder only: the older references' integer search range
 OLD_REF_TRIES = 2  # encoder only: and how many of them are searched (all 15: 0.6% fewer
 # bytes per clip, 1.75x the encoding time)
-BI_REFS = 4  # encoder only: second hypotheses are looked for in the 4 newest references
+BI_REFS = 2  # encoder only: second hypotheses are looked for in the 4 newest references
 BI_RANGE = 2  # encoder only: and searched +-2 around the scaled first vector
 # coding 6: the predictor's frame and up to 15 older decoded frames (4: 5.8% fewer bytes
 # per clip, 8: 1.8% fewer again, 16: 2.4% fewer again, 23% on a looping spinner)...
@@ -185,29 +185,35 @@ def _rate(q):
     return r
 
 
-@njit(cache=True)
-def _pixel_error(res, q, p, steps, deq):
-    """Encoder: sum of |residual - what levels q reconstruct| over a 4x4 block."""
-    for z in range(16):
-        k = ZIGZAG_4[z]
-        v = q[z] * steps[p, k]
-        deq[k // 4, k % 4] = (v + 8) >> 4 if v >= 0 else -((-v + 8) >> 4)
-    idct4x4(deq)
-    d = 0
-    for i in range(4):
-        for j in range(4):
-            d += abs(res[i, j] - deq[i, j])
-    return d
+def _basis_images() -> np.ndarray:
+    """(16, 4, 4): what one unit of each dequantised coefficient (raster order) adds to
+    the pixels through idct4x4 -- the lifting steps round, so measured at a large
+    amplitude and scaled back."""
+    out = np.empty((16, 4, 4))
+    for k in range(16):
+        blk = np.zeros((4, 4), np.int64)
+        blk[k // 4, k % 4] = 1 << 16
+        idct4x4(blk)
+        out[k] = blk / float(1 << 16)
+    return out
+
+
+_BASIS = _basis_images()  # encoder only: level decisions estimate pixel errors with it
 
 
 @njit(cache=True)
-def _quantize(blk, p, steps, offs, lam_pd, wplane, q):
+def _quantize(blk, p, steps, offs, lam_pd, wplane, q, work, err):
     """Encoder: transform a 4x4 residual of plane p and quantise it into q (zigzag
     order) with rate-distortion decisions judged on the colour distance in pixels,
     which is what the perceptual distance sums (small errors spread over a block cost
-    more there than squares say): +-1 levels are dropped, last first, while that
-    lowers distance + lambda * bits, and the whole block when coding it does not pay."""
-    res = blk.copy()
+    more there than squares say): levels are lowered by one, last first, while that
+    lowers distance + lambda * bits, and the whole block is dropped when coding it
+    does not pay. A level's effect on the pixels is taken as linear (its basis image
+    times its step), which saves an inverse transform per try. work: (2, 4, 4) int64,
+    err: (4, 4) float64 scratch."""
+    res = work[0]
+    deq = work[1]
+    res[:] = blk
     fdct4x4(blk)
     last = -1
     for z in range(16):
@@ -219,24 +225,52 @@ def _quantize(blk, p, steps, offs, lam_pd, wplane, q):
             last = z
     if last < 0:
         return
-    deq = np.empty((4, 4), np.int64)
-    w = math.sqrt(wplane[p])
-    d = _pixel_error(res, q, p, steps, deq)
-    j_best = w * d + lam_pd * _rate(q)
-    for z in range(last, -1, -1):
-        if q[z] != 0:
-            keep = q[z]
-            q[z] = keep - 1 if keep > 0 else keep + 1
-            d = _pixel_error(res, q, p, steps, deq)
-            j = w * d + lam_pd * _rate(q)
-            if j < j_best:
-                j_best = j
-            else:
-                q[z] = keep
+    for z in range(16):
+        k = ZIGZAG_4[z]
+        v = q[z] * steps[p, k]
+        deq[k // 4, k % 4] = (v + 8) >> 4 if v >= 0 else -((-v + 8) >> 4)
+    idct4x4(deq)
+    d = 0.0
     d_zero = 0
     for i in range(4):
         for j in range(4):
+            err[i, j] = float(res[i, j] - deq[i, j])
+            d += abs(err[i, j])
             d_zero += abs(res[i, j])
+    w = math.sqrt(wplane[p])
+    r = _rate(q)
+    j_best = w * d + lam_pd * r
+    for z in range(last, -1, -1):
+        v = abs(q[z])
+        if v == 0:
+            continue
+        # what _rate(q) would change by, without recounting the block
+        pl = z
+        if v >= 2:
+            dr = 2.0 * (_bitlen(v - 1) - _bitlen(v))
+        elif z < last:
+            dr = -3.0  # its level and sign go; its significance is coded as a zero
+        else:  # the last level goes: the last position moves back
+            pl = z - 1
+            while pl >= 0 and q[pl] == 0:
+                pl -= 1
+            dr = 1.0 - r if pl < 0 else -3.0 - (z - pl)
+        k = ZIGZAG_4[z]
+        sgn = 1 if q[z] > 0 else -1
+        delta = sgn * steps[p, k] / 16.0  # the reconstruction loses this much of B_k
+        d2 = 0.0
+        for i in range(4):
+            for j in range(4):
+                d2 += abs(err[i, j] + delta * _BASIS[k, i, j])
+        jc = w * d2 + lam_pd * (r + dr)
+        if jc < j_best:
+            j_best = jc
+            r += dr
+            q[z] -= sgn
+            last = pl if v == 1 and z == last else last
+            for i in range(4):
+                for j in range(4):
+                    err[i, j] += delta * _BASIS[k, i, j]
     if w * d_zero + lam_pd <= j_best:
         for z in range(16):
             q[z] = 0
@@ -544,11 +578,14 @@ def _trial(
     pb,
     pb2,
     blk,
-    q,
+    qs,
     deq,
+    work,
+    err,
 ):
     """Encoder: code an 8x8 unit as `kind` (0 motion-compensated with levels, 1 the same
-    without levels (skipped), 2 intra) into recon, as the coding pass would. Returns
+    without levels (skipped), 2 intra) into recon, as the coding pass would, leaving
+    the levels in qs (4 blocks x 3 planes x 16). Returns
     (the sum over its pixels of the colour distance the perceptual distance measures,
     in YCoCg with the planes weighted as it weighs them; estimated bits of levels and
     intra modes)."""
@@ -570,13 +607,14 @@ def _trial(
                     for i in range(4):
                         for j in range(4):
                             pb[i, j] = (pb[i, j] + pb2[i, j] + 1) >> 1
+            q = qs[sb, p]
             for z in range(16):
                 q[z] = 0
             if kind != 1:
                 for i in range(4):
                     for j in range(4):
                         blk[i, j] = tgt[p, y0 + i, x0 + j] - pb[i, j]
-                _quantize(blk, p, steps, offs, lam_pd, wplane, q)
+                _quantize(blk, p, steps, offs, lam_pd, wplane, q, work, err)
                 bits += _rate(q)
             _reconstruct(q, p, steps, pb, deq, recon, y0, x0)
     dist = 0.0
@@ -591,47 +629,17 @@ def _trial(
 
 
 @njit(cache=True)
-def _choose_unit(
-    tgt,
-    recon,
-    ring,
-    order,
-    y0,
-    x0,
-    pmy,
-    pmx,
-    cands,
-    use_skip,
-    use_bi,
-    sctx,
-    ictx,
-    bctx,
-    probs,
-    steps,
-    offs,
-    lam_sad,
-    lam_pd,
-    wplane,
-    scratch,
-):
-    """Encoder: how to code the 8x8 unit at (y0, x0) of a predicted frame.
-
-    The motion searches (SAD plus lambda * vector bits) find the best vector into the
-    predictor's frame and into each older reference, and the best second hypothesis;
-    then each candidate -- one hypothesis, two, skipped, intra -- is coded for trial
-    and the one with the least squared error + lambda * bits wins, its flags priced
-    by the adaptive models as they stand. Returns (kind: 0 motion, 1 intra, 2 skipped;
-    reference, vector, second reference or -1, second vector)."""
+def _search_unit(tgt, ring, order, y0, x0, pmy, pmx, cands, use_bi, lam_sad, out):
+    """Encoder's motion searches for the 8x8 unit at (y0, x0), SAD plus lambda * vector
+    bits counted from (pmy, pmx): the best vector into the predictor's frame and into
+    the older references, then the best second hypothesis for it. Writes out[:4] =
+    (reference, vector, cost) and out[4:10] = (its first vector, second reference or
+    -1, second vector, cost)."""
     nref = order.shape[0]
-    blk8 = scratch[0, 0]
-    p0 = scratch[1]
-    t8 = scratch[2]
-    p1 = scratch[3]
-    pb = np.zeros((4, 4), np.int64)
-    pb2 = np.zeros((4, 4), np.int64)
-    blk = np.zeros((4, 4), np.int64)
-    deq = np.zeros((4, 4), np.int64)
-    q = np.zeros(16, np.int64)
+    blk8 = np.empty((8, 8), np.int64)
+    p0 = np.empty((3, 8, 8), np.int64)
+    p1 = np.empty((3, 8, 8), np.int64)
+    t8 = np.empty((3, 8, 8), np.int64)
     prd = ring[order[0]]
     mvy, mvx, best3 = _search(tgt, prd, y0, x0, pmy, pmx, cands, lam_sad, blk8, SEARCH_RANGE)
     uref = 0
@@ -666,6 +674,149 @@ def _choose_unit(
         c3 += lam_sad * (min(r + 1, nref - 1) + REF_PENALTY)
         if c3 < best3:
             mvy, mvx, uref, best3 = ry, rx, r, c3
+    out[0], out[1], out[2], out[3] = uref, mvy, mvx, best3
+    out[4], out[5], out[6], out[7], out[8], out[9] = mvy, mvx, -1, 0, 0, 1e30
+    if not use_bi:
+        return
+    # a second hypothesis averaged in: the scaled first vector is where its search
+    # starts and what its difference is from
+    for p in range(3):
+        _mc_block(ring[order[uref]], p, y0, x0, mvy, mvx, 8, p0[p])
+    cbest, cref, cy, cx = 1e30, -1, 0, 0
+    for r1 in range(min(nref, BI_REFS)):
+        sy = _scale_mv(mvy, r1 + 1, uref + 1)
+        sx = _scale_mv(mvx, r1 + 1, uref + 1)
+        ry, rx, c3 = _bi_search(
+            tgt, ring[order[r1]], y0, x0, p0, sy, sx, sy, sx, lam_sad, blk8, t8, BI_RANGE
+        )
+        c3 += lam_sad * min(r1 + 1, nref - 1)
+        if c3 < cbest:
+            cbest, cref, cy, cx = c3, r1, ry, rx
+    if cref < 0:
+        return
+    # the first vector was the best alone; against the second it may not be, so it is
+    # searched again with the second fixed, and the second after it
+    for p in range(3):
+        _mc_block(ring[order[cref]], p, y0, x0, cy, cx, 8, p1[p])
+    b0y, b0x, _ = _bi_search(
+        tgt, ring[order[uref]], y0, x0, p1, mvy, mvx, pmy, pmx, lam_sad, blk8, t8, BI_RANGE
+    )
+    sy = _scale_mv(b0y, cref + 1, uref + 1)
+    sx = _scale_mv(b0x, cref + 1, uref + 1)
+    if b0y != mvy or b0x != mvx:
+        for p in range(3):
+            _mc_block(ring[order[uref]], p, y0, x0, b0y, b0x, 8, p0[p])
+        cy, cx, _ = _bi_search(
+            tgt, ring[order[cref]], y0, x0, p0, cy, cx, sy, sx, lam_sad, blk8, t8, 1
+        )
+    # its cost as the single searches count theirs: colour SAD, vector and index bits
+    cost = _bi_cost(tgt, ring[order[cref]], y0, x0, p0, cy, cx, blk8, False)
+    cost += lam_sad * (_mvd_bits(b0y - pmy) + _mvd_bits(b0x - pmx))
+    cost += lam_sad * (_mvd_bits(cy - sy) + _mvd_bits(cx - sx) + 1)
+    if nref > 1:
+        cost += lam_sad * (min(uref + 1, nref - 1) + min(cref + 1, nref - 1))
+    out[4], out[5], out[6], out[7], out[8], out[9] = b0y, b0x, cref, cy, cx, cost
+
+
+@njit(cache=True, parallel=True)
+def _motion_prepass(tgt, ring, order, mvf, use_bi, lam_sad, pre):
+    """Encoder: every unit's motion searches at once, in parallel -- the references are
+    final when a frame starts; only the vector predictor (the median of the coded
+    neighbours' vectors) is not known yet, so the previous frame's field stands in
+    for it. Each unit's result depends on nothing another thread computes, so the
+    output does not depend on the thread count. pre: (Nuy, Nux, 10), see _search_unit."""
+    nuy, nux = pre.shape[0], pre.shape[1]
+    for u in prange(nuy * nux):
+        uy, ux = u // nux, u % nux
+        cands = np.zeros((7, 2), np.int64)
+        pmy, pmx = 0, 0
+        if mvf.shape[0] == nuy and mvf.shape[1] == nux:
+            pmy, pmx = _mv_pred(mvf, uy, ux, nux)
+            cands[1, 0], cands[1, 1] = pmy, pmx
+            cands[2] = mvf[uy, ux]
+            if ux > 0:
+                cands[3] = mvf[uy, ux - 1]
+            if uy > 0:
+                cands[4] = mvf[uy - 1, ux]
+            if ux + 1 < nux:
+                cands[5] = mvf[uy, ux + 1]
+            if uy + 1 < nuy:
+                cands[6] = mvf[uy + 1, ux]
+        _search_unit(
+            tgt, ring, order, uy * 8, ux * 8, pmy, pmx, cands, use_bi, lam_sad, pre[uy, ux]
+        )
+
+
+@njit(cache=True)
+def _choose_unit(
+    tgt,
+    recon,
+    ring,
+    order,
+    y0,
+    x0,
+    pmy,
+    pmx,
+    cands,
+    pre,
+    use_skip,
+    use_bi,
+    sctx,
+    ictx,
+    bctx,
+    probs,
+    steps,
+    offs,
+    lam_sad,
+    lam_pd,
+    wplane,
+    qbest,
+):
+    """Encoder: how to code the 8x8 unit at (y0, x0) of a predicted frame.
+
+    The prepass's vector is compared with the candidates only this frame's coded
+    neighbours provide (their vectors, the predicted vector (pmy, pmx)) and refined
+    by half a pixel, all with vector bits counted from the real predicted vector; then
+    each candidate -- one hypothesis, two (the prepass's pair), skipped, intra -- is
+    coded for trial and the one with the least colour distance + lambda * bits wins,
+    its flags priced by the adaptive models as they stand. Returns (kind: 0 motion,
+    1 intra, 2 skipped; reference, vector, second reference or -1, second vector)."""
+    nref = order.shape[0]
+    blk8 = np.empty((8, 8), np.int64)
+    pb = np.zeros((4, 4), np.int64)
+    pb2 = np.zeros((4, 4), np.int64)
+    blk = np.zeros((4, 4), np.int64)
+    deq = np.zeros((4, 4), np.int64)
+    qs = np.zeros((4, 3, 16), np.int64)
+    work = np.zeros((2, 4, 4), np.int64)
+    err = np.zeros((4, 4))
+    uref, mvy, mvx = int(pre[0]), int(pre[1]), int(pre[2])
+    ref_extra = (min(uref + 1, nref - 1) + REF_PENALTY) if uref > 0 else (1 if nref > 1 else 0)
+    best3 = _colour_cost(tgt, ring[order[uref]], y0, x0, mvy, mvx, blk8) + lam_sad * (
+        _mvd_bits(mvy - pmy) + _mvd_bits(mvx - pmx) + ref_extra
+    )
+    ref0 = 1 if nref > 1 else 0
+    for k in range(cands.shape[0]):
+        cy, cx = cands[k, 0], cands[k, 1]
+        if abs(cy) > 2 * SEARCH_MAX or abs(cx) > 2 * SEARCH_MAX:
+            continue
+        c = _colour_cost(tgt, ring[order[0]], y0, x0, cy, cx, blk8) + lam_sad * (
+            _mvd_bits(cy - pmy) + _mvd_bits(cx - pmx) + ref0
+        )
+        if c < best3:
+            best3, uref, mvy, mvx = c, 0, cy, cx
+    ref_extra = (min(uref + 1, nref - 1) + REF_PENALTY) if uref > 0 else ref0
+    cy0, cx0 = mvy, mvx
+    for dy in range(-1, 2):
+        for dx in range(-1, 2):
+            if dy == 0 and dx == 0:
+                continue
+            my, mx = cy0 + dy, cx0 + dx
+            c = _colour_cost(tgt, ring[order[uref]], y0, x0, my, mx, blk8) + lam_sad * (
+                _mvd_bits(my - pmy) + _mvd_bits(mx - pmx) + ref_extra
+            )
+            if c < best3:
+                best3, mvy, mvx = c, my, mx
     # side bits each candidate carries beyond its levels
     ref_bits = float(min(uref + 1, nref - 1)) if nref > 1 else 0.0
     mv_bits = float(_mvd_bits(mvy - pmy) + _mvd_bits(mvx - pmx))
@@ -693,74 +844,55 @@ def _choose_unit(
         pb,
         pb2,
         blk,
-        q,
+        qs,
         deq,
+        work,
+        err,
     )
     best = d + lam_pd * (b + inter_flags + no_bi + ref_bits + mv_bits)
+    qbest[:] = qs
     kind, bref, b1y, b1x = 0, -1, 0, 0
-    if use_bi:
-        # a second hypothesis averaged in: the scaled first vector is where its search
-        # starts and what its difference is from
-        for p in range(3):
-            _mc_block(ring[order[uref]], p, y0, x0, mvy, mvx, 8, p0[p])
-        cbest, cref, cy, cx = 1e30, -1, 0, 0
-        for r1 in range(min(nref, BI_REFS)):
-            sy = _scale_mv(mvy, r1 + 1, uref + 1)
-            sx = _scale_mv(mvx, r1 + 1, uref + 1)
-            ry, rx, c3 = _bi_search(
-                tgt, ring[order[r1]], y0, x0, p0, sy, sx, sy, sx, lam_sad, blk8, t8, BI_RANGE
-            )
-            c3 += lam_sad * min(r1 + 1, nref - 1)
-            if c3 < cbest:
-                cbest, cref, cy, cx = c3, r1, ry, rx
-        b0y, b0x = mvy, mvx
-        if cref >= 0:
-            # the first vector was the best alone; against the second it may not be, so
-            # it is searched again with the second fixed, and the second after it
-            for p in range(3):
-                _mc_block(ring[order[cref]], p, y0, x0, cy, cx, 8, p1[p])
-            b0y, b0x, _ = _bi_search(
-                tgt, ring[order[uref]], y0, x0, p1, mvy, mvx, pmy, pmx, lam_sad, blk8, t8, BI_RANGE
-            )
-            sy = _scale_mv(b0y, cref + 1, uref + 1)
-            sx = _scale_mv(b0x, cref + 1, uref + 1)
-            if b0y != mvy or b0x != mvx:
-                for p in range(3):
-                    _mc_block(ring[order[uref]], p, y0, x0, b0y, b0x, 8, p0[p])
-                cy, cx, _ = _bi_search(
-                    tgt, ring[order[cref]], y0, x0, p0, cy, cx, sy, sx, lam_sad, blk8, t8, 1
-                )
-            d, b = _trial(
-                tgt,
-                recon,
-                ring,
-                order,
-                y0,
-                x0,
-                0,
-                uref,
-                b0y,
-                b0x,
-                cref,
-                cy,
-                cx,
-                steps,
-                offs,
-                lam_pd,
-                wplane,
-                pb,
-                pb2,
-                blk,
-                q,
-                deq,
-            )
-            side = inter_flags + _bit_cost(probs, bctx, 1) + ref_bits
-            side += float(_mvd_bits(b0y - pmy) + _mvd_bits(b0x - pmx))
-            side += float(min(cref + 1, nref - 1) + _mvd_bits(cy - sy) + _mvd_bits(cx - sx))
-            j = d + lam_pd * (b + side)
-            if j < best:
-                best, bref, b1y, b1x = j, cref, cy, cx
-                mvy, mvx = b0y, b0x
+    cref = int(pre[6])
+    # two hypotheses are tried where the prepass found them cheaper than one
+    if use_bi and cref >= 0 and pre[9] < pre[3]:
+        r0, b0y, b0x, cy, cx = int(pre[0]), int(pre[4]), int(pre[5]), int(pre[7]), int(pre[8])
+        d, b = _trial(
+            tgt,
+            recon,
+            ring,
+            order,
+            y0,
+            x0,
+            0,
+            r0,
+            b0y,
+            b0x,
+            cref,
+            cy,
+            cx,
+            steps,
+            offs,
+            lam_pd,
+            wplane,
+            pb,
+            pb2,
+            blk,
+            qs,
+            deq,
+            work,
+            err,
+        )
+        sy = _scale_mv(b0y, cref + 1, r0 + 1)
+        sx = _scale_mv(b0x, cref + 1, r0 + 1)
+        side = inter_flags + _bit_cost(probs, bctx, 1)
+        side += float(min(r0 + 1, nref - 1)) if nref > 1 else 0.0
+        side += float(_mvd_bits(b0y - pmy) + _mvd_bits(b0x - pmx))
+        side += float(min(cref + 1, nref - 1) + _mvd_bits(cy - sy) + _mvd_bits(cx - sx))
+        j = d + lam_pd * (b + side)
+        if j < best:
+            best, bref, b1y, b1x = j, cref, cy, cx
+            uref, mvy, mvx = r0, b0y, b0x
+            qbest[:] = qs
     if use_skip:
         d, b = _trial(
             tgt,
@@ -783,8 +915,10 @@ def _choose_unit(
             pb,
             pb2,
             blk,
-            q,
+            qs,
             deq,
+            work,
+            err,
         )
         j = d + lam_pd * _bit_cost(probs, sctx, 1)
         if j < best:
@@ -810,11 +944,14 @@ def _choose_unit(
         pb,
         pb2,
         blk,
-        q,
+        qs,
         deq,
+        work,
+        err,
     )
     if d + lam_pd * (b + not_skip + _bit_cost(probs, ictx, 1)) < best:
         kind = 1
+        qbest[:] = qs
     if kind == 2:
         return 2, 0, pmy, pmx, -1, 0, 0
     if kind == 1:
@@ -974,7 +1111,7 @@ def _code_lossy(
     mvs = np.zeros((nuy, nux, 2), np.int64)
     mvnz = np.zeros((nuy, nux, 2), np.int64)
     uintra_map = np.zeros((nuy, nux), np.int64)
-    cands = np.zeros((6, 2), np.int64)
+    cands = np.zeros((4, 2), np.int64)
     pb = np.zeros((4, 4), np.int64)
     blk = np.zeros((4, 4), np.int64)
     q = np.zeros(16, np.int64)
@@ -989,7 +1126,12 @@ def _code_lossy(
     bi_map = np.zeros((nuy, nux), np.int64)
     mv1nz = np.zeros((nuy, nux, 2), np.int64)
     pb2 = np.zeros((4, 4), np.int64)
-    scratch = np.zeros((4, 3, 8, 8), np.int64)  # encoder: _choose_unit's work space
+    pre = np.zeros((nuy, nux, 10), np.float64)
+    qbest = np.zeros((4, 3, 16), np.int64)
+    work = np.zeros((2, 4, 4), np.int64)
+    qerr = np.zeros((4, 4))
+    if enc and use_mv:
+        _motion_prepass(tgt, ring, order, mvf, use_bi, lam_sad, pre)
     for uy in range(nuy):
         for ux in range(nux):
             mvy, mvx = 0, 0
@@ -1007,12 +1149,11 @@ def _code_lossy(
                 bctx = BI_BASE + (bi_map[uy, ux - 1] if ux > 0 else 0)
                 bctx += bi_map[uy - 1, ux] if uy > 0 else 0
                 if enc:
-                    cands[0, 0], cands[0, 1] = 0, 0
-                    cands[1, 0], cands[1, 1] = pmy, pmx
-                    cands[2] = mvs[uy, ux - 1] if ux > 0 else cands[0]
-                    cands[3] = mvs[uy - 1, ux] if uy > 0 else cands[0]
-                    cands[4] = mvf[uy, ux]
-                    cands[5] = mvs[uy - 1, ux + 1] if uy > 0 and ux + 1 < nux else cands[0]
+                    # what only this frame's coded neighbours can propose
+                    cands[0, 0], cands[0, 1] = pmy, pmx
+                    cands[1] = mvs[uy, ux - 1] if ux > 0 else cands[0]
+                    cands[2] = mvs[uy - 1, ux] if uy > 0 else cands[0]
+                    cands[3] = mvs[uy - 1, ux + 1] if uy > 0 and ux + 1 < nux else cands[0]
                     choice = _choose_unit(
                         tgt,
                         recon,
@@ -1023,6 +1164,7 @@ def _code_lossy(
                         pmy,
                         pmx,
                         cands,
+                        pre[uy, ux],
                         use_skip,
                         use_bi,
                         sctx,
@@ -1034,7 +1176,7 @@ def _code_lossy(
                         lam_sad,
                         lam_pd,
                         wplane,
-                        scratch,
+                        qbest,
                     )
                     uintra = choice[0] == 1
                     skip = choice[0] == 2
@@ -1216,11 +1358,13 @@ def _code_lossy(
                                 pb[i, j] = prd[p, y0 + i, x0 + j]
                     for k in range(16):
                         q[k] = 0
-                    if enc and not skip:
+                    if enc and use_mv and not skip:
+                        q[:] = qbest[sb, p]  # the levels _choose_unit's trial coded
+                    elif enc and not skip:
                         for i in range(4):
                             for j in range(4):
                                 blk[i, j] = tgt[p, y0 + i, x0 + j] - pb[i, j]
-                        _quantize(blk, p, steps, offs, lam_pd, wplane, q)
+                        _quantize(blk, p, steps, offs, lam_pd, wplane, q, work, qerr)
                     # --- entropy coding
                     if raw:
                         b = by * nbx + bx

@@ -403,3 +403,41 @@ def test_a_second_vector_beyond_the_limit_is_damage():
         prev, _ = decode_lossy(data, prev, 40, 48, 50, dm, "zstd")
     _, damaged = decode_lossy(_pack_levels(lv), prev, 40, 48, 50, dm, "zstd")
     assert damaged
+
+
+_THREADED_ENCODE = """
+import hashlib, io, sys
+import numba
+from fpcodec.codec.container import StreamHeader
+from fpcodec.codec.encoder import Encoder
+from fpcodec.models.last import LastFramePredictor
+from tests.conftest import moving_clip
+
+numba.set_num_threads(int(sys.argv[1]))
+frames = moving_clip(n=6, h=48, w=64)
+buf = io.BytesIO()
+enc = Encoder(buf, StreamHeader(64, 48, quality=45, keyframe_interval=6), LastFramePredictor())
+for f in frames:
+    enc.add(f, 40)
+enc.close()
+print(hashlib.sha256(buf.getvalue()).hexdigest())
+"""
+
+
+def test_encoded_bytes_do_not_depend_on_the_thread_count():
+    # The motion search runs in parallel over units; each unit's result must be a
+    # function of the pixels alone, or two machines would write different files.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**__import__("os").environ, "NUMBA_NUM_THREADS": "2"}
+    digests = {
+        n: subprocess.run(
+            [sys.executable, "-c", _THREADED_ENCODE, str(n)],
+            cwd=root, env=env, capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        for n in (1, 2)
+    }
+    assert digests[1] == digests[2] and len(digests[1]) == 64
