@@ -436,7 +436,11 @@ def test_encoded_bytes_do_not_depend_on_the_thread_count():
     digests = {
         n: subprocess.run(
             [sys.executable, "-c", _THREADED_ENCODE, str(n)],
-            cwd=root, env=env, capture_output=True, text=True, check=True,
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         for n in (1, 2)
     }
