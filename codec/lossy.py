@@ -771,6 +771,7 @@ def _choose_unit(
     lam_pd,
     wplane,
     qbest,
+    rbest,
 ):
     """Encoder: how to code the 8x8 unit at (y0, x0) of a predicted frame.
 
@@ -851,6 +852,7 @@ def _choose_unit(
     )
     best = d + lam_pd * (b + inter_flags + no_bi + ref_bits + mv_bits)
     qbest[:] = qs
+    rbest[:] = recon[:, y0 : y0 + 8, x0 : x0 + 8]
     kind, bref, b1y, b1x = 0, -1, 0, 0
     cref = int(pre[6])
     # two hypotheses are tried where the prepass found them cheaper than one
@@ -893,6 +895,7 @@ def _choose_unit(
             best, bref, b1y, b1x = j, cref, cy, cx
             uref, mvy, mvx = r0, b0y, b0x
             qbest[:] = qs
+            rbest[:] = recon[:, y0 : y0 + 8, x0 : x0 + 8]
     if use_skip:
         d, b = _trial(
             tgt,
@@ -923,6 +926,7 @@ def _choose_unit(
         j = d + lam_pd * _bit_cost(probs, sctx, 1)
         if j < best:
             best, kind = j, 2
+            rbest[:] = recon[:, y0 : y0 + 8, x0 : x0 + 8]
     d, b = _trial(
         tgt,
         recon,
@@ -1128,6 +1132,7 @@ def _code_lossy(
     pb2 = np.zeros((4, 4), np.int64)
     pre = np.zeros((nuy, nux, 10), np.float64)
     qbest = np.zeros((4, 3, 16), np.int64)
+    rbest = np.zeros((3, 8, 8), np.int64)
     work = np.zeros((2, 4, 4), np.int64)
     qerr = np.zeros((4, 4))
     if enc and use_mv:
@@ -1177,6 +1182,7 @@ def _code_lossy(
                         lam_pd,
                         wplane,
                         qbest,
+                        rbest,
                     )
                     uintra = choice[0] == 1
                     skip = choice[0] == 2
@@ -1319,6 +1325,9 @@ def _code_lossy(
                 urefs[uy, ux, 1] = bref
                 mv1s[uy, ux, 0] = b1y if bref >= 0 else 0
                 mv1s[uy, ux, 1] = b1x if bref >= 0 else 0
+            # the encoder's trial already reconstructed a motion-compensated or skipped
+            # unit exactly as below: it restores that instead of predicting again
+            reuse = enc and use_mv and not uintra
             for sb in range(ns * ns):
                 by = uy * ns + sb // ns
                 bx = ux * ns + sb % ns
@@ -1345,6 +1354,8 @@ def _code_lossy(
                 for p in range(3):
                     if bintra:
                         _predict_block(recon, p, y0, x0, mode, pb)
+                    elif reuse:
+                        pass
                     elif use_mv:
                         _mc_block(ring[order[uref]], p, y0, x0, mvy, mvx, 4, pb)
                         if bref >= 0:
@@ -1441,7 +1452,10 @@ def _code_lossy(
                                 pm = 1 if v == 1 else 2
                             else:
                                 q[z] = 0
-                    _reconstruct(q, p, steps, pb, deq, recon, y0, x0)
+                    if not reuse:
+                        _reconstruct(q, p, steps, pb, deq, recon, y0, x0)
+            if reuse:
+                recon[:, uy * 8 : uy * 8 + 8, ux * 8 : ux * 8 + 8] = rbest
     if mvf.shape[0] == nuy and mvf.shape[1] == nux:
         mvf[:] = mvs
     if raw:

@@ -52,6 +52,9 @@ class TrainConfig:
     loss: str = "pd"
     quant_from: float = 0.5  # fraction of training after which QAT starts
     val_windows: int = 96
+    # decoded clips kept in memory: more clips per batch, more memory (a GPU run that
+    # waits on decoding wants the whole training split)
+    clip_cache: int = 8
     seed: int = 0
     device: str = "cpu"
     threads: int = 0
@@ -173,7 +176,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     train_clips, val_clips = split_clips(clips)
     if not train_clips or not val_clips:
         train_clips = val_clips = clips
-    stream = WindowStream(train_clips, cfg.window, cfg.crop, seed=cfg.seed * 1000 + rank)
+    stream = WindowStream(
+        train_clips, cfg.window, cfg.crop, cache=cfg.clip_cache, seed=cfg.seed * 1000 + rank
+    )
     val = fixed_windows(val_clips, cfg.val_windows, cfg.window, cfg.crop) if rank == 0 else None
 
     net = load_net(cfg.init)[0] if cfg.init else build(cfg.model)

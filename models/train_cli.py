@@ -41,6 +41,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
         help="fraction of training before QAT starts",
     )
     p.add_argument("--val-windows", type=int, default=d.val_windows)
+    p.add_argument(
+        "--clip-cache", type=int, default=d.clip_cache, help="decoded clips kept in memory"
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device, help="cpu or cuda")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
@@ -76,6 +79,7 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         loss=args.loss,
         quant_from=args.quant_from,
         val_windows=args.val_windows,
+        clip_cache=args.clip_cache,
         seed=args.seed,
         device=args.device,
         threads=args.threads,

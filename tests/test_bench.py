@@ -225,3 +225,24 @@ def test_playback_speed_compares_decoding_with_the_gifs_own_frame_rate(tmp_path)
     assert row["decode_fps"] == pytest.approx(5 / row["decode_s"])
     assert row["margin"] == pytest.approx(row["decode_fps"] / 10.0)
     assert data["summary"]["realtime"] == int(row["margin"] >= 1)
+
+
+def test_tune_compares_each_clip_on_its_own_curve(tmp_path):
+    from fpcodec.bench import tune
+
+    rows = []
+    for clip, scale in (("a.gif", 1.0), ("b.gif", 3.0)):
+        for q, (nbytes, pd) in enumerate([(1000, 20.0), (2000, 14.0), (4000, 9.0), (8000, 6.0)]):
+            rows.append({"clip": clip, "quality": q, "bytes": nbytes * scale, "pd": pd})
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps({"predictor": "last", "rows": rows}))
+    # the test run: 10% fewer bytes on a.gif, 25% more on b.gif, same distances
+    test_rows = [{**r, "bytes": r["bytes"] * (0.9 if r["clip"] == "a.gif" else 1.25)} for r in rows]
+    # the same test rows as a benchmark family in a results.json
+    results = tmp_path / "results.json"
+    results.write_text(
+        json.dumps({"results": [{**r, "family": "fam"} for r in test_rows] + [{"family": "x"}]})
+    )
+    bd = tune.per_clip(tune.load_curves(str(base)), tune.load_curves(f"{results}:fam"))
+    assert abs(bd["a.gif"] + 10.0) < 0.01 and abs(bd["b.gif"] - 25.0) < 0.01
+    assert "better on 1 of 2" in tune.summary(bd)
