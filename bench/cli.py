@@ -92,19 +92,22 @@ def _rebuild_report(args: argparse.Namespace, default_predictor: str) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     merged: dict[tuple, dict] = {}
-    leaderboard: list[dict] = []
+    leaderboard: dict[tuple, dict] = {}  # a later file's row for a clip and predictor wins
     meta: dict = {}
     commands = []
+    versions: list[str] = []
     for f in args.report_only:
         src = Path(f)
         data = json.loads(src.read_text())
         meta = meta or dict(data["meta"])
         commands.append(data["meta"].get("command", ""))
+        versions.append(data["meta"].get("code_version", ""))
         for r in data["results"]:
             key = (r["clip"], r["family"], r["setting"])
             if "skipped" not in r or key not in merged:
                 merged[key] = r
-        leaderboard += data.get("leaderboard_raw", [])
+        for r in data.get("leaderboard_raw", []):
+            leaderboard[(r["clip"], r["predictor"])] = r
         if args.strips == 0:  # e.g. a report to publish, of clips whose licence forbids it
             meta["strips"] = []
             continue
@@ -113,11 +116,13 @@ def _rebuild_report(args: argparse.Namespace, default_predictor: str) -> int:
                 shutil.copyfile(src.parent / name, out / name)
     results = list(merged.values())
     meta["command"] = " && ".join(c for c in commands if c)
+    # every run's code, oldest first: merged rows come from more than one
+    meta["code_version"] = ", ".join(dict.fromkeys(v for v in versions if v))
     meta["clips"] = len({r["clip"] for r in results})
     meta["skipped"], meta["errors"] = _problems(results)
     default = _report_default(meta.get("predictors") or [], default_predictor)
     meta["speed"] = speed_rows(results, default)
-    write_report(out, results, leaderboard, meta, default)
+    write_report(out, results, list(leaderboard.values()), meta, default)
     if not args.quiet:
         print(f"report: {out / 'report.md'}", file=sys.stderr)
     return 0

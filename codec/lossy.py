@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 import zstandard
 from numba import njit, prange
@@ -59,6 +60,15 @@ from .transform import (
     ycocg_inverse,
 )
 from .zstd_bounded import decompress
+
+# numba's default threading layer is OpenMP, the libgomp that torch's CPU kernels use
+# too: with the encoder's parallel motion search in the same process, every small
+# torch op of a learned predictor joined a thread team that included numba's worker,
+# and where two processes shared two cores each op waited for a descheduled thread
+# (convlstm encodes 20x slower in the benchmark). numba's own workqueue layer shares
+# nothing with torch. A layer the user chose (NUMBA_THREADING_LAYER) is kept.
+if numba.config.THREADING_LAYER == "default":
+    numba.config.THREADING_LAYER = "workqueue"
 
 # plane weights in the perceptual distance (Y, Co, Cg) and the step factors they imply
 PLANE_WEIGHT = np.array([9.0, 1.25, 2.25])

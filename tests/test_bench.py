@@ -198,6 +198,9 @@ def test_report_can_be_rebuilt_and_merged_without_rerunning(report, tmp_path):
     for r in webp:
         r["bytes"] += 1
     extra["results"] = webp
+    # and the prediction leaderboard re-measured: replaced, not listed twice
+    for r in extra["leaderboard_raw"]:
+        r["pd"] += 1.0
     (tmp_path / "extra.json").write_text(json.dumps(extra))
     rebuilt = tmp_path / "rebuilt"
     args = ["bench", str(corpus), "-o", str(rebuilt), "-q", "--report-only"]
@@ -209,6 +212,10 @@ def test_report_can_be_rebuilt_and_merged_without_rerunning(report, tmp_path):
     key = "fpcodec lossless (last) | lossless"
     assert new_agg[key]["bytes"] == old_agg[key]["bytes"]
     assert (rebuilt / "report.md").exists() and new["leaderboard"]
+    assert len(new["leaderboard_raw"]) == len(data["leaderboard_raw"])
+    assert [r["pd"] for r in new["leaderboard_raw"]] == [
+        r["pd"] + 1.0 for r in data["leaderboard_raw"]
+    ]
 
 
 def test_playback_speed_compares_decoding_with_the_gifs_own_frame_rate(tmp_path):
