@@ -109,7 +109,7 @@ REF_PENALTY = 6  # encoder only: an older reference must win by this many lambda
 REF_RANGE = 2  # encoder only: the older references' integer search range
 OLD_REF_TRIES = 2  # encoder only: and how many of them are searched (all 15: 0.6% fewer
 # bytes per clip, 1.75x the encoding time)
-BI_REFS = 2  # encoder only: second hypotheses are looked for in the 4 newest references
+BI_REFS = 2  # encoder only: second hypotheses are looked for in the 2 newest references
 BI_RANGE = 2  # encoder only: and searched +-2 around the scaled first vector
 # coding 6: the predictor's frame and up to 15 older decoded frames (4: 5.8% fewer bytes
 # per clip, 8: 1.8% fewer again, 16: 2.4% fewer again, 23% on a looping spinner)...
@@ -342,6 +342,19 @@ def _mc_block(ref, p, y0, x0, mvy, mvx, n, out):
 
 
 @njit(cache=True)
+def _mc_pred(ring, order, p, y0, x0, r0, m0y, m0x, r1, m1y, m1x, pb, pb2):
+    """4x4 prediction of plane p at (y0, x0): the reference r0 at its vector, averaged
+    with rounding with the second hypothesis (r1 >= 0, coding 7) when there is one.
+    Into pb; pb2 is scratch. Both sides and the encoder's trials predict with it."""
+    _mc_block(ring[order[r0]], p, y0, x0, m0y, m0x, 4, pb)
+    if r1 >= 0:
+        _mc_block(ring[order[r1]], p, y0, x0, m1y, m1x, 4, pb2)
+        for i in range(4):
+            for j in range(4):
+                pb[i, j] = (pb[i, j] + pb2[i, j] + 1) >> 1
+
+
+@njit(cache=True)
 def _sad_int(tgt, ref, y0, x0, dy, dx, limit):
     """Weighted SAD (as _colour_cost) of the 8x8 unit against the reference at an
     integer offset, stopping once it reaches limit."""
@@ -499,11 +512,11 @@ def _scale_mv(v, d1, d0):
 
 
 @njit(cache=True)
-def _bi_cost(tgt, ref, y0, x0, p0, my, mx, blk, luma_only):
+def _bi_cost(tgt, ref, y0, x0, p0, my, mx, blk):
     """SAD of the 8x8 unit predicted by the mean of p0 (3, 8, 8) and the reference at a
-    vector, weighted over planes as _colour_cost (luma_only: Y alone)."""
+    vector, weighted over planes as _colour_cost."""
     s = 0.0
-    for p in range(1 if luma_only else 3):
+    for p in range(3):
         _mc_block(ref, p, y0, x0, my, mx, 8, blk)
         t = 0
         for i in range(8):
@@ -543,7 +556,7 @@ def _bi_search(tgt, ref, y0, x0, p0, cy, cx, oy, ox, lam_sad, blk, t8, radius):
             if c < best:
                 best, by, bx = c, dy, dx
     hy, hx = by << 1, bx << 1
-    best = _bi_cost(tgt, ref, y0, x0, p0, hy, hx, blk, False) + lam_sad * (
+    best = _bi_cost(tgt, ref, y0, x0, p0, hy, hx, blk) + lam_sad * (
         _mvd_bits(hy - oy) + _mvd_bits(hx - ox)
     )
     sy, sx = hy, hx
@@ -553,7 +566,7 @@ def _bi_search(tgt, ref, y0, x0, p0, cy, cx, oy, ox, lam_sad, blk, t8, radius):
                 continue
             my, mx = sy + dy, sx + dx
             c = lam_sad * (_mvd_bits(my - oy) + _mvd_bits(mx - ox))
-            c += _bi_cost(tgt, ref, y0, x0, p0, my, mx, blk, False)
+            c += _bi_cost(tgt, ref, y0, x0, p0, my, mx, blk)
             if c < best:
                 best, hy, hx = c, my, mx
     return hy, hx, best
@@ -611,12 +624,7 @@ def _trial(
             if kind == 2:
                 _predict_block(recon, p, y0, x0, mode, pb)
             else:
-                _mc_block(ring[order[r0]], p, y0, x0, m0y, m0x, 4, pb)
-                if r1 >= 0:
-                    _mc_block(ring[order[r1]], p, y0, x0, m1y, m1x, 4, pb2)
-                    for i in range(4):
-                        for j in range(4):
-                            pb[i, j] = (pb[i, j] + pb2[i, j] + 1) >> 1
+                _mc_pred(ring, order, p, y0, x0, r0, m0y, m0x, r1, m1y, m1x, pb, pb2)
             q = qs[sb, p]
             for z in range(16):
                 q[z] = 0
@@ -720,7 +728,7 @@ def _search_unit(tgt, ring, order, y0, x0, pmy, pmx, cands, use_bi, lam_sad, out
             tgt, ring[order[cref]], y0, x0, p0, cy, cx, sy, sx, lam_sad, blk8, t8, 1
         )
     # its cost as the single searches count theirs: colour SAD, vector and index bits
-    cost = _bi_cost(tgt, ring[order[cref]], y0, x0, p0, cy, cx, blk8, False)
+    cost = _bi_cost(tgt, ring[order[cref]], y0, x0, p0, cy, cx, blk8)
     cost += lam_sad * (_mvd_bits(b0y - pmy) + _mvd_bits(b0x - pmx))
     cost += lam_sad * (_mvd_bits(cy - sy) + _mvd_bits(cx - sx) + 1)
     if nref > 1:
@@ -1367,12 +1375,7 @@ def _code_lossy(
                     elif reuse:
                         pass
                     elif use_mv:
-                        _mc_block(ring[order[uref]], p, y0, x0, mvy, mvx, 4, pb)
-                        if bref >= 0:
-                            _mc_block(ring[order[bref]], p, y0, x0, b1y, b1x, 4, pb2)
-                            for i in range(4):
-                                for j in range(4):
-                                    pb[i, j] = (pb[i, j] + pb2[i, j] + 1) >> 1
+                        _mc_pred(ring, order, p, y0, x0, uref, mvy, mvx, bref, b1y, b1x, pb, pb2)
                     else:
                         for i in range(4):
                             for j in range(4):

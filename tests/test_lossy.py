@@ -280,29 +280,41 @@ def test_reference_count_bounds_decoder_memory():
     assert reference_count(16384, 2048) == 1
 
 
-def test_a_reference_index_out_of_range_is_damage():
-    from fpcodec.codec.lossy import _level_count, _pack_levels, _unpack_levels
+def _third_frame_levels(frames):
+    """Three 40x48 frames coded with the zstd backend (whose symbols are plain to
+    edit): the streams and the third frame's unpacked symbols."""
+    from fpcodec.codec.lossy import _level_count, _unpack_levels
 
-    frames = _alternating_clip(3)
     vis = np.ones((40, 48), bool)
-    m, dm = LossyModels(), LossyModels()
+    m = LossyModels()
     rec, datas = None, []
     for f in frames:
         data, rec = encode_lossy(f, rec, vis, 50, m, "zstd")
         datas.append(data)
-    n = _level_count(40, 48, CODING_LOSSY)
-    lv = _unpack_levels(datas[2], n)
+    return datas, _unpack_levels(datas[2], _level_count(40, 48, CODING_LOSSY))
+
+
+def _third_frame_damaged(datas, lv) -> bool:
+    """Decode the first two streams (clean), then the third from the edited symbols."""
+    from fpcodec.codec.lossy import _pack_levels
+
+    dm = LossyModels()
+    prev = None
+    for i, data in enumerate(datas[:2]):
+        prev, damaged = decode_lossy(data, prev, 40, 48, 50, dm, "zstd")
+        assert not damaged, i
+    return decode_lossy(_pack_levels(lv), prev, 40, 48, 50, dm, "zstd")[1]
+
+
+def test_a_reference_index_out_of_range_is_damage():
+    frames = _alternating_clip(3)
+    datas, lv = _third_frame_levels(frames)
     units = 5 * 6
     start = 49 * (10 * 12) + 3 * units  # levels and modes per 4x4 block, then per unit
     refs = lv[start : start + units]  # (vector, intra flag), then the reference index
     assert refs.max() == 1  # frame 2 went back to frame 0
     refs[refs == 1] = 2  # only references 0 and 1 exist at frame 2
-    prev = None
-    for i, data in enumerate(datas[:2]):
-        prev, damaged = decode_lossy(data, prev, 40, 48, 50, dm, "zstd")
-        assert not damaged, i
-    _, damaged = decode_lossy(_pack_levels(lv), prev, 40, 48, 50, dm, "zstd")
-    assert damaged
+    assert _third_frame_damaged(datas, lv)
 
 
 def test_a_picture_that_does_not_change_costs_one_flag_per_unit():
@@ -357,52 +369,27 @@ def test_a_second_hypothesis_predicts_the_mean_of_two_frames():
 
 
 def test_a_second_reference_index_out_of_range_is_damage():
-    from fpcodec.codec.lossy import _level_count, _pack_levels, _unpack_levels
-
     frames = _blend_clip()
-    vis = np.ones((40, 48), bool)
-    m, dm = LossyModels(), LossyModels()
-    rec, datas = None, []
-    for f in frames:
-        data, rec = encode_lossy(f, rec, vis, 50, m, "zstd")
-        datas.append(data)
-    n = _level_count(40, 48, CODING_LOSSY)
-    lv = _unpack_levels(datas[2], n)
+    datas, lv = _third_frame_levels(frames)
     units = 5 * 6
     start = 49 * (10 * 12) + 4 * units  # after levels, modes, vectors, intra flags, refs
     second = lv[start : start + units]  # second reference + 1 (0: none)
     assert second.max() >= 1  # frame 2 averaged two references
     second[second >= 1] = 3  # only references 0 and 1 exist at frame 2
-    prev = None
-    for i, data in enumerate(datas[:2]):
-        prev, damaged = decode_lossy(data, prev, 40, 48, 50, dm, "zstd")
-        assert not damaged, i
-    _, damaged = decode_lossy(_pack_levels(lv), prev, 40, 48, 50, dm, "zstd")
-    assert damaged
+    assert _third_frame_damaged(datas, lv)
 
 
 def test_a_second_vector_beyond_the_limit_is_damage():
-    from fpcodec.codec.lossy import MAX_MV, _level_count, _pack_levels, _unpack_levels
+    from fpcodec.codec.lossy import MAX_MV
 
     frames = _blend_clip()
-    vis = np.ones((40, 48), bool)
-    m, dm = LossyModels(), LossyModels()
-    rec, datas = None, []
-    for f in frames:
-        data, rec = encode_lossy(f, rec, vis, 50, m, "zstd")
-        datas.append(data)
-    n = _level_count(40, 48, CODING_LOSSY)
-    lv = _unpack_levels(datas[2], n)
+    datas, lv = _third_frame_levels(frames)
     units = 5 * 6
     second = 49 * (10 * 12) + 4 * units
     u = int(np.argmax(lv[second : second + units] >= 1))  # a unit with two hypotheses
     assert lv[second + u] >= 1
     lv[second + units + 2 * u] = 2 * MAX_MV + 1  # its second vector's vertical difference
-    prev = None
-    for data in datas[:2]:
-        prev, _ = decode_lossy(data, prev, 40, 48, 50, dm, "zstd")
-    _, damaged = decode_lossy(_pack_levels(lv), prev, 40, 48, 50, dm, "zstd")
-    assert damaged
+    assert _third_frame_damaged(datas, lv)
 
 
 _THREADED_ENCODE = """
