@@ -55,6 +55,7 @@ CODING_LOSSY_V2 = 4  # with motion vectors, deblocking every edge: read, not wri
 CODING_LOSSY_V3 = 5  # with motion vectors, deblocking what was coded: read, not written
 CODING_LOSSY_V4 = 6  # with skipped units and older reference frames: read, not written
 CODING_LOSSY = 7  # as coding 6, with second motion hypotheses (--quality)
+CODING_SWITCHED = 8  # lossless residuals, spatial/temporal predictor switched per pixel
 CODINGS = {
     CODING_RAW: "raw",
     CODING_RESIDUAL: "residual",
@@ -64,6 +65,7 @@ CODINGS = {
     CODING_LOSSY_V3: "lossy-v3",
     CODING_LOSSY_V4: "lossy-v4",
     CODING_LOSSY: "lossy",
+    CODING_SWITCHED: "switched",
 }
 
 SOURCE_KINDS = ("unknown", "gif", "video", "image")

@@ -8,8 +8,11 @@ predictor is asked once, before the frame's coding is chosen, on both sides.
 
 * palette  -- lossless: the GIF frame itself (palette.py), when the source is a GIF
   the parser can represent and its compositing matches Pillow's for this frame;
-* residual -- colour residuals against the prediction (intra MED on keyframes),
-  lossless or within --max-error; alpha coded losslessly beside them;
+* switched -- lossless colour residuals, each pixel predicted spatially or from the
+  prediction, whichever its neighbours say worked (switched.py); alpha coded
+  losslessly beside them;
+* residual -- colour residuals against the prediction (intra MED on keyframes)
+  within --max-error (and, in files written before coding 8, lossless);
 * lossy    -- transform coding at --quality (lossy.py);
 * raw      -- stored RGB(A): the fallback that bounds every frame's size. It is
   always a keyframe, so a failed coding attempt can never leave the two sides'
@@ -43,6 +46,7 @@ from .container import (
     CODING_PALETTE,
     CODING_RAW,
     CODING_RESIDUAL,
+    CODING_SWITCHED,
     KEY,
     PREDICTED,
     StreamHeader,
@@ -55,6 +59,7 @@ from .palette import PaletteModels, PaletteStream, decode_palette_frame, encode_
 from .planecoder import CoderState, PlaneCoder, get_plane_coder
 from .residual import inter_reconstruct, inter_symbols, intra_reconstruct, intra_symbols
 from .sections import Reader, pack
+from .switched import switched_reconstruct, switched_symbols
 
 
 def frame_crc(rgba: np.ndarray) -> int:
@@ -135,8 +140,10 @@ def residual_body(
     coder: CoderState,
     alpha_state: AlphaState,
     plane_coder: PlaneCoder,
+    switched: bool = False,
 ) -> tuple[bytes, np.ndarray]:
-    """Body of a residual frame (intra when prediction is None) and its reconstruction."""
+    """Body of a residual frame (intra when prediction is None) and its reconstruction:
+    coding 8 when `switched` (lossless only), else coding 1."""
     alpha = rgba[..., 3]
     amode = alpha_mode(alpha)
     mask = alpha != 0
@@ -145,7 +152,10 @@ def residual_body(
         parts.append(pack(encode_alpha(alpha, amode, alpha_state, plane_coder.name, plane_coder)))
     else:
         alpha_state.prev = alpha.copy()
-    if prediction is None:
+    if switched:
+        sym, rgb = switched_symbols(rgba, None if prediction is None else prediction.rgb, mask)
+        spread = None if prediction is None else prediction.spread
+    elif prediction is None:
         sym, rgb = intra_symbols(rgba, mask, max_error)
         spread = None
     else:
@@ -164,6 +174,7 @@ def residual_decode(
     alpha_state: AlphaState,
     plane_coder: PlaneCoder,
     what: str,
+    switched: bool = False,
 ) -> np.ndarray:
     h, w = alpha_state.prev.shape
     r = Reader(body, what)
@@ -190,7 +201,9 @@ def residual_decode(
         bad = (sym < -128) | (sym > 127) | (np.abs(sym[0]) > qmax)
     if bad.any():
         raise FormatError(f"{what}: residual symbols out of range (damaged stream)")
-    if prediction is None:
+    if switched:
+        rgb = switched_reconstruct(sym, None if prediction is None else prediction.rgb, mask)
+    elif prediction is None:
         rgb = intra_reconstruct(sym, mask, max_error)
     else:
         rgb = inter_reconstruct(sym, prediction.rgb, mask, max_error)
@@ -236,10 +249,20 @@ def encode_frame(
         else:
             coded = _try_palette(state, rgba, key, gif, prediction)
         if coded is None:
+            # lossless pixels switch predictors per pixel (coding 8); the per-channel
+            # error bound of --max-error needs coding 1's RGB residuals
+            switched = header.max_error == 0
             body, recon = residual_body(
-                rgba, prediction, header.max_error, state.coder, state.alpha, state.plane_coder
+                rgba,
+                prediction,
+                header.max_error,
+                state.coder,
+                state.alpha,
+                state.plane_coder,
+                switched,
             )
-            coded = CodedFrame(KEY if key else PREDICTED, CODING_RESIDUAL, body, recon)
+            coding = CODING_SWITCHED if switched else CODING_RESIDUAL
+            coded = CodedFrame(KEY if key else PREDICTED, coding, body, recon)
     except rangecoder.CodingOverflow:
         coded = None
     if coded is not None and len(coded.body) <= _raw_size(rgba):
@@ -345,11 +368,21 @@ def decode_frame(
         state.finish_frame(recon, coding)
         return recon
     prediction = None if key else state.predictor.predict()
-    if coding == CODING_RESIDUAL:
+    if coding in (CODING_RESIDUAL, CODING_SWITCHED):
         if header.quality:
             raise FormatError(f"{what}: residual frame in a lossy stream")
+        switched = coding == CODING_SWITCHED
+        if switched and header.max_error:
+            raise FormatError(f"{what}: switched (lossless) frame in a near-lossless stream")
         recon = residual_decode(
-            body, prediction, header.max_error, state.coder, state.alpha, state.plane_coder, what
+            body,
+            prediction,
+            header.max_error,
+            state.coder,
+            state.alpha,
+            state.plane_coder,
+            what,
+            switched,
         )
     elif coding in (
         CODING_LOSSY,
