@@ -54,8 +54,9 @@ CODING_LOSSY_V1 = 3  # transform-coded residuals without motion vectors: read, n
 CODING_LOSSY_V2 = 4  # with motion vectors, deblocking every edge: read, not written
 CODING_LOSSY_V3 = 5  # with motion vectors, deblocking what was coded: read, not written
 CODING_LOSSY_V4 = 6  # with skipped units and older reference frames: read, not written
-CODING_LOSSY = 7  # as coding 6, with second motion hypotheses (--quality)
+CODING_LOSSY_V5 = 7  # with second motion hypotheses: read, not written
 CODING_SWITCHED = 8  # lossless residuals, spatial/temporal predictor switched per pixel
+CODING_LOSSY = 9  # as coding 7; a learned predictor's frame is an extra reference (--quality)
 CODINGS = {
     CODING_RAW: "raw",
     CODING_RESIDUAL: "residual",
@@ -64,8 +65,9 @@ CODINGS = {
     CODING_LOSSY_V2: "lossy-v2",
     CODING_LOSSY_V3: "lossy-v3",
     CODING_LOSSY_V4: "lossy-v4",
-    CODING_LOSSY: "lossy",
+    CODING_LOSSY_V5: "lossy-v5",
     CODING_SWITCHED: "switched",
+    CODING_LOSSY: "lossy",
 }
 
 SOURCE_KINDS = ("unknown", "gif", "video", "image")

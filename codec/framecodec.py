@@ -43,6 +43,7 @@ from .container import (
     CODING_LOSSY_V2,
     CODING_LOSSY_V3,
     CODING_LOSSY_V4,
+    CODING_LOSSY_V5,
     CODING_PALETTE,
     CODING_RAW,
     CODING_RESIDUAL,
@@ -83,7 +84,7 @@ class StreamState:
         self.prev: np.ndarray | None = None  # last reconstructed RGBA frame
         self._palette: PaletteStream | None = None
         self.prev_was_palette = False
-        self.lossy = LossyModels() if header.quality else None
+        self.lossy = LossyModels(header.predictor == "last") if header.quality else None
         # Encoder only: the GIF as parsed, composited frame by frame.
         self.gif_screen = gif_screen if (allow_palette and header.lossless) else None
         self.enc_compositor: CompositorState | None = None
@@ -386,6 +387,7 @@ def decode_frame(
         )
     elif coding in (
         CODING_LOSSY,
+        CODING_LOSSY_V5,
         CODING_LOSSY_V4,
         CODING_LOSSY_V3,
         CODING_LOSSY_V2,

@@ -151,7 +151,10 @@ def step_tables(
 
 
 class LossyModels:
-    def __init__(self) -> None:
+    def __init__(self, prediction_is_decoded: bool = True) -> None:
+        """prediction_is_decoded: the predictor's frame is the newest decoded frame
+        (the `last` predictor), which coding 9 then does not list twice."""
+        self.prediction_is_decoded = prediction_is_decoded
         self.probs, self.counts = rc.new_models(N_MODELS)
         # the previous frame's vectors: search candidates only, not stream state
         self.vectors = np.zeros((0, 0, 2), np.int64)
@@ -1541,9 +1544,16 @@ def _run(enc, version, tgt, prd, intra, quality, models, buf, lv):
         models.ring = np.zeros((nmax + 1, 3, hp, wp), np.int16)
         models.history = []
     models.ring[0] = prd
-    # references: the predictor's frame, then the decoded frames before the last one
-    # (which the predictor has already seen)
-    order = np.array([0, *models.history[1:nmax]], np.int64)
+    if version >= 9 and not models.prediction_is_decoded and models.history:
+        # coding 9, a learned predictor: the newest decoded frame leads (its motion
+        # is what the vectors describe; a learned frame's corrections blur what
+        # they get wrong), the predictor's frame is the second reference, older
+        # decoded frames follow
+        order = np.array([models.history[0], 0, *models.history[1 : nmax - 1]], np.int64)
+    else:
+        # references: the predictor's frame, then the decoded frames before the last
+        # one (which the predictor has already seen)
+        order = np.array([0, *models.history[1:nmax]], np.int64)
     urefs = np.full((*shape[:2], 2), -1, np.int64)
     mv1s = np.zeros(shape, np.int64)
     n, err = _code_lossy(

@@ -436,3 +436,33 @@ def test_encoded_bytes_do_not_depend_on_the_thread_count():
     assert out[1][0] == out[2][0] and len(out[1][0]) == 64
     # not OpenMP, whose thread team torch's kernels share (see codec/lossy.py)
     assert out[2][1] == "workqueue"
+
+
+def test_learned_predictor_frame_is_a_second_reference_in_coding_9():
+    """Coding 9: with a predictor other than `last`, the newest decoded frame is
+    reference 0 and the predictor's frame reference 1, so a prediction that is
+    useless (here: the decoded frame inverted) costs little; coding 7 had only the
+    prediction and older frames. With `last` both codings write the same bytes."""
+    from fpcodec.codec.container import CODING_LOSSY_V5
+
+    frames = _panning_clip(5, 40, 48, dy=1, dx=2, seed=3)
+    vis = np.ones((40, 48), bool)
+    sizes = {}
+    for version in (CODING_LOSSY, CODING_LOSSY_V5):
+        for learned in (True, False):
+            em, dm = LossyModels(not learned), LossyModels(not learned)
+            prev_e = prev_d = None
+            total = 0
+            for f in frames:
+                pe = None if prev_e is None else (255 - prev_e if learned else prev_e)
+                pd = None if prev_d is None else (255 - prev_d if learned else prev_d)
+                data, rec = encode_lossy(f, pe, vis, 50, em, "arith", version)
+                dec, damaged = decode_lossy(data, pd, 40, 48, 50, dm, "arith", version)
+                assert not damaged
+                np.testing.assert_array_equal(rec, dec)
+                prev_e, prev_d = rec, dec
+                total += len(data)
+            sizes[version, learned] = total
+    assert sizes[CODING_LOSSY, False] == sizes[CODING_LOSSY_V5, False], sizes
+    assert sizes[CODING_LOSSY, True] < 0.7 * sizes[CODING_LOSSY_V5, True], sizes
+    assert sizes[CODING_LOSSY, True] < 1.1 * sizes[CODING_LOSSY, False], sizes
