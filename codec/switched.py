@@ -63,6 +63,7 @@ def _code(tgt, tpl, sym, rec, mask, temporal, enc):
     # errors of (spatial, temporal) at each pixel, three rows kept (NN is 2 rows up)
     err = np.zeros((2, 3, W), np.int64)
     p = np.zeros((2, 3), np.int64)
+    cost = np.zeros(2, np.int64)
     for y in range(H):
         r0, r1, r2 = y % 3, (y + 2) % 3, (y + 1) % 3  # this row, the one above, two above
         for x in range(W):
@@ -82,7 +83,6 @@ def _code(tgt, tpl, sym, rec, mask, temporal, enc):
                     p[1, c] = 0 if v < 0 else (255 if v > 255 else v)
             use = 0
             if temporal:
-                cost = np.zeros(2, np.int64)
                 for i in range(2):
                     s = 0
                     if x > 0:
