@@ -310,7 +310,39 @@ def run_task(path: str, v: Variant, cache_dir: str, version: str) -> dict:
     return base
 
 
-def _worker_init(threads: int) -> None:
+WARM_UP_SETTINGS = (
+    {},
+    {"palette": False},
+    {"palette": False, "entropy": "zstd"},
+    {"max_error": 2},
+    {"quality": 50},
+    {"quality": 50, "entropy": "zstd"},
+)
+
+
+def warm_up() -> set[str]:
+    """Run every coding once on a tiny GIF, so numba's kernels are compiled (or loaded
+    from its disk cache) before anything is timed: otherwise the first task of each
+    kind in each process carries seconds of compilation in its frames/s (the
+    benchmark's Q 1 rows once showed 5 frames/s at 128x128 for that reason)."""
+    from PIL import Image
+
+    import fpcodec
+
+    rng = np.random.default_rng(0)
+    ims = [Image.fromarray((rng.integers(0, 4, (16, 24)) * 60).astype(np.uint8)) for _ in range(3)]
+    with tempfile.TemporaryDirectory() as d:
+        src, out = Path(d) / "warm.gif", Path(d) / "warm.fpc"
+        ims[0].save(src, save_all=True, append_images=ims[1:], duration=40, loop=0)
+        seen: set[str] = set()
+        for kw in WARM_UP_SETTINGS:
+            fpcodec.encode(src, out, force=True, **kw)
+            fpcodec.decode_frames(out)
+            seen.update(fpcodec.info(out)["codings"])
+    return seen  # the codings it ran, for the test that keeps this list complete
+
+
+def _worker_init(threads: int, fpcodec_tasks: bool) -> None:
     # Parallel jobs each running a multi-threaded torch oversubscribe the cores, and
     # OpenMP's spinning then slows everything down several times over.
     import numba
@@ -318,6 +350,8 @@ def _worker_init(threads: int) -> None:
 
     torch.set_num_threads(threads)
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    if fpcodec_tasks:
+        warm_up()
 
 
 def run_all(
@@ -328,13 +362,18 @@ def run_all(
     tasks = [(str(c), v) for c in clips for v in variants]
     results: list[dict] = []
     bar = tqdm(total=len(tasks), desc="bench", unit="run", disable=not progress, dynamic_ncols=True)
+    fpcodec_tasks = any(v.codec == "fpcodec" for _, v in tasks)
     if jobs <= 1:
+        if fpcodec_tasks:
+            warm_up()
         for c, v in tasks:
             results.append(run_task(c, v, str(cache_dir), version))
             bar.update()
     else:
         threads = max(1, (os.cpu_count() or 1) // jobs)
-        with ProcessPoolExecutor(jobs, initializer=_worker_init, initargs=(threads,)) as ex:
+        with ProcessPoolExecutor(
+            jobs, initializer=_worker_init, initargs=(threads, fpcodec_tasks)
+        ) as ex:
             futs = [ex.submit(run_task, c, v, str(cache_dir), version) for c, v in tasks]
             for f in as_completed(futs):
                 results.append(f.result())

@@ -253,3 +253,13 @@ def test_tune_compares_each_clip_on_its_own_curve(tmp_path):
     bd = tune.per_clip(tune.load_curves(str(base)), tune.load_curves(f"{results}:fam"))
     assert abs(bd["a.gif"] + 10.0) < 0.01 and abs(bd["b.gif"] - 25.0) < 0.01
     assert "better on 1 of 2" in tune.summary(bd)
+
+
+def test_warm_up_runs_every_coding_before_anything_is_timed():
+    """The benchmark compiles every kernel before timing; a coding missing from its
+    warm-up list would put compilation back into the first task's frames/s."""
+    from fpcodec.bench.runner import warm_up
+    from fpcodec.codec.container import CODINGS
+
+    written = {name for name in CODINGS.values() if name == "raw" or "-v" not in name}
+    assert warm_up() == written - {"raw"}
