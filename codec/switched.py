@@ -41,13 +41,13 @@ def _wrap(e):
 def _med(pl, c, y, x):
     """MED from the causal W, N, NW of plane c, with coding 1's edge rules."""
     if x > 0:
-        a = pl[c, y, x - 1]
+        a = np.int64(pl[c, y, x - 1])
     elif y > 0:
-        a = pl[c, y - 1, x]
+        a = np.int64(pl[c, y - 1, x])
     else:
         a = np.int64(128)
-    b = pl[c, y - 1, x] if y > 0 else a
-    d = pl[c, y - 1, x - 1] if (y > 0 and x > 0) else b
+    b = np.int64(pl[c, y - 1, x]) if y > 0 else a
+    d = np.int64(pl[c, y - 1, x - 1]) if (y > 0 and x > 0) else b
     if d >= max(a, b):
         return min(a, b)
     if d <= min(a, b):
@@ -57,7 +57,7 @@ def _med(pl, c, y, x):
 
 @njit(cache=True)
 def _code(tgt, tpl, sym, rec, mask, temporal, enc):
-    """tgt, tpl, rec: (3, H, W) int64 planes (target, temporal prediction, the
+    """tgt, tpl, rec: (3, H, W) uint8 planes (target, temporal prediction, the
     reconstruction being built). Encoder: fills sym and rec; decoder: rec from sym."""
     _, H, W = rec.shape
     # errors of (spatial, temporal) at each pixel, three rows kept (NN is 2 rows up)
@@ -79,7 +79,7 @@ def _code(tgt, tpl, sym, rec, mask, temporal, enc):
                 m = _med(rec, c, y, x)
                 p[0, c] = m
                 if temporal:
-                    v = tpl[c, y, x] + m - _med(tpl, c, y, x)
+                    v = np.int64(tpl[c, y, x]) + m - _med(tpl, c, y, x)
                     p[1, c] = 0 if v < 0 else (255 if v > 255 else v)
             use = 0
             if temporal:
@@ -104,7 +104,7 @@ def _code(tgt, tpl, sym, rec, mask, temporal, enc):
             e1 = 0
             for c in range(3):
                 if enc:
-                    q = _wrap(tgt[c, y, x] - p[use, c])
+                    q = _wrap(np.int64(tgt[c, y, x]) - p[use, c])
                     sym[c, y, x] = q
                 else:
                     q = np.int64(sym[c, y, x])
@@ -117,17 +117,15 @@ def _code(tgt, tpl, sym, rec, mask, temporal, enc):
 
 
 def _to_planes(rgb: np.ndarray) -> np.ndarray:
-    f = rgb[..., :3].astype(np.int64)
-    g = f[..., 1]
-    planes = [g, (f[..., 0] - g + 128) & 255, (f[..., 2] - g + 128) & 255]
-    return np.ascontiguousarray(np.stack(planes))
+    # uint8 arithmetic wraps modulo 256, which is the transform's own arithmetic
+    g = rgb[..., 1]
+    planes = [g, rgb[..., 0] - g + np.uint8(128), rgb[..., 2] - g + np.uint8(128)]
+    return np.ascontiguousarray(np.stack(planes), dtype=np.uint8)
 
 
 def _to_rgb(pl: np.ndarray) -> np.ndarray:
     g = pl[0]
-    r = (pl[1] + g - 128) & 255
-    b = (pl[2] + g - 128) & 255
-    return np.stack([r, g, b], -1).astype(np.uint8)
+    return np.stack([pl[1] + g - np.uint8(128), g, pl[2] + g - np.uint8(128)], -1)
 
 
 def switched_symbols(
@@ -137,9 +135,9 @@ def switched_symbols(
     target where mask is set, black elsewhere). pred None: a keyframe."""
     H, W = mask.shape
     tgt = _to_planes(target)
-    tpl = _to_planes(pred) if pred is not None else np.zeros((3, 1, 1), np.int64)
+    tpl = _to_planes(pred) if pred is not None else np.zeros((3, 1, 1), np.uint8)
     sym = np.zeros((3, H, W), np.int16)
-    rec = np.zeros((3, H, W), np.int64)
+    rec = np.zeros((3, H, W), np.uint8)
     _code(tgt, tpl, sym, rec, mask, pred is not None, True)
     return sym, _to_rgb(rec)
 
@@ -147,7 +145,7 @@ def switched_symbols(
 def switched_reconstruct(sym: np.ndarray, pred: np.ndarray | None, mask: np.ndarray) -> np.ndarray:
     """The decoder's side of switched_symbols."""
     H, W = mask.shape
-    tpl = _to_planes(pred) if pred is not None else np.zeros((3, 1, 1), np.int64)
-    rec = np.zeros((3, H, W), np.int64)
-    _code(np.zeros((3, 1, 1), np.int64), tpl, sym, rec, mask, pred is not None, False)
+    tpl = _to_planes(pred) if pred is not None else np.zeros((3, 1, 1), np.uint8)
+    rec = np.zeros((3, H, W), np.uint8)
+    _code(np.zeros((3, 1, 1), np.uint8), tpl, sym, rec, mask, pred is not None, False)
     return _to_rgb(rec)
