@@ -31,28 +31,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .residual import med
+
 
 @njit(cache=True, inline="always")
 def _wrap(e):
     return ((e + 128) & 255) - 128
-
-
-@njit(cache=True, inline="always")
-def _med(pl, c, y, x):
-    """MED from the causal W, N, NW of plane c, with coding 1's edge rules."""
-    if x > 0:
-        a = np.int64(pl[c, y, x - 1])
-    elif y > 0:
-        a = np.int64(pl[c, y - 1, x])
-    else:
-        a = np.int64(128)
-    b = np.int64(pl[c, y - 1, x]) if y > 0 else a
-    d = np.int64(pl[c, y - 1, x - 1]) if (y > 0 and x > 0) else b
-    if d >= max(a, b):
-        return min(a, b)
-    if d <= min(a, b):
-        return max(a, b)
-    return a + b - d
 
 
 @njit(cache=True)
@@ -76,10 +60,10 @@ def _code(tgt, tpl, sym, rec, mask, temporal, enc):
                 err[1, r0, x] = 0
                 continue
             for c in range(3):
-                m = _med(rec, c, y, x)
+                m = med(rec[c], y, x)
                 p[0, c] = m
                 if temporal:
-                    v = np.int64(tpl[c, y, x]) + m - _med(tpl, c, y, x)
+                    v = np.int64(tpl[c, y, x]) + m - med(tpl[c], y, x)
                     p[1, c] = 0 if v < 0 else (255 if v > 255 else v)
             use = 0
             if temporal:
