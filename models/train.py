@@ -28,13 +28,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from fpcodec.codec.errors import FpcError
 from tqdm import tqdm
 
 from .data import WindowStream, fixed_windows, list_clips, split_clips
 from .framenet import FrameNet, snap_to_neighbours
 from .intnet import check_bounds, exact_inference, qconvs
 from .weights import load_net, save_weights
-from .zoo import build
+from .zoo import build, check_config
 
 
 @dataclass
@@ -59,6 +60,8 @@ class TrainConfig:
     device: str = "cpu"
     threads: int = 0
     init: str | None = None  # start from these weights
+    # constructor arguments of the architecture (e.g. {"hidden": 40}); None: its defaults
+    arch_config: dict | None = None
 
 
 def redmean_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -181,7 +184,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     )
     val = fixed_windows(val_clips, cfg.val_windows, cfg.window, cfg.crop) if rank == 0 else None
 
-    net = load_net(cfg.init)[0] if cfg.init else build(cfg.model)
+    if cfg.arch_config:
+        if cfg.init:
+            raise FpcError("--arch-config with --init: a fine-tuned network keeps its shape")
+        check_config(cfg.model, cfg.arch_config)
+    net = load_net(cfg.init)[0] if cfg.init else build(cfg.model, cfg.arch_config)
     net = net.to(device).train()
     model: torch.nn.Module = net
     if world > 1:

@@ -48,6 +48,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=d.device, help="cpu or cuda")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument("--init", help="start from these weights (fine-tuning)")
+    p.add_argument(
+        "--arch-config",
+        metavar="JSON",
+        help='architecture sizes, e.g. \'{"hidden": 40, "head": 24}\' for convlstm '
+        "(saved with the weights; default: the architecture's own)",
+    )
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(handler=run_train)
 
@@ -66,6 +72,16 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
         if not torch.cuda.is_available():
             raise FpcError("--device cuda: no CUDA device is available")
+    arch_config = None
+    if args.arch_config:
+        import json
+
+        try:
+            arch_config = json.loads(args.arch_config)
+        except json.JSONDecodeError as e:
+            raise FpcError(f"--arch-config is not JSON: {e}") from None
+        if not isinstance(arch_config, dict):
+            raise FpcError("--arch-config must be a JSON object, e.g. '{\"hidden\": 40}'")
     cfg = TrainConfig(
         corpus=args.corpus,
         out=args.output,
@@ -84,6 +100,7 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         device=args.device,
         threads=args.threads,
         init=args.init,
+        arch_config=arch_config,
     )
     path = train(cfg, progress=not args.quiet and sys.stderr.isatty())
     if not args.quiet and path is not None:  # only rank 0 saves under torchrun

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+
+from fpcodec.codec.errors import FpcError
+
 from .cnn2d import CNN2DNet
 from .convlstm import ConvLSTMNet
 from .convlstm_ae import ConvLSTMAENet
@@ -18,3 +22,15 @@ ARCHITECTURES: dict[str, type[FrameNet]] = {
 
 def build(name: str, config: dict | None = None) -> FrameNet:
     return ARCHITECTURES[name](**(config or {}))
+
+
+def check_config(name: str, config: dict) -> None:
+    """Refuse constructor arguments the architecture does not take, or that are not
+    positive integers (every size argument of the zoo is a channel count)."""
+    params = inspect.signature(ARCHITECTURES[name]).parameters
+    for key, value in config.items():
+        if key not in params:
+            known = ", ".join(params) or "none"
+            raise FpcError(f"{name} has no setting {key!r} (settings: {known})")
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 256:
+            raise FpcError(f"{name} setting {key!r} must be an integer in 1..256, not {value!r}")

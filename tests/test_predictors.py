@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from fpcodec.codec.errors import PredictorUnavailable
+from fpcodec.codec.errors import FpcError, PredictorUnavailable
 from fpcodec.models.intnet import check_bounds
 from fpcodec.models.learned import LearnedPredictor
 from fpcodec.models.registry import available_predictors, create_predictor
@@ -131,6 +131,51 @@ def test_train_command_saves_hash_named_weights_card_and_resumes(tmp):
     path2 = train(cfg, progress=False)  # resumes from the checkpoint: one more epoch
     card2 = __import__("json").loads(path2.with_suffix(".json").read_text())
     assert card2["steps"] == 6 and len(card2["history"]) == 2
+
+
+def test_train_builds_the_architecture_config_asked_for_and_saves_it(tmp):
+    corpus = tmp / "corpus"
+    corpus.mkdir()
+    for s in range(2):
+        save_gif(corpus / f"c{s}.gif", moving_clip(8, 16, 16, seed=s))
+    cfg = TrainConfig(
+        corpus=str(corpus),
+        out=str(tmp / "w"),
+        model="convlstm",
+        epochs=1,
+        steps_per_epoch=1,
+        batch=1,
+        crop=16,
+        val_windows=2,
+        threads=1,
+        arch_config={"hidden": 8, "head": 4},
+    )
+    path = train(cfg, progress=False)
+    net, _ = load_net(path)
+    assert (net.hidden, net.head_ch) == (8, 4)
+    assert net.cell.gates.weight.shape[0] == 4 * 8
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [({"hiden": 8}, "no setting 'hiden'"), ({"hidden": 0}, "integer in 1..256")],
+)
+def test_train_refuses_an_architecture_config_it_cannot_build(tmp, config, message):
+    corpus = tmp / "corpus"
+    corpus.mkdir()
+    save_gif(corpus / "c.gif", moving_clip(4, 16, 16))
+    cfg = TrainConfig(corpus=str(corpus), out=str(tmp / "w"), arch_config=config)
+    with pytest.raises(FpcError, match=message):
+        train(cfg, progress=False)
+
+
+def test_train_command_reports_bad_arch_config_json_in_one_line(tmp, capsys):
+    from fpcodec.cli import main
+
+    (tmp / "corpus").mkdir()
+    rc = main(["train", str(tmp / "corpus"), "-o", str(tmp / "w"), "--arch-config", "{hidden"])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and "--arch-config is not JSON" in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize("name", ARCHS)
