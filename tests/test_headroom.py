@@ -55,3 +55,18 @@ def test_command_writes_json_with_means_and_ratios(tmp_path, capsys):
     assert res["mean"]["last"] > 0
     assert res["ratio_to_last"]["oracle_choice"] <= 1.0 + 1e-9
     assert "oracle_motion" in capsys.readouterr().out
+
+
+def test_distances_average_over_visible_pixels_like_the_leaderboard():
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, (16, 16, 4), dtype=np.uint8)
+    b = a.copy()
+    b[:8, :, :3] = 255 - b[:8, :, :3]  # the top half changes...
+    b[..., 3] = 255
+    hidden = b.copy()
+    hidden[:8, :, 3] = 0  # ...but is transparent here
+    assert frame_bounds([a, hidden], 1)["last"] == 0.0
+    full = frame_bounds([a, b], 1)["last"]
+    bottom_only = b.copy()
+    bottom_only[8:, :, 3] = 0
+    assert frame_bounds([a, bottom_only], 1)["last"] == pytest.approx(2 * full)
