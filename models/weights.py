@@ -21,12 +21,12 @@ from importlib import resources
 from pathlib import Path
 
 import torch
-from fpcodec.codec.errors import PredictorUnavailable
+from fpcodec.codec.errors import FpcError, PredictorUnavailable
 
 from .framenet import FrameNet
 from .intnet import qconvs
 from .learned import LearnedPredictor
-from .zoo import ARCHITECTURES, build
+from .zoo import ARCHITECTURES, build, check_config
 
 FORMAT = "fpcodec-weights-1"
 _NAME = re.compile(r"^(?P<arch>[a-z0-9-]+)-(?P<hash>[0-9a-f]{16})\.pt$")
@@ -115,7 +115,14 @@ def read_weights(path: str | Path) -> tuple[dict, bytes]:
 
 
 def net_from_payload(payload: dict) -> FrameNet:
-    net = build(payload["arch"], payload.get("config"))
+    config = payload.get("config") or {}
+    try:  # sizes come from the file: bound them before building (and allocating)
+        if not isinstance(config, dict):
+            raise FpcError(f"config is {type(config).__name__}, not a mapping")
+        check_config(payload["arch"], config)
+    except FpcError as e:
+        raise PredictorUnavailable(f"not a usable fpcodec weight file: {e}") from None
+    net = build(payload["arch"], config)
     net.load_state_dict(payload["state_dict"])
     # The stored integer weights are what the codec runs: check the float weights
     # still reproduce them (they would not if the file were tampered with inside).

@@ -206,6 +206,17 @@ def test_weight_file_with_wrong_hash_is_refused(tmp):
         load_net(path)
 
 
+def test_weight_file_with_a_huge_or_unknown_size_is_refused_before_building(tmp):
+    # A file can be named after its own hash, so the hash check alone does not keep a
+    # crafted config (a network of millions of channels) from being allocated.
+    for config in ({"hidden": 10**6, "head": 16}, {"depth": 3}):
+        net = random_net("convlstm")
+        net.config = lambda config=config: config
+        path = save_weights(net, tmp, {})
+        with pytest.raises(PredictorUnavailable, match="not a usable fpcodec weight file"):
+            load_net(path)
+
+
 def test_weights_beyond_the_exactness_bound_are_refused():
     from fpcodec.models.intnet import QConv
 
