@@ -92,14 +92,16 @@ def _block_sums(dist: np.ndarray, block: int) -> np.ndarray:
     return d.reshape(d.shape[0] // block, block, d.shape[1] // block, block).sum((1, 3))
 
 
-def frame_bounds(frames: list[np.ndarray], t: int) -> dict[str, float]:
-    """PD of each row for predicting frames[t] (t >= 1) from frames[:t].
+def _split(frames: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+    """RGB planes and visibility masks (None: all visible) of RGB or RGBA frames."""
+    rgb = [np.ascontiguousarray(f[..., :3]) for f in frames]  # no copy when already RGB
+    vis = [None if f.shape[-1] == 3 else f[..., 3] != 0 for f in frames]
+    return rgb, vis
 
-    Frames are RGB or RGBA uint8; with alpha, distances average over the pixels
-    visible in frame t, as the leaderboard's do (0 when none is)."""
-    rgb = [f[..., :3] if f.shape[-1] == 3 else np.ascontiguousarray(f[..., :3]) for f in frames]
+
+def _bounds_at(rgb: list[np.ndarray], visible: np.ndarray | None, t: int) -> dict[str, float]:
     truth, last = rgb[t], rgb[t - 1]
-    vis = np.ones(truth.shape[:2]) if frames[t].shape[-1] == 3 else (frames[t][..., 3] != 0) * 1.0
+    vis = np.ones(truth.shape[:2]) if visible is None else visible * 1.0
     n = vis.sum()
     if n == 0:
         return dict.fromkeys(ROWS, 0.0)
@@ -124,9 +126,19 @@ def frame_bounds(frames: list[np.ndarray], t: int) -> dict[str, float]:
     }
 
 
+def frame_bounds(frames: list[np.ndarray], t: int) -> dict[str, float]:
+    """PD of each row for predicting frames[t] (t >= 1) from frames[:t].
+
+    Frames are RGB or RGBA uint8; with alpha, distances average over the pixels
+    visible in frame t, as the leaderboard's do (0 when none is)."""
+    rgb, vis = _split(frames[: t + 1])
+    return _bounds_at(rgb, vis[t], t)
+
+
 def clip_bounds(frames: list[np.ndarray]) -> dict[str, float]:
     """Mean over frames t >= 1 of each row (frames: RGB or RGBA uint8 (H, W, C))."""
-    per = [frame_bounds(frames, t) for t in range(1, len(frames))]
+    rgb, vis = _split(frames)  # once a clip, not once a frame
+    per = [_bounds_at(rgb, vis[t], t) for t in range(1, len(frames))]
     return {k: float(np.mean([p[k] for p in per])) if per else 0.0 for k in ROWS}
 
 
