@@ -113,3 +113,11 @@ def gif_bytes(frames: list[np.ndarray], **kw) -> bytes:
 @pytest.fixture
 def tmp(tmp_path: Path) -> Path:
     return tmp_path
+
+
+def moving_corpus(root: Path, clips: int, n: int, h: int, w: int) -> Path:
+    """A directory of `clips` moving-square GIFs c0.gif, c1.gif, ... (seeds 0, 1, ...)."""
+    root.mkdir()
+    for s in range(clips):
+        save_gif(root / f"c{s}.gif", moving_clip(n, h, w, seed=s))
+    return root

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from fpcodec.bench.headroom import ROWS, clip_bounds, frame_bounds, main
 
-from .conftest import moving_clip, save_gif
+from .conftest import moving_corpus
 
 
 def panning_clip(n: int = 5, h: int = 32, w: int = 48, speed: int = 2) -> list[np.ndarray]:
@@ -43,14 +43,11 @@ def test_a_repeated_frame_is_found_by_the_past_oracle_only():
 
 
 def test_command_writes_json_with_means_and_ratios(tmp_path, capsys):
-    corpus = tmp_path / "c"
-    corpus.mkdir()
-    for s in range(2):
-        save_gif(corpus / f"m{s}.gif", moving_clip(5, 24, 32, seed=s))
+    corpus = moving_corpus(tmp_path / "c", 2, 5, 24, 32)
     out = tmp_path / "h.json"
     assert main([str(corpus), "-o", str(out), "--max-frames", "4"]) == 0
     res = json.loads(out.read_text())
-    assert set(res["clips"]) == {"m0.gif", "m1.gif"}
+    assert set(res["clips"]) == {"c0.gif", "c1.gif"}
     assert res["ratio_to_last"]["last"] == pytest.approx(1.0)
     assert res["mean"]["last"] > 0
     assert res["ratio_to_last"]["oracle_choice"] <= 1.0 + 1e-9

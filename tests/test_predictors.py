@@ -15,7 +15,7 @@ from fpcodec.models.train import TrainConfig, pixel_loss, rate_loss, train, unro
 from fpcodec.models.weights import load_net, load_predictor, save_weights
 from fpcodec.models.zoo import ARCHITECTURES, build
 
-from .conftest import moving_clip, save_gif
+from .conftest import moving_clip, moving_corpus
 
 ARCHS = sorted(ARCHITECTURES)
 
@@ -104,10 +104,7 @@ def test_a_few_training_steps_lower_the_loss(loss):
 
 
 def test_train_command_saves_hash_named_weights_card_and_resumes(tmp):
-    corpus = tmp / "corpus"
-    corpus.mkdir()
-    for s in range(3):
-        save_gif(corpus / f"c{s}.gif", moving_clip(8, 24, 24, seed=s))
+    corpus = moving_corpus(tmp / "corpus", 3, 8, 24, 24)
     cfg = TrainConfig(
         corpus=str(corpus),
         out=str(tmp / "w"),
@@ -134,10 +131,7 @@ def test_train_command_saves_hash_named_weights_card_and_resumes(tmp):
 
 
 def test_train_builds_the_architecture_config_asked_for_and_saves_it(tmp):
-    corpus = tmp / "corpus"
-    corpus.mkdir()
-    for s in range(2):
-        save_gif(corpus / f"c{s}.gif", moving_clip(8, 16, 16, seed=s))
+    corpus = moving_corpus(tmp / "corpus", 2, 8, 16, 16)
     cfg = TrainConfig(
         corpus=str(corpus),
         out=str(tmp / "w"),
@@ -161,9 +155,7 @@ def test_train_builds_the_architecture_config_asked_for_and_saves_it(tmp):
     [({"hiden": 8}, "no setting 'hiden'"), ({"hidden": 0}, "integer in 1..256")],
 )
 def test_train_refuses_an_architecture_config_it_cannot_build(tmp, config, message):
-    corpus = tmp / "corpus"
-    corpus.mkdir()
-    save_gif(corpus / "c.gif", moving_clip(4, 16, 16))
+    corpus = moving_corpus(tmp / "corpus", 1, 4, 16, 16)
     cfg = TrainConfig(corpus=str(corpus), out=str(tmp / "w"), arch_config=config)
     with pytest.raises(FpcError, match=message):
         train(cfg, progress=False)
@@ -244,10 +236,7 @@ def test_training_runs_under_torchrun_with_two_processes(tmp):
     import subprocess
     import sys
 
-    corpus = tmp / "corpus"
-    corpus.mkdir()
-    for s in range(3):
-        save_gif(corpus / f"c{s}.gif", moving_clip(8, 24, 24, seed=s))
+    corpus = moving_corpus(tmp / "corpus", 3, 8, 24, 24)
     cmd = [
         sys.executable,
         "-m",
