@@ -61,8 +61,26 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
         help="run nothing: rebuild the report in OUTPUT from these results.json files "
         "(merged; a later file's result for the same clip and setting wins)",
     )
+    p.add_argument(
+        "-f",
+        "--force",
+        action="store_true",
+        help="replace the report already in OUTPUT (its cache/ is kept, so a rerun resumes)",
+    )
     p.add_argument("-q", "--quiet", action="store_true")
     p.set_defaults(handler=run_bench)
+
+
+def _check_report_dir(out: Path, force: bool) -> None:
+    """A finished report is replaced only when asked: results.json holds measurements
+    that can take hours to make again."""
+    from fpcodec.codec.errors import OutputError
+
+    held = [n for n in ("results.json", "report.md") if (out / n).exists()]
+    if held and not force:
+        raise OutputError(
+            f"{out} already holds a report ({', '.join(held)}); use --force to replace it"
+        )
 
 
 def _report_default(predictors: list[str], default: str) -> str:
@@ -90,6 +108,7 @@ def _rebuild_report(args: argparse.Namespace, default_predictor: str) -> int:
     from fpcodec.bench.report import speed_rows, write_report
 
     out = Path(args.output)
+    _check_report_dir(out, args.force)
     out.mkdir(parents=True, exist_ok=True)
     merged: dict[tuple, dict] = {}
     leaderboard: dict[tuple, dict] = {}  # a later file's row for a clip and predictor wins
@@ -102,7 +121,10 @@ def _rebuild_report(args: argparse.Namespace, default_predictor: str) -> int:
         meta = meta or dict(data["meta"])
         commands.append(data["meta"].get("command", ""))
         versions.append(data["meta"].get("code_version", ""))
+        meta.setdefault("anchor_settings", {}).update(data["meta"].get("anchor_settings", {}))
         for r in data["results"]:
+            # rows measured before rows carried their code version get their file's
+            r.setdefault("code_version", data["meta"].get("code_version", "unknown"))
             key = (r["clip"], r["family"], r["setting"])
             if "skipped" not in r or key not in merged:
                 merged[key] = r
@@ -187,6 +209,7 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         predictors, max_errors, qualities, extras=not args.quick
     ) + anchor_variants(names)
     out = Path(args.output)
+    _check_report_dir(out, args.force)
     out.mkdir(parents=True, exist_ok=True)
     progress = not args.quiet and sys.stderr.isatty()
     version = code_version()  # before running: the code the results were measured with
@@ -220,6 +243,9 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         "version": fpcodec.__version__,
         "code_version": version,
         "tools": anchors.tool_versions(),
+        "anchor_settings": {
+            n: anchors.SETTINGS_NOTES[n] for n in names if n in anchors.SETTINGS_NOTES
+        },
         "predictors": predictors,
         "command": "fpcodec " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         if sys.argv[0].endswith("fpcodec")

@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from fpcodec.codec.atomic import atomic_file
 from tqdm import tqdm
 
 
@@ -49,9 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fpcodec.bench.playback", description=__doc__)
     ap.add_argument("corpus")
     ap.add_argument("-o", "--output", required=True, help="JSON file to write")
+    ap.add_argument("-f", "--force", action="store_true", help="replace an existing OUTPUT")
     args = ap.parse_args(argv)
+    from fpcodec.codec.atomic import check_output
+
     import fpcodec
 
+    from fpcodec.codec.errors import FpcError
+
+    try:
+        check_output(Path(args.output), [], args.force)  # before an hour of measuring
+    except FpcError as e:
+        print(f"playback: error: {e}", file=sys.stderr)
+        return 1
     gifs = sorted(Path(args.corpus).glob("*.gif"))
     rows = []
     with tempfile.TemporaryDirectory() as d:
@@ -70,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         "realtime": sum(r["margin"] >= 1 for r in timed),
         "version": fpcodec.__version__,
     }
-    Path(args.output).write_text(json.dumps({"summary": summary, "clips": rows}, indent=1))
+    with atomic_file(Path(args.output), force=args.force) as tmp:
+        tmp.write_text(json.dumps({"summary": summary, "clips": rows}, indent=1))
     print(json.dumps(summary))
     return 0
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from fpcodec.bench.bdrate import bd_rate
+from fpcodec.codec.atomic import atomic_file
 
 
 def _ok(r: dict) -> bool:
@@ -50,6 +51,7 @@ def aggregate(results: list[dict]) -> dict[str, dict]:
             "max_abs_error": max(r.get("max_abs_error", 0) for r in rs),
             "enc_fps": _fps(frames, sum(r["enc_s"] for r in rs)),
             "dec_fps": _fps(frames, sum(r["dec_s"] for r in rs)),
+            "peak_mb": max((r.get("enc_peak_rss_mb") or math.nan for r in rs), default=math.nan),
         }
     return out
 
@@ -94,7 +96,7 @@ def bd_table(agg: dict[str, dict], default_predictor: str, results: list[dict]) 
     rows = []
     if not ours:
         return rows
-    refs = [k for k in ("x264", "x265", "av1", "webp-lossy") if k in cs]
+    refs = [k for k in ("x264", "x265", "av1-444", "av1", "webp-lossy") if k in cs]
     refs += [
         k
         for k in cs
@@ -294,8 +296,11 @@ def write_report(
         "leaderboard": lb,
         "leaderboard_raw": [{k: v for k, v in r.items() if k != "strip"} for r in leaderboard],
     }
-    (out / "results.json").write_text(json.dumps(payload, indent=1, default=float))
-    (out / "report.md").write_text(markdown(payload, plots, default_predictor))
+    # the caller has checked whether replacing a report was asked for (--force)
+    with atomic_file(out / "results.json", force=True) as tmp:
+        tmp.write_text(json.dumps(payload, indent=1, default=float))
+    with atomic_file(out / "report.md", force=True) as tmp:
+        tmp.write_text(markdown(payload, plots, default_predictor))
     return payload
 
 
@@ -343,6 +348,7 @@ def _lossless_rows(lossless: list[dict]) -> list[str]:
             "PSNR",
             "encode fps",
             "decode fps",
+            "peak MB",
         ],
         [
             [
@@ -355,6 +361,7 @@ def _lossless_rows(lossless: list[dict]) -> list[str]:
                 _fmt(a["psnr"], 2),
                 _fmt(a["enc_fps"], 1),
                 _fmt(a["dec_fps"], 1),
+                _fmt(a["peak_mb"], 0),
             ]
             for a in lossless
         ],
@@ -373,11 +380,17 @@ def markdown(p: dict, plots: list[str], default_predictor: str) -> str:
         "by each format's real decoder. bpp = 8 x bytes / (frames x width x height); "
         "perceptual distance (PD) is the catz redmean distance averaged over visible pixels "
         "and frames, then over clips; PSNR pools the squared error over all visible pixels; "
-        "SSIM averages up to 8 frames per clip.",
+        "SSIM averages up to 8 frames per clip. peak MB: the largest resident set of the "
+        "encoding process over the clips (fpcodec: the benchmark worker during encode, "
+        "which also holds the clip; gifsicle and aomenc: the tool's own process; Pillow "
+        "and PyAV anchors: the worker over encode and decode).",
         "",
         f"Tools: {tools}. Command: `{m.get('command')}`",
         "",
     ]
+    notes = m.get("anchor_settings") or {}
+    if notes:
+        lines += ["Anchor settings: " + "; ".join(f"{k}: {v}" for k, v in notes.items()), ""]
     if m.get("skipped"):
         lines += ["Skipped: " + "; ".join(sorted(set(m["skipped"]))), ""]
     if m.get("errors"):
@@ -497,6 +510,7 @@ def markdown(p: dict, plots: list[str], default_predictor: str) -> str:
             "max abs err",
             "encode fps",
             "decode fps",
+            "peak MB",
         ],
         [
             [
@@ -509,6 +523,7 @@ def markdown(p: dict, plots: list[str], default_predictor: str) -> str:
                 str(a["max_abs_error"]),
                 _fmt(a["enc_fps"], 1),
                 _fmt(a["dec_fps"], 1),
+                _fmt(a["peak_mb"], 0),
             ]
             for a in lossy
         ],

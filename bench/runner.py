@@ -15,7 +15,6 @@ import math
 import os
 import tempfile
 import time
-import tracemalloc
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from fpcodec.bench import anchors
 from fpcodec.bench.metrics import mse, perceptual_distance, psnr_from_mse, ssim
+from fpcodec.bench.peakrss import peak_mb, reset_peak
 from tqdm import tqdm
 
 MAX_SSIM_FRAMES = 8
@@ -131,6 +131,7 @@ ANCHOR_SETTINGS: dict[str, list[tuple[str, bool, Callable]]] = {
     "x264": [(f"crf={c}", False, anchors.x264(c)) for c in (10, 14, 18, 22, 26, 30, 34)],
     "x265": [(f"crf={c}", False, anchors.x265(c)) for c in (10, 14, 18, 22, 26, 30, 34)],
     "av1": [(f"crf={c}", False, anchors.av1(c)) for c in (20, 28, 36, 44, 52)],
+    "av1-444": [(f"cq={c}", False, anchors.aom444(c)) for c in (12, 20, 28, 36, 44, 52)],
 }
 DEFAULT_ANCHORS = list(ANCHOR_SETTINGS)
 
@@ -153,11 +154,13 @@ def _anchor_fn(v: Variant) -> Callable:
 
 
 def code_version() -> str:
-    """Hash of the codec's and the predictors' code and shipped weights: fpcodec's
-    numbers depend on these alone, so editing the benchmark or the report does not
-    throw the cache away."""
+    """Hash of the codec's and the predictors' code, shipped weights and the API
+    that drives them: fpcodec's numbers depend on these alone, so editing the
+    benchmark or the report does not throw the cache away."""
     import fpcodec.codec
     import fpcodec.models
+
+    import fpcodec.api
 
     h = hashlib.sha256()
     for pkg in (fpcodec.codec, fpcodec.models):
@@ -166,10 +169,21 @@ def code_version() -> str:
             if p.suffix in (".py", ".pt", ".json") and "__pycache__" not in p.parts:
                 h.update(f"{pkg.__name__}/{p.relative_to(root).as_posix()}".encode())
                 h.update(p.read_bytes())
+    h.update(b"fpcodec/api.py")
+    h.update(Path(fpcodec.api.__file__).read_bytes())
     return h.hexdigest()[:16]
 
 
+def anchor_version() -> str:
+    """Hash of the anchors' code and the versions of the tools behind them: a changed
+    setting, conversion or tool re-runs the anchor instead of reusing its old rows."""
+    h = hashlib.sha256(Path(anchors.__file__).read_bytes())
+    h.update(json.dumps(anchors.tool_versions(), sort_keys=True).encode())
+    return "anchor-" + h.hexdigest()[:16]
+
+
 def _task_key(clip: Path, v: Variant, version: str) -> str:
+    """`version`: code_version() for fpcodec's rows, anchor_version() for anchors'."""
     st = clip.stat()
     blob = json.dumps(
         [
@@ -177,7 +191,7 @@ def _task_key(clip: Path, v: Variant, version: str) -> str:
             st.st_size,
             int(st.st_mtime),
             asdict(v),
-            version if v.codec == "fpcodec" else "anchor-1",
+            version,
         ],
         sort_keys=True,
     )
@@ -233,35 +247,38 @@ def run_fpcodec(path: Path, v: Variant, frames: list[np.ndarray]) -> anchors.Enc
     kw = v.kw()
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "c.fpc"
-        tracemalloc.start()
+        # The worker's whole resident peak during each step (torch and numba memory
+        # included); it also holds the clip the benchmark compares against, so these
+        # are upper bounds on what the CLI needs.
+        reset_peak()
         t = time.perf_counter()
         fpcodec.encode(path, out, **kw)
         enc = time.perf_counter() - t
-        enc_peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.reset_peak()
+        enc_peak = peak_mb()
+        reset_peak()
         t = time.perf_counter()
         _, dec, _ = fpcodec.decode_frames(out)
         dec_s = time.perf_counter() - t
-        dec_peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
+        dec_peak = peak_mb()
         nbytes = out.stat().st_size
         info = fpcodec.info(out)
-    # decode_frames holds the clip to measure it; the codec itself streams.
     return anchors.Encoded(
         nbytes,
         dec,
         enc,
         dec_s,
         {
-            "enc_peak_mb": enc_peak / 2**20,
+            "enc_peak_rss_mb": enc_peak,
             "codings": info["codings"],
-            "dec_peak_mb_with_frames": dec_peak / 2**20,
+            "dec_peak_rss_mb_with_frames": dec_peak,  # decode_frames holds every frame
         },
     )
 
 
-def run_task(path: str, v: Variant, cache_dir: str, version: str) -> dict:
+def run_task(path: str, v: Variant, cache_dir: str, versions: tuple[str, str]) -> dict:
+    """One (clip, variant); `versions` is (code_version(), anchor_version())."""
     clip = Path(path)
+    version = versions[0] if v.codec == "fpcodec" else versions[1]
     key = _task_key(clip, v, version)
     cache = Path(cache_dir) / f"{key}.json"
     if cache.exists():
@@ -272,6 +289,8 @@ def run_task(path: str, v: Variant, cache_dir: str, version: str) -> dict:
         "setting": v.setting,
         "family": v.family,
         "lossless": v.lossless,
+        "code_version": version,  # travels with the row when reports are merged
+        "params": dict(v.params),  # the encode() arguments, to re-make the row's file
     }
     try:
         frames, durations, kind = load_clip(clip)
@@ -287,7 +306,10 @@ def run_task(path: str, v: Variant, cache_dir: str, version: str) -> dict:
         if v.codec == "fpcodec":
             res = run_fpcodec(clip, v, frames)
         else:
+            reset_peak()
             res = _anchor_fn(v)(clip, frames, durations)
+            # in-process anchors (Pillow, PyAV): this process's peak over encode and decode
+            res.extra.setdefault("enc_peak_rss_mb", peak_mb())
         metrics = compare(frames, res.frames)
         base.update(metrics)
         base.update(
@@ -358,7 +380,7 @@ def run_all(
     clips: list[Path], variants: list[Variant], cache_dir: Path, jobs: int, progress: bool
 ) -> list[dict]:
     cache_dir.mkdir(parents=True, exist_ok=True)
-    version = code_version()
+    version = (code_version(), anchor_version())
     tasks = [(str(c), v) for c in clips for v in variants]
     results: list[dict] = []
     bar = tqdm(total=len(tasks), desc="bench", unit="run", disable=not progress, dynamic_ncols=True)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 from fpcodec.bench.bdrate import bd_rate
 from fpcodec.bench.metrics import perceptual_distance, psnr_from_mse, ssim
+from PIL import Image
 
+import fpcodec
 from fpcodec.cli import main
 
 from .conftest import moving_clip, palette_clip, save_gif
@@ -144,15 +147,22 @@ def test_bench_writes_json_markdown_and_plots(report):
     assert data["meta"]["strips"] and (out / data["meta"]["strips"][0]).exists()
 
 
-def test_bench_numbers_follow_from_bytes_and_frames(report):
+def test_bench_numbers_follow_from_bytes_and_frames(report, tmp_path):
     corpus, out = report
     data = json.loads((out / "results.json").read_text())
     rows = [r for r in data["results"] if "bytes" in r]
     families = {r["family"] for r in rows}
     assert {"fpcodec lossless (last)", "gif", "webp", "x264"} <= families
     for r in rows:
-        assert r["bpp"] == pytest.approx(8 * r["bytes"] / (r["frames"] * r["width"] * r["height"]))
         assert r["ratio"] == pytest.approx(r["bytes"] / (corpus / r["clip"]).stat().st_size)
+    # bytes and bpp against files written here, not against the benchmark's own formula
+    for r in (r for r in rows if r["codec"] == "fpcodec"):
+        real = tmp_path / "real.fpc"
+        fpcodec.encode(corpus / r["clip"], real, force=True, **r["params"])
+        with Image.open(corpus / r["clip"]) as im:
+            pixels = im.n_frames * im.width * im.height
+        assert r["bytes"] == real.stat().st_size, r["setting"]
+        assert r["bpp"] == pytest.approx(8 * real.stat().st_size / pixels)
     source = [r for r in rows if r["family"] == "gif"]
     assert all(r["bytes"] == (corpus / r["clip"]).stat().st_size for r in source)
     lossless = [r for r in rows if r["family"] == "fpcodec lossless (last)"]
@@ -182,6 +192,9 @@ def test_bench_resumes_from_its_cache(report, tmp_path):
     corpus, first = report
     out = tmp_path / "again"
     shutil.copytree(first, out)
+    # an interrupted run has its cache but no report yet: it resumes without --force
+    (out / "results.json").unlink()
+    (out / "report.md").unlink()
     cached = sorted((out / "cache").glob("*.json"))
     stamps = [p.stat().st_mtime_ns for p in cached]
     args = ["bench", str(corpus), "-o", str(out), "--predictors", "last", "--max-errors", "0"]
@@ -263,3 +276,56 @@ def test_warm_up_runs_every_coding_before_anything_is_timed():
 
     written = {name for name in CODINGS.values() if name == "raw" or "-v" not in name}
     assert warm_up() == written - {"raw"}
+
+
+def test_cache_keys_follow_the_api_and_the_anchors(monkeypatch, tmp_path):
+    """A changed API or anchor must not reuse rows measured with the old one."""
+    from fpcodec.bench import anchors, runner
+
+    import fpcodec.api
+
+    base = runner.code_version()
+    changed = tmp_path / "api.py"
+    changed.write_text(Path(fpcodec.api.__file__).read_text() + "\n# changed\n")
+    monkeypatch.setattr(fpcodec.api, "__file__", str(changed))
+    assert runner.code_version() != base
+
+    a = runner.anchor_version()
+    monkeypatch.setattr(anchors, "tool_versions", lambda: {"gifsicle": "another"})
+    b = runner.anchor_version()
+    assert a != b
+    clip = tmp_path / "c.gif"
+    save_gif(clip, moving_clip(2, 8, 8), durations=50)
+    (v,) = runner.anchor_variants(["gif"])
+    assert runner._task_key(clip, v, a) != runner._task_key(clip, v, b)
+
+
+def test_merged_rows_keep_the_code_version_they_were_measured_with(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    files = []
+    for i, version in enumerate(("aaaa", "bbbb")):
+        row = dict(
+            clip=f"c{i}.gif",
+            family="fpcodec lossless (last)",
+            codec="fpcodec",
+            setting="lossless",
+            lossless=True,
+            pd=0.0,
+            mse=0.0,
+            ssim=1.0,
+            bytes=100,
+            frames=1,
+            width=4,
+            height=4,
+            source_bytes=200,
+            enc_s=1.0,
+            dec_s=1.0,
+        )
+        f = tmp_path / f"r{i}.json"
+        f.write_text(json.dumps({"meta": {"code_version": version}, "results": [row]}))
+        files.append(str(f))
+    out = tmp_path / "merged"
+    assert main(["bench", str(corpus), "-o", str(out), "-q", "--report-only", *files]) == 0
+    rows = json.loads((out / "results.json").read_text())["results"]
+    assert {r["clip"]: r["code_version"] for r in rows} == {"c0.gif": "aaaa", "c1.gif": "bbbb"}

@@ -133,7 +133,13 @@ def test_unknown_predictor_weights_refused_by_name(tmp, gif):
     assert r.returncode == 1 and "hal9000" in r.stderr
 
 
-def test_output_permissions_follow_umask(tmp, gif):
-    run("encode", str(gif), str(tmp / "a.fpc"), "--predictor", "last", cwd=tmp)
-    mode = os.stat(tmp / "a.fpc").st_mode & 0o777
-    assert mode & 0o044 or os.umask(0o022) & 0o044
+@pytest.mark.parametrize("umask,want", [(0o022, 0o644), (0o077, 0o600)])
+def test_output_permissions_follow_umask(tmp, gif, umask, want):
+    # The temporary file an output is written to is private (0600); the published file
+    # must get what the user's umask gives a new file, whatever the umask is.
+    old = os.umask(umask)
+    try:
+        run("encode", str(gif), str(tmp / "a.fpc"), "--predictor", "last", cwd=tmp)
+    finally:
+        os.umask(old)  # the child inherited it; later tests must not
+    assert os.stat(tmp / "a.fpc").st_mode & 0o777 == want

@@ -6,6 +6,7 @@ import io
 import itertools
 
 import numpy as np
+import pytest
 from fpcodec.bench.metrics import perceptual_distance
 from fpcodec.codec.container import CODING_LOSSY, CODING_LOSSY_V1, StreamHeader
 from fpcodec.codec.decoder import Decoder
@@ -76,8 +77,9 @@ def test_quality_knob_is_monotone():
                 ]
             )
         )
-    assert sizes == sorted(sizes), sizes
-    assert dists == sorted(dists, reverse=True), dists
+    # strictly: a quality knob that stopped acting would give ties
+    assert all(a < b for a, b in itertools.pairwise(sizes)), sizes
+    assert all(a > b for a, b in itertools.pairwise(dists)), dists
 
 
 def test_lossy_keeps_alpha_exact_and_marks_frames_lossy():
@@ -85,7 +87,7 @@ def test_lossy_keeps_alpha_exact_and_marks_frames_lossy():
     data, recons = _lossy_stream(frames, 60)
     for f, _r, d in zip(frames, recons, Decoder(io.BytesIO(data)), strict=True):
         np.testing.assert_array_equal(d.rgba[..., 3], f[..., 3])
-        assert d.coding == CODING_LOSSY or d.coding == 0
+        assert d.coding == CODING_LOSSY
 
 
 def test_truncated_lossy_payload_is_flagged():
@@ -466,3 +468,36 @@ def test_learned_predictor_frame_is_a_second_reference_in_coding_9():
     assert sizes[CODING_LOSSY, False] == sizes[CODING_LOSSY_V5, False], sizes
     assert sizes[CODING_LOSSY, True] < 0.7 * sizes[CODING_LOSSY_V5, True], sizes
     assert sizes[CODING_LOSSY, True] < 1.1 * sizes[CODING_LOSSY, False], sizes
+
+
+# Distortion against the source, per quality, measured at commit eba03da (PD / PSNR):
+# crop of the bundled example   Q25 8.72 / 29.85 dB, Q50 4.32 / 37.04, Q85 0.69 / 50.11
+# synthetic moving clip         Q25 15.8 / 32.15 dB, Q50 7.41 / 38.24, Q85 1.85 / 47.91
+# The bounds leave about 15% (PD) and 1.5 dB (PSNR) for encoder tuning; a bug that
+# encoder and decoder share (they run one kernel) moves far more than that.
+LOSSY_BOUNDS = {
+    "crop": {25: (10.0, 28.5), 50: (5.0, 35.5), 85: (0.85, 48.5)},
+    "moving": {25: (18.0, 30.5), 50: (8.5, 36.5), 85: (2.2, 46.0)},
+}
+
+
+@pytest.mark.parametrize("clip", sorted(LOSSY_BOUNDS))
+def test_lossy_distortion_against_the_source_is_within_its_documented_range(clip, tmp):
+    from pathlib import Path
+
+    from fpcodec.bench.runner import compare, load_clip
+
+    import fpcodec
+
+    from .conftest import save_gif
+
+    if clip == "crop":
+        src = Path(__file__).parent / "golden" / "src" / "muybridge-crop.gif"
+    else:
+        src = save_gif(tmp / "moving.gif", moving_clip(8, 40, 48, seed=2), durations=40)
+    frames, _, _ = load_clip(src)
+    for q, (max_pd, min_psnr) in LOSSY_BOUNDS[clip].items():
+        fpcodec.encode(src, tmp / "q.fpc", quality=q, force=True)
+        _, decoded, _ = fpcodec.decode_frames(tmp / "q.fpc")
+        got = compare(frames, decoded)
+        assert got["pd"] <= max_pd and got["psnr"] >= min_psnr, (q, got["pd"], got["psnr"])

@@ -1,13 +1,19 @@
-"""Encoding and decoding stream: memory does not grow with the clip's length."""
+"""Memory: bounded per coding and predictor (process peak RSS), and independent of
+the clip's length (encoding and decoding stream)."""
 
 from __future__ import annotations
 
+import sys
 import tracemalloc
 
 import numpy as np
+import pytest
 from fpcodec.codec.gifwriter import GifWriter
+from PIL import Image
 
 import fpcodec
+
+from .conftest import moving_clip, save_gif
 
 
 def _long_gif(path, n: int, size: int = 48) -> None:
@@ -22,6 +28,8 @@ def _long_gif(path, n: int, size: int = 48) -> None:
 
 
 def _peak(fn) -> int:
+    # Python's own allocations only (tracemalloc cannot see torch or numba memory):
+    # enough to show that nothing per frame is kept; the absolute caps below use RSS.
     tracemalloc.start()
     try:
         fn()
@@ -49,3 +57,48 @@ def test_peak_memory_is_independent_of_clip_length(tmp):
     growth = 900 * 48 * 48 * 4 // 5
     assert enc_long < enc_short + growth
     assert dec_long < dec_short + growth
+
+
+# Peak resident set of a whole process that encodes and then decodes a 160x120 clip,
+# MiB, measured at commit eba03da: importing fpcodec with torch is ~170; palette 407,
+# switched 347, residual 347, lossy 362; convlstm 412, convlstm-ae 392, cnn2d 435,
+# hybrid3d 676 (its 3D convolution holds every time step at full resolution). The
+# caps leave about 40% for allocator and library noise, far less than a frame-sized
+# buffer too many at the largest sizes.
+RSS_CASES = {
+    "palette": ({}, 560),
+    "switched": ({"palette": False}, 500),
+    "residual": ({"max_error": 2}, 500),
+    "lossy": ({"quality": 50}, 520),
+    "raw": ({"noise": True}, 500),
+    "convlstm": ({"palette": False, "predictor": "convlstm"}, 580),
+    "convlstm-ae": ({"palette": False, "predictor": "convlstm-ae"}, 560),
+    "cnn2d": ({"palette": False, "predictor": "cnn2d"}, 610),
+    "hybrid3d": ({"palette": False, "predictor": "hybrid3d"}, 950),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RSS_CASES))
+def test_process_peak_memory_is_capped_for_every_coding_and_predictor(tmp, case):
+    from fpcodec.bench.peakrss import run_child
+
+    kw, cap_mb = RSS_CASES[case]
+    kw = dict(kw)
+    if kw.pop("noise", False):  # incompressible: stored raw
+        rng = np.random.default_rng(0)
+        frames = [rng.integers(0, 256, (120, 160, 4)).astype(np.uint8) for _ in range(3)]
+        src = tmp / "in.png"
+        ims = [Image.fromarray(f, "RGBA") for f in frames]
+        ims[0].save(src, save_all=True, append_images=ims[1:], duration=40)
+    else:
+        src = save_gif(tmp / "in.gif", moving_clip(6, 120, 160, seed=3), durations=40)
+    code = (
+        "import fpcodec, sys; r = fpcodec.encode(sys.argv[1], sys.argv[2], **eval(sys.argv[3]));"
+        "fpcodec.decode(sys.argv[2], sys.argv[4]);"
+        "print(fpcodec.info(sys.argv[2])['codings'], file=sys.stderr)"
+    )
+    argv = [sys.executable, "-c", code, str(src), str(tmp / "a.fpc"), repr(kw), str(tmp / "b.gif")]
+    rc, peak, err = run_child(argv, timeout=300)
+    assert rc == 0, err
+    assert (case if case in ("palette", "raw", "lossy", "residual") else "switched") in err
+    assert peak <= cap_mb, f"{case}: peak RSS {peak:.0f} MiB over its cap {cap_mb}"

@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from fpcodec.codec.container import KEY, StreamHeader
+from fpcodec.codec.container import CODING_RAW, KEY, StreamHeader
 from fpcodec.codec.decoder import Decoder
 from fpcodec.codec.encoder import Encoder
 from fpcodec.models.last import LastFramePredictor
@@ -103,8 +103,10 @@ def test_incompressible_frames_fall_back_to_raw_and_stay_exact():
     for f in frames:
         f[f[..., 3] == 0, :3] = 0
     data, _recons = _encode_memory(frames)
-    for a, b in zip(frames, _decode_memory(data), strict=True):
-        np.testing.assert_array_equal(a, b)
+    decoded = list(Decoder(io.BytesIO(data)))
+    assert [d.coding for d in decoded] == [CODING_RAW] * len(frames)
+    for a, b in zip(frames, decoded, strict=True):
+        np.testing.assert_array_equal(a, b.rgba)
 
 
 def test_graded_alpha_is_lossless():
