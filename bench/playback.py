@@ -53,10 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-f", "--force", action="store_true", help="replace an existing OUTPUT")
     args = ap.parse_args(argv)
     from fpcodec.codec.atomic import check_output
+    from fpcodec.codec.errors import FpcError
 
     import fpcodec
-
-    from fpcodec.codec.errors import FpcError
 
     try:
         check_output(Path(args.output), [], args.force)  # before an hour of measuring
