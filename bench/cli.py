@@ -122,6 +122,7 @@ def _rebuild_report(args: argparse.Namespace, default_predictor: str) -> int:
         commands.append(data["meta"].get("command", ""))
         versions.append(data["meta"].get("code_version", ""))
         meta.setdefault("anchor_settings", {}).update(data["meta"].get("anchor_settings", {}))
+        meta.setdefault("tools", {}).update(data["meta"].get("tools", {}))  # a later run's tools
         for r in data["results"]:
             # rows measured before rows carried their code version get their file's
             r.setdefault("code_version", data["meta"].get("code_version", "unknown"))
