@@ -265,9 +265,9 @@ class VideoSink(Sink):
             format={".mkv": "matroska", ".mov": "mov", ".webm": "webm"}.get(suffix, "mp4"),
         )
         if lossless:
-            self._stream = self._out.add_stream("ffv1", options={"level": "3", "slicecrc": "1"})
+            self._stream = self._out.add_stream("ffv1")
             self._pw, self._ph = width, height
-            self._stream.pix_fmt = "gbrap" if has_alpha else "gbrp"
+            self._stream.pix_fmt = "bgra" if has_alpha else "bgr0"
             self._channels = 4 if has_alpha else 3
         else:
             codec, default_crf = VIDEO_CODECS.get(suffix, H264)
