@@ -93,7 +93,7 @@ OUT_OF_RANGE = [
     ["train", "c", "-o", "d", "--batch", "0"],
     ["train", "c", "-o", "d", "--crop", "2"],
     ["train", "c", "-o", "d", "--lr", "0"],
-    ["train", "c", "-o", "d", "--lr", "-1e-3"],
+    ["train", "c", "-o", "d", "--lr", "-0.001"],
     ["train", "c", "-o", "d", "--noise", "-0.1"],
     ["train", "c", "-o", "d", "--quant-from", "1.5"],
     ["train", "c", "-o", "d", "--val-windows", "0"],
