@@ -201,32 +201,58 @@ class ApngSink(Sink):
 
 
 class WebpSink(Sink):
-    """Animated WebP through libwebp's animation encoder (as Pillow's writer uses it,
-    with Pillow's lossless defaults): it stores the changed rectangle of each frame and
-    chooses blending itself. Frames are fed as they arrive, not collected first."""
+    """Animated WebP through libwebp's animation encoder with Pillow's lossless
+    defaults: it stores the changed rectangle of each frame and chooses blending
+    itself. Frames are fed as they arrive through the encoder Pillow's own writer
+    uses (Pillow >= 11); with an older Pillow they are collected and handed to its
+    public writer, which encodes them the same way."""
+
+    # lossless, quality (effort) 80, alpha quality 100, method 4: Pillow's defaults
+    _SETTINGS = (True, 80.0, 100.0, 4)
 
     def __init__(self, f: BinaryIO, width: int, height: int, loop: int | None, has_alpha: bool):
-        from PIL import _webp
+        from PIL import Image, _webp
 
         self._f = f
         self._alpha = has_alpha
         self._t = 0
         # WebP counts plays like APNG (0: forever); a GIF without a loop count plays once.
-        plays = 1 if loop is None else min(loop, 65535)
-        # size, background (transparent black), loop, minimize_size, kmin, kmax,
-        # allow_mixed, verbose: Pillow's defaults for lossless
-        self._enc = _webp.WebPAnimEncoder((width, height), 0, plays, False, 9, 17, False, False)
+        self._plays = 1 if loop is None else min(loop, 65535)
+        self._enc = None
+        self._frames: list = []  # the fallback's frames
+        self._durations: list[int] = []
+        if hasattr(_webp, "WebPAnimEncoder") and hasattr(Image.Image, "getim"):
+            # size, background (transparent black), loop, minimize_size, kmin, kmax,
+            # allow_mixed, verbose: Pillow's defaults for lossless
+            self._enc = _webp.WebPAnimEncoder(
+                (width, height), 0, self._plays, False, 9, 17, False, False
+            )
 
     def add(self, rgba, duration_ms):
         from PIL import Image
 
         img = Image.fromarray(np.ascontiguousarray(rgba if self._alpha else rgba[..., :3]))
-        # lossless, quality (effort) 80, alpha quality 100, method 4: Pillow's defaults
-        self._enc.add(img.getim(), self._t, True, 80.0, 100.0, 4)
+        if self._enc is not None:
+            self._enc.add(img.getim(), self._t, *self._SETTINGS)
+        else:
+            self._frames.append(img)
+            self._durations.append(max(int(duration_ms), 0))
         self._t += max(int(duration_ms), 0)
 
     def close(self):
-        self._enc.add(None, self._t, True, 80.0, 100.0, 0)
+        if self._enc is None:
+            if self._frames:
+                self._frames[0].save(
+                    self._f,
+                    "WEBP",
+                    save_all=True,
+                    append_images=self._frames[1:],
+                    duration=self._durations,
+                    loop=self._plays,
+                    lossless=True,
+                )
+            return
+        self._enc.add(None, self._t, *self._SETTINGS[:3], 0)
         data = self._enc.assemble(b"", b"", b"")  # no ICC profile, EXIF or XMP
         if data is None:
             raise OutputError("libwebp could not assemble the animation")
