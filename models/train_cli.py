@@ -113,6 +113,14 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     if not Path(args.corpus).is_dir():
         raise FpcError(f"{args.corpus} is not a directory")
+    arch_config = None
+    if args.arch_config:
+        try:
+            arch_config = json.loads(args.arch_config)
+        except json.JSONDecodeError as e:
+            raise FpcError(f"--arch-config is not JSON: {e}") from None
+        if not isinstance(arch_config, dict):
+            raise FpcError("--arch-config must be a JSON object, e.g. '{\"hidden\": 40}'")
     clips = list_clips(args.corpus)
     if not clips:
         raise FpcError(f"{args.corpus} holds no GIFs or videos")
@@ -152,14 +160,6 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
         if not torch.cuda.is_available():
             raise FpcError("--device cuda: no CUDA device is available")
-    arch_config = None
-    if args.arch_config:
-        try:
-            arch_config = json.loads(args.arch_config)
-        except json.JSONDecodeError as e:
-            raise FpcError(f"--arch-config is not JSON: {e}") from None
-        if not isinstance(arch_config, dict):
-            raise FpcError("--arch-config must be a JSON object, e.g. '{\"hidden\": 40}'")
     from .train import train
 
     cfg = TrainConfig(
