@@ -12,48 +12,62 @@ QUALITIES = [1, 10, 25, 40, 55, 70]  # Q 1 to 55 span x264 CRF 34 to 10 in PD
 MAX_ERRORS = [0, 1, 2, 4, 8]
 
 
-def _ints(s: str) -> list[int]:
-    return [int(x) for x in s.split(",") if x.strip()]
-
-
 def add_bench_parser(sub: argparse._SubParsersAction) -> None:
+    from fpcodec.argtypes import Formatter, examples, int_in, int_list
+
     p = sub.add_parser(
-        "bench", help="bitrate / distortion report against last-frame and classic codecs"
+        "bench",
+        help="bitrate / distortion report against last-frame and classic codecs",
+        description="Encode and decode every clip at every setting (fpcodec and the "
+        "anchors), then write results.json, report.md and plots. Results are cached in "
+        "OUT/cache, so an interrupted run resumes.",
+        formatter_class=Formatter,
+        epilog=examples(
+            "fpcodec bench ../shared/corpus -o bench-out --quick",
+            "fpcodec bench ../shared/corpus -o bench-out --predictors last,convlstm --jobs 2",
+        ),
     )
     p.add_argument("corpus", help="directory of GIFs and videos")
     p.add_argument(
         "-o",
         "--output",
         required=True,
+        metavar="DIR",
         help="report directory (results.json, report.md, plots, cache/)",
     )
     p.add_argument(
         "--predictors",
         default=None,
-        help="comma-separated predictors (default: last and the default predictor)",
+        help="comma-separated predictors, 'none' for anchors only "
+        "(default: last and the default predictor)",
     )
     p.add_argument(
         "--max-errors",
-        default=",".join(map(str, MAX_ERRORS)),
+        type=int_list(0, 64),
+        default=MAX_ERRORS,
         help="near-lossless settings, 0 = lossless",
     )
     p.add_argument(
         "--qualities",
+        type=int_list(1, 100),
         default=None,
-        help=f"lossy --quality settings (default {','.join(map(str, QUALITIES))})",
+        help=f"lossy --quality settings (default {','.join(map(str, QUALITIES))}; "
+        f"--quick: {','.join(map(str, QUICK_QUALITIES))})",
     )
     p.add_argument(
         "--anchors", default=None, help="comma-separated anchors (default: all; 'none' for none)"
     )
-    p.add_argument("--jobs", type=int, default=2, help="parallel processes")
+    p.add_argument("--jobs", type=int_in(1, 256), default=2, help="parallel processes")
     p.add_argument(
         "--limit",
-        type=int,
+        type=int_in(0),
         default=0,
-        help="only the first K clips (in name order, spread over the corpus)",
+        help="only the first K clips (in name order, spread over the corpus; 0: all)",
     )
     p.add_argument("--quick", action="store_true", help="few settings, few clips: a smoke run")
-    p.add_argument("--strips", type=int, default=3, help="prediction strips for this many clips")
+    p.add_argument(
+        "--strips", type=int_in(0), default=3, help="prediction strips for this many clips"
+    )
     p.add_argument(
         "--report-only",
         nargs="+",
@@ -67,7 +81,7 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="replace the report already in OUTPUT (its cache/ is kept, so a rerun resumes)",
     )
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
     p.set_defaults(handler=run_bench)
 
 
@@ -194,9 +208,9 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     for p in predictors:
         if p not in available_predictors():
             raise FpcError(f"unknown predictor {p!r}")
-    max_errors = _ints(args.max_errors)
+    max_errors = args.max_errors
     qualities = (
-        _ints(args.qualities)
+        args.qualities
         if args.qualities is not None
         else (QUICK_QUALITIES if args.quick else QUALITIES)
     )

@@ -50,18 +50,28 @@ def one_step(
 def strip_image(
     frames: list[np.ndarray], t: int, predictions: dict[str, np.ndarray], out: Path
 ) -> None:
-    """inputs (t-3..t-1) | truth | per predictor: prediction and error map."""
-    from PIL import Image
+    """inputs (t-3..t-1) | truth, then per predictor: its name | prediction | error
+    map; every tile captioned, so the strip reads without the code."""
+    from PIL import Image, ImageDraw
 
     h, w = frames[0].shape[:2]
     truth = frames[t][..., :3]
     tiles = [frames[max(0, t - k)][..., :3] for k in (3, 2, 1)] + [truth]
-    rows = [np.concatenate(tiles, 1)]
-    for _, p in predictions.items():
+    rows = [(np.concatenate(tiles, 1), [f"input t-{k}" for k in (3, 2, 1)] + [f"truth t={t}"])]
+    for name, p in predictions.items():
         err = redmean_distance_map(p, truth)
         err = np.clip(err * 4, 0, 255).astype(np.uint8)
         err3 = np.stack([err, err, err], -1)
         blank = np.zeros((h, w, 3), np.uint8)
-        rows.append(np.concatenate([blank, blank, p, err3], 1))
-    img = np.concatenate(rows, 0)
-    Image.fromarray(img).save(out)
+        rows.append(
+            (np.concatenate([blank, blank, p, err3], 1), [name, "", "prediction", "error x4"])
+        )
+    band = 12  # a caption line above each row of tiles
+    img = Image.new("RGB", (4 * w, len(rows) * (h + band)), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    for i, (pixels, captions) in enumerate(rows):
+        y = i * (h + band)
+        img.paste(Image.fromarray(np.ascontiguousarray(pixels)), (0, y + band))
+        for j, text in enumerate(captions):
+            draw.text((j * w + 2, y + 1), text[: max(1, w // 6)], fill=(0, 0, 0))
+    img.save(out)

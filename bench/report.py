@@ -234,6 +234,7 @@ def write_plots(agg: dict[str, dict], out: Path) -> list[str]:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         return []
     files = []
@@ -253,6 +254,11 @@ def write_plots(agg: dict[str, dict], out: Path) -> list[str]:
             style = "-o" if fam.startswith("fpcodec") else "--s"
             ax.plot(xs, ys, style, label=fam, markersize=3)
         ax.set_xscale("log")
+        # a log axis over less than a decade labels its minor ticks too, and those
+        # labels ran into each other: label the major ticks only, in plain numbers
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.set_xlabel("bits per pixel (log)")
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
@@ -336,6 +342,15 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return out + ["| " + " | ".join(r) + " |" for r in rows]
 
 
+def codec_label(a: dict) -> str:
+    """A table row's name: the family, and the setting where it adds something
+    ("fpcodec lossless (last)", not "fpcodec lossless (last) (lossless)")."""
+    setting = str(a["setting"])
+    if setting in a["family"] or (setting == "lossless" and "lossless" in a["family"]):
+        return a["family"]
+    return f"{a['family']} ({setting})"
+
+
 def _lossless_rows(lossless: list[dict]) -> list[str]:
     return _table(
         [
@@ -352,7 +367,7 @@ def _lossless_rows(lossless: list[dict]) -> list[str]:
         ],
         [
             [
-                f"{a['family']} ({a['setting']})",
+                codec_label(a),
                 str(a["clips"]),
                 f"{a['bytes']:,}",
                 _fmt(a["ratio"]),
@@ -566,7 +581,8 @@ def markdown(p: dict, plots: list[str], default_predictor: str) -> str:
                 for r in p["leaderboard"]
             ],
         )
-    speed = m.get("speed")
+    # a size class no clip of this run has would be an empty "| 0 | n/a" row
+    speed = [row for row in m.get("speed") or [] if row.get("clips")]
     if speed:
         lines += ["", "## Speed of the default predictor by frame size (frames/s, 2 CPU cores)", ""]
         lines += _table(

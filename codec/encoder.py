@@ -18,9 +18,7 @@ from .container import KEY, ContainerWriter, StreamHeader, frame_overhead
 from .errors import InputError
 from .framecodec import StreamState, encode_frame, frame_crc
 from .gifparse import GifFrame, GifScreen
-from .limits import MAX_DURATION_MS, MAX_FRAMES
-
-DEFAULT_KEYFRAME_INTERVAL = 120
+from .limits import DEFAULT_KEYFRAME_INTERVAL, MAX_DURATION_MS, MAX_FRAMES
 
 
 @dataclass(frozen=True)

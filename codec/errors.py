@@ -39,3 +39,8 @@ class PredictorUnavailable(FpcError):
 
 class OutputError(FpcError):
     """The output cannot be written (exists without --force, would overwrite an input, ...)."""
+
+
+class UsageError(FpcError):
+    """The call itself is wrong (a value out of range, an output name that would
+    destroy data); the CLI exits 2 for it, as for any usage error."""

@@ -17,6 +17,7 @@ MAX_HEADER_BYTES = 1 << 16
 MAX_NAME_BYTES = 64
 MAX_DURATION_MS = 655_350  # GIF's largest delay (65535 centiseconds)
 MAX_PALETTE = 4096
+DEFAULT_KEYFRAME_INTERVAL = 120  # frames between keyframes unless asked otherwise
 
 
 def check_dimensions(

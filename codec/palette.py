@@ -18,7 +18,11 @@ at this pixel (nearest palette rank), the predictor's colour for this pixel
 choices only spend bits where the dictionary leaves more than one option.
 
 A keyframe also carries the compositor's state (what the canvas shows, Pillow's
-remembered disposal, the global palette), so decoding can start there.
+remembered disposal, the global palette), so decoding can start there. The canvas
+it is drawn over is, where it has at most 256 colours (a GIF's canvas nearly always
+has), coded as one more GIF frame: its colours as a table, its pixels as indices
+LZW-parsed and coded with the same models as any frame. It then costs about what
+the GIF's first frame costs; coding it as pixels cost four times as much.
 """
 
 from __future__ import annotations
@@ -488,7 +492,9 @@ def _maps(
 
 _HEAD = struct.Struct("<BBBBHHHH")
 F_INTERLACE, F_LOCAL, F_TRANSPARENT, F_GCE, F_KEYSTATE = 1, 2, 4, 8, 16
-K_FIRST, K_RGBA, K_BASE, K_GLOBAL = 1, 2, 8, 16
+K_FIRST, K_RGBA, K_BASE, K_GLOBAL, K_PALETTE_BASE = 1, 2, 8, 16, 32
+K_KNOWN = K_FIRST | K_RGBA | K_BASE | K_GLOBAL | K_PALETTE_BASE
+_BASE_HEAD = struct.Struct("<BBB")  # min code size, has a transparent index, that index
 
 
 @dataclass
@@ -546,16 +552,20 @@ def encode_palette_frame(
     if key:
         ps.reset_models(*comp.canvas.shape[:2])
         base = _base_canvas(comp)
+        coded_base = None if base is None else encode_palette_base(ps.models, base)
         kflags = (
             (K_FIRST if comp.first else 0)
             | (K_RGBA if comp.rgba_mode else 0)
             | (K_BASE if base is not None else 0)
+            | (K_PALETTE_BASE if coded_base is not None else 0)
             | (K_GLOBAL if ps.global_palette is not None else 0)
         )
         parts.append(struct.pack("<BBB", kflags, comp.disposal, comp.background))
         if ps.global_palette is not None:
             parts.append(struct.pack("<H", len(ps.global_palette)) + ps.global_palette.tobytes())
-        if base is not None:
+        if coded_base is not None:
+            parts.append(pack(coded_base))
+        elif base is not None:
             parts.append(pack(encode_base(base)))
     table = colour_table(frame, ps.global_palette)
     rank, inv_rank = luma_ranks(table)
@@ -646,7 +656,7 @@ def decode_palette_frame(
     if key:
         ps.reset_models(height, width)
         kflags, rem_disposal, background = struct.unpack("<BBB", r.take(3))
-        if kflags & ~(K_FIRST | K_RGBA | K_BASE | K_GLOBAL):
+        if kflags & ~K_KNOWN or (kflags & K_PALETTE_BASE and not kflags & K_BASE):
             raise FormatError(f"{what}: unknown keyframe state flags")
         gp = None
         if kflags & K_GLOBAL:
@@ -659,7 +669,10 @@ def decode_palette_frame(
         if kflags & K_BASE:
             if kflags & K_FIRST:
                 raise FormatError(f"{what}: a first frame has no base canvas")
-            canvas = decode_base(r.section())
+            if kflags & K_PALETTE_BASE:
+                canvas = decode_palette_base(ps.models, r.section(), height, width, what)
+            else:
+                canvas = decode_base(r.section())
         elif not kflags & K_FIRST:
             raise FormatError(f"{what}: keyframe without a base canvas")
         ps.compositor = CompositorState(
@@ -738,3 +751,122 @@ def decode_palette_frame(
     frame.codes = out_codes[:nco].copy()
     ps.remember(frame)
     return frame
+
+
+# ------------------------------------------------------------------ keyframe canvas
+
+
+def _base_table(base: np.ndarray) -> tuple[np.ndarray, np.ndarray, int | None] | None:
+    """(colour table, indices (H, W), transparent index) for a canvas of at most 256
+    colours (transparency counting as one), or None."""
+    h, w = base.shape[:2]
+    visible = base[..., 3] != 0
+    colours, inverse = np.unique(_packed(base[..., :3])[visible], return_inverse=True)
+    n = len(colours) + (0 if visible.all() else 1)
+    if n > 256:
+        return None
+    mcs = max(2, int(np.ceil(np.log2(max(n, 2)))))
+    table = np.zeros((1 << mcs, 3), np.uint8)
+    table[: len(colours), 0] = colours >> 16
+    table[: len(colours), 1] = (colours >> 8) & 255
+    table[: len(colours), 2] = colours & 255
+    tidx = None if visible.all() else len(colours)
+    idx = np.full((h, w), 0 if tidx is None else tidx, np.uint8)
+    idx[visible] = inverse
+    return table, idx, tidx
+
+
+def _code_base(st, buf, enc, m: PaletteModels, table, codes, idx, h, w, mcs, out_codes):
+    """The canvas as a full-screen frame: table, then its phrase stream. The canvas
+    contexts are blank (it is drawn on nothing) and nothing was stored before it."""
+    rank, inv_rank = luma_ranks(table)
+    blank = np.full((h, w), -1, np.int32)
+    return _code_phrases(
+        st,
+        buf,
+        enc,
+        codes,
+        idx,
+        h * w,
+        w,
+        np.arange(h, dtype=np.int64),
+        mcs,
+        rank,
+        inv_rank,
+        blank,
+        blank,
+        blank,
+        m.sym.hist,
+        m.sym.sm,
+        m.sym.weights,
+        m.stop.hist,
+        m.stop.sm,
+        m.stop.weights,
+        m.clear_probs,
+        m.clear_counts,
+        out_codes,
+    )
+
+
+def encode_palette_base(m: PaletteModels, base: np.ndarray) -> bytes | None:
+    """A keyframe's canvas coded as a GIF frame of its own colours (None: more than
+    256 colours, or a stream the coder cannot represent: the caller codes pixels)."""
+    from .gifparse import _lzw_decode
+    from .gifwriter import lzw_encode
+
+    made = _base_table(base)
+    if made is None:
+        return None
+    table, idx, tidx = made
+    h, w = idx.shape
+    mcs = int(np.log2(len(table)))
+    data = np.frombuffer(lzw_encode(idx, mcs), np.uint8)
+    codes = np.zeros(h * w + 4 * (data.shape[0] + 1), np.int32)
+    flat = np.zeros(h * w, np.uint8)
+    nc, npx, status = _lzw_decode(data, mcs, h * w, codes, flat)
+    if status not in (0, 4) or npx != h * w:
+        return None
+    buf = np.zeros(4 * h * w + 4096 + 4 * nc + 3 * len(table) * 4, np.uint8)
+    st = rc.new_state()
+    rc.rc_init_enc(st)
+    empty = np.zeros((0, 3), np.uint8)
+    _code_palette(st, buf, True, table, empty, m.pal_probs, m.pal_counts)
+    status, _ = _code_base(
+        st, buf, True, m, table, codes[:nc], flat, h, w, mcs, np.zeros(1, np.int32)
+    )
+    n = rc.rc_finish_enc(st, buf)
+    if status != 0 or st[7]:
+        raise ValueError("keyframe canvas could not be coded")  # the caller codes pixels
+    head = _BASE_HEAD.pack(mcs, tidx is not None, tidx or 0)
+    return head + buf[:n].tobytes()
+
+
+def decode_palette_base(
+    m: PaletteModels, data: bytes, height: int, width: int, what: str
+) -> np.ndarray:
+    r = Reader(data, what)
+    mcs, has_t, tidx = _BASE_HEAD.unpack(r.take(_BASE_HEAD.size))
+    rest = r.take(len(data) - _BASE_HEAD.size)
+    if not 2 <= mcs <= 8 or has_t > 1 or (has_t and tidx >= 1 << mcs):
+        raise FormatError(f"{what}: bad keyframe canvas header")
+    buf = rc.input_buffer(rest)
+    st = rc.new_state()
+    rc.rc_init_dec(st, buf)
+    empty = np.zeros((0, 3), np.uint8)
+    table = _code_palette(st, buf, False, empty, empty, m.pal_probs, m.pal_counts)
+    if len(table) != 1 << mcs:
+        raise FormatError(f"{what}: keyframe canvas table disagrees with its code size")
+    idx = np.zeros(height * width, np.uint8)
+    out_codes = np.zeros(height * width + 4096, np.int32)
+    status, _ = _code_base(
+        st, buf, False, m, table, np.zeros(0, np.int32), idx, height, width, mcs, out_codes
+    )
+    if status != 0 or st[6] > 8:
+        raise FormatError(f"{what}: keyframe canvas is damaged")
+    canvas = np.zeros((height, width, 4), np.uint8)
+    canvas[..., :3] = table[idx].reshape(height, width, 3)
+    canvas[..., 3] = 255
+    if has_t:
+        clear = (idx == tidx).reshape(height, width)
+        canvas[clear] = 0
+    return canvas

@@ -1,13 +1,15 @@
 """Writing decoded frames, chosen by the output path.
 
     *.gif           GIF (gifwriter.py; exact for GIF-born frames)
-    *.webp          animated WebP, lossless
-    *.png, *.apng   animated PNG, lossless
-    *.mp4 *.mkv *.mov *.webm   H.264 (VP9 for WebM) through PyAV, for playback
+    *.webp          animated WebP, lossless (libwebp's animation encoder)
+    *.png, *.apng   animated PNG, lossless, changed rectangles only
+    *.mp4 *.mkv *.mov *.webm   H.264 (VP9 for WebM) through PyAV, for playback;
+                    FFV1 in .mkv when lossless
     DIR/            (path ending in a separator) one PNG per frame, frame_000000.png ...
 
 Every writer streams: frames are written as they arrive, so memory does not grow
-with the clip. Callers write into a temporary path and rename it into place.
+with the clip (libwebp keeps its encoded frames until it assembles the file).
+Callers write into a temporary path and rename it into place.
 """
 
 from __future__ import annotations
@@ -22,14 +24,36 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .errors import OutputError
+from .errors import OutputError, UsageError
 from .gifwriter import GifWriter
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".webm"}
 SUFFIXES = {".gif", ".webp", ".png", ".apng", *VIDEO_SUFFIXES}
 
 
-def output_kind(path: str) -> str:
+# `--to NAME`: the format by name, for standard output (which has no suffix).
+FORMATS = {
+    "gif": ".gif",
+    "webp": ".webp",
+    "png": ".png",
+    "apng": ".png",
+    "mp4": ".mp4",
+    "mkv": ".mkv",
+    "mov": ".mov",
+    "webm": ".webm",
+}
+
+
+def output_kind(path: str, to: str | None = None) -> str:
+    """The sink for an output path ('-' is standard output, which needs `to`)."""
+    if to is not None:
+        if to not in FORMATS:
+            raise UsageError(f"unknown output format {to!r} (one of {', '.join(FORMATS)})")
+        if path != "-" and output_kind(path) != FORMATS[to]:
+            raise UsageError(f"--to {to} disagrees with the output name {path!r}")
+        return FORMATS[to]
+    if path == "-":
+        raise UsageError("standard output has no suffix: name the format with --to")
     if path.endswith(("/", os.sep)):
         return "dir"
     suffix = Path(path).suffix.lower()
@@ -67,8 +91,41 @@ def _png_chunk(ctype: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + ctype + data + struct.pack(">I", zlib.crc32(ctype + data))
 
 
+def _changed_box(a: np.ndarray, b: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The smallest rectangle (x0, y0, x1, y1) outside which frames a and b agree."""
+    diff = np.any(a != b, axis=2)
+    rows, cols = np.flatnonzero(diff.any(1)), np.flatnonzero(diff.any(0))
+    if rows.size == 0:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def _png_delay(duration_ms: int) -> tuple[int, int]:
+    """An APNG delay fraction (u16 / u16) for a duration in milliseconds."""
+    d = Fraction(max(int(duration_ms), 0), 1000).limit_denominator(65535)
+    if d.numerator > 65535:  # longer than 65.5 s: centiseconds reach 655 s
+        return min(round(duration_ms / 10), 65535), 100
+    return d.numerator, d.denominator
+
+
+def _png_idat(img) -> bytes:
+    """The zlib stream Pillow's PNG writer makes for an image (its filters, level 6)."""
+    buf = io.BytesIO()
+    img.save(buf, "PNG", compress_level=6)
+    data, pos, out = buf.getvalue(), 8, []
+    while pos + 8 <= len(data):
+        (n,) = struct.unpack(">I", data[pos : pos + 4])
+        if data[pos + 4 : pos + 8] == b"IDAT":
+            out.append(data[pos + 8 : pos + 8 + n])
+        pos += 12 + n
+    return b"".join(out)
+
+
 class ApngSink(Sink):
-    """Animated PNG: every frame complete (no blending), so readers reproduce it exactly."""
+    """Animated PNG, written as Pillow's APNG writer does: each frame stores only the
+    rectangle that changed since the one before (no disposal, source blending, so any
+    reader shows the exact frames), and a frame equal to the one before extends that
+    one's duration instead of being stored. One frame is held back to know that."""
 
     def __init__(
         self,
@@ -83,8 +140,11 @@ class ApngSink(Sink):
         self._w, self._h = width, height
         self._channels = 4 if has_alpha else 3
         self._seq = 0
-        self._n = 0
+        self._n = 0  # frames received
+        self._stored = 0  # frames written
         self._frame_count = frame_count
+        self._prev: np.ndarray | None = None  # the last frame written
+        self._pending: tuple[np.ndarray, int] | None = None  # frame, duration not yet final
         plays = 1 if loop is None else loop
         f.write(b"\x89PNG\r\n\x1a\n")
         f.write(
@@ -92,116 +152,180 @@ class ApngSink(Sink):
                 b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6 if has_alpha else 2, 0, 0, 0)
             )
         )
+        self._actl = f.tell()
         f.write(_png_chunk(b"acTL", struct.pack(">II", max(frame_count, 1), plays)))
+        self._plays = plays
 
     def add(self, rgba, duration_ms):
         px = np.ascontiguousarray(rgba[..., : self._channels])
-        raw = np.concatenate([np.zeros((self._h, 1), np.uint8), px.reshape(self._h, -1)], axis=1)
-        data = zlib.compress(raw.tobytes(), 6)
-        fctl = struct.pack(
-            ">IIIIIHHBB", self._seq, self._w, self._h, 0, 0, int(duration_ms), 1000, 0, 0
-        )
+        self._n += 1
+        if self._pending is not None:
+            frame, ms = self._pending
+            if np.array_equal(frame, px):
+                self._pending = (frame, ms + int(duration_ms))
+                return
+            self._write(frame, ms)
+        self._pending = (px, int(duration_ms))
+
+    def _write(self, px: np.ndarray, duration_ms: int) -> None:
+        from PIL import Image
+
+        box = (0, 0, self._w, self._h)
+        if self._prev is not None:
+            box = _changed_box(self._prev, px) or (0, 0, 1, 1)
+        x0, y0, x1, y1 = box
+        data = _png_idat(Image.fromarray(np.ascontiguousarray(px[y0:y1, x0:x1])))
+        num, den = _png_delay(duration_ms)
+        fctl = struct.pack(">IIIIIHHBB", self._seq, x1 - x0, y1 - y0, x0, y0, num, den, 0, 0)
         self._f.write(_png_chunk(b"fcTL", fctl))
         self._seq += 1
-        if self._n == 0:
+        if self._prev is None:
             self._f.write(_png_chunk(b"IDAT", data))
         else:
             self._f.write(_png_chunk(b"fdAT", struct.pack(">I", self._seq) + data))
             self._seq += 1
-        self._n += 1
+        self._prev = px
+        self._stored += 1
 
     def close(self):
         if self._n != self._frame_count:
             raise OutputError(f"APNG declared {self._frame_count} frames but got {self._n}")
+        if self._pending is not None:
+            self._write(*self._pending)
         self._f.write(_png_chunk(b"IEND", b""))
+        if self._stored != max(self._frame_count, 1):  # equal frames were merged
+            end = self._f.tell()
+            self._f.seek(self._actl)
+            self._f.write(_png_chunk(b"acTL", struct.pack(">II", self._stored, self._plays)))
+            self._f.seek(end)
 
 
 class WebpSink(Sink):
-    """Animated WebP assembled from Pillow's lossless still frames (RIFF/ANMF muxing)."""
+    """Animated WebP through libwebp's animation encoder with Pillow's lossless
+    defaults: it stores the changed rectangle of each frame and chooses blending
+    itself. Frames are fed as they arrive through the encoder Pillow's own writer
+    uses (Pillow >= 11); with an older Pillow they are collected and handed to its
+    public writer, which encodes them the same way."""
+
+    # lossless, quality (effort) 80, alpha quality 100, method 4: Pillow's defaults
+    _SETTINGS = (True, 80.0, 100.0, 4)
 
     def __init__(self, f: BinaryIO, width: int, height: int, loop: int | None, has_alpha: bool):
-        self._f = f
-        self._w, self._h = width, height
-        self._alpha = has_alpha
-        self._start = f.tell()
-        f.write(b"RIFF\0\0\0\0WEBP")
-        flags = 0x02 | (0x10 if has_alpha else 0)  # animation, alpha
-        vp8x = (
-            struct.pack("<B3x", flags)
-            + (width - 1).to_bytes(3, "little")
-            + (height - 1).to_bytes(3, "little")
-        )
-        f.write(self._chunk(b"VP8X", vp8x))
-        f.write(
-            self._chunk(b"ANIM", struct.pack("<IH", 0, 0 if loop is None else min(loop, 65535)))
-        )
+        from PIL import Image, _webp
 
-    @staticmethod
-    def _chunk(tag: bytes, data: bytes) -> bytes:
-        pad = b"\0" if len(data) & 1 else b""
-        return tag + struct.pack("<I", len(data)) + data + pad
+        self._f = f
+        self._alpha = has_alpha
+        self._t = 0
+        # WebP counts plays like APNG (0: forever); a GIF without a loop count plays once.
+        self._plays = 1 if loop is None else min(loop, 65535)
+        self._enc = None
+        self._frames: list = []  # the fallback's frames
+        self._durations: list[int] = []
+        if hasattr(_webp, "WebPAnimEncoder") and hasattr(Image.Image, "getim"):
+            # size, background (transparent black), loop, minimize_size, kmin, kmax,
+            # allow_mixed, verbose: Pillow's defaults for lossless
+            self._enc = _webp.WebPAnimEncoder(
+                (width, height), 0, self._plays, False, 9, 17, False, False
+            )
 
     def add(self, rgba, duration_ms):
         from PIL import Image
 
         img = Image.fromarray(np.ascontiguousarray(rgba if self._alpha else rgba[..., :3]))
-        buf = io.BytesIO()
-        img.save(buf, "WEBP", lossless=True, quality=100, method=4, exact=True)
-        still = buf.getvalue()
-        # Keep the still's image chunks (ALPH/VP8/VP8L); drop its RIFF header and VP8X.
-        pos, payload = 12, b""
-        while pos + 8 <= len(still):
-            tag = still[pos : pos + 4]
-            (n,) = struct.unpack("<I", still[pos + 4 : pos + 8])
-            chunk = still[pos : pos + 8 + n + (n & 1)]
-            if tag in (b"ALPH", b"VP8 ", b"VP8L"):
-                payload += chunk
-            pos += 8 + n + (n & 1)
-        head = (
-            (0).to_bytes(3, "little")
-            + (0).to_bytes(3, "little")
-            + (self._w - 1).to_bytes(3, "little")
-            + (self._h - 1).to_bytes(3, "little")
-            + min(max(int(duration_ms), 0), 0xFFFFFF).to_bytes(3, "little")
-            + bytes([0x02])  # do not blend, do not dispose
-        )
-        self._f.write(self._chunk(b"ANMF", head + payload))
+        if self._enc is not None:
+            self._enc.add(img.getim(), self._t, *self._SETTINGS)
+        else:
+            self._frames.append(img)
+            self._durations.append(max(int(duration_ms), 0))
+        self._t += max(int(duration_ms), 0)
 
     def close(self):
-        end = self._f.tell()
-        self._f.seek(self._start + 4)
-        self._f.write(struct.pack("<I", end - self._start - 8))
-        self._f.seek(end)
+        if self._enc is None:
+            if self._frames:
+                self._frames[0].save(
+                    self._f,
+                    "WEBP",
+                    save_all=True,
+                    append_images=self._frames[1:],
+                    duration=self._durations,
+                    loop=self._plays,
+                    lossless=True,
+                )
+            return
+        self._enc.add(None, self._t, *self._SETTINGS[:3], 0)
+        data = self._enc.assemble(b"", b"", b"")  # no ICC profile, EXIF or XMP
+        if data is None:
+            raise OutputError("libwebp could not assemble the animation")
+        self._f.write(data)
+
+
+# Lossy video outputs: the codec and its default constant-rate factor per container.
+VIDEO_CODECS = {".webm": ("libvpx-vp9", 20)}
+H264 = ("libx264", 18)
+MAX_CRF = 51  # libx264's scale; VP9's goes to 63 but 51 is already unwatchable
 
 
 class VideoSink(Sink):
-    def __init__(self, path: str, suffix: str, width: int, height: int):
+    """Video through PyAV. Lossy by default: H.264 (VP9 in WebM) in 4:2:0, which needs
+    even sizes, so an odd size is padded by repeating the edge (`padded` says so).
+    `lossless`: FFV1 in Matroska, RGB(A) as decoded, no padding."""
+
+    def __init__(
+        self,
+        path: str,
+        suffix: str,
+        width: int,
+        height: int,
+        crf: int | None = None,
+        lossless: bool = False,
+        has_alpha: bool = False,
+    ):
         import av
 
         self._av = av
+        if lossless and suffix != ".mkv":
+            raise OutputError("lossless video (FFV1) is written to .mkv only")
         self._out = av.open(
             path,
             "w",
             format={".mkv": "matroska", ".mov": "mov", ".webm": "webm"}.get(suffix, "mp4"),
         )
-        codec = "libvpx-vp9" if suffix == ".webm" else "libx264"
-        opts = {"crf": "18", "preset": "medium"} if codec == "libx264" else {"crf": "20", "b": "0"}
-        self._stream = self._out.add_stream(codec, options=opts)
-        # 4:2:0 for players' sake: pad to even dimensions by repeating the edge.
-        self._pw, self._ph = width + (width & 1), height + (height & 1)
+        if lossless:
+            self._stream = self._out.add_stream("ffv1")
+            self._pw, self._ph = width, height
+            self._stream.pix_fmt = "bgra" if has_alpha else "bgr0"
+            self._channels = 4 if has_alpha else 3
+        else:
+            codec, default_crf = VIDEO_CODECS.get(suffix, H264)
+            value = str(default_crf if crf is None else crf)
+            opts = (
+                {"crf": value, "preset": "medium"}
+                if codec == "libx264"
+                else {"crf": value, "b": "0"}
+            )
+            self._stream = self._out.add_stream(codec, options=opts)
+            self._pw, self._ph = width + (width & 1), height + (height & 1)
+            self._stream.pix_fmt = "yuv420p"
+            self._channels = 3
+        self.padded = (self._pw, self._ph) != (width, height)
         self._stream.width, self._stream.height = self._pw, self._ph
-        self._stream.pix_fmt = "yuv420p"
         # Millisecond timestamps carry GIF-style variable frame durations exactly.
         self._stream.time_base = Fraction(1, 1000)
         self._stream.codec_context.time_base = Fraction(1, 1000)
         self._t = 0
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """The stored frame size (after padding)."""
+        return self._pw, self._ph
+
     def add(self, rgba, duration_ms):
-        rgb = rgba[..., :3]
-        h, w = rgb.shape[:2]
+        px = rgba[..., : self._channels]
+        h, w = px.shape[:2]
         if (w, h) != (self._pw, self._ph):
-            rgb = np.pad(rgb, ((0, self._ph - h), (0, self._pw - w), (0, 0)), mode="edge")
-        frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            px = np.pad(px, ((0, self._ph - h), (0, self._pw - w), (0, 0)), mode="edge")
+        fmt = "rgba" if self._channels == 4 else "rgb24"
+        frame = self._av.VideoFrame.from_ndarray(np.ascontiguousarray(px), format=fmt)
         frame.pts = self._t
         frame.time_base = Fraction(1, 1000)
         self._t += max(int(duration_ms), 1)

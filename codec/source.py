@@ -8,6 +8,11 @@ produced one at a time so memory stays bounded by a frame, not by the clip.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
+import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,6 +58,8 @@ def canonical_rgba(rgba: np.ndarray) -> np.ndarray:
 
 class Source:
     info: SourceInfo
+    nbytes: int = 0  # size of the input as read (a pipe has no size to stat)
+    _spool: Path | None = None  # the temporary copy of a piped input, removed on close
 
     def frames(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -64,7 +71,12 @@ class Source:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        try:
+            self.close()
+        finally:
+            if self._spool is not None:
+                with contextlib.suppress(OSError):
+                    self._spool.unlink()
 
 
 def _clip_duration(ms: float | int | None) -> int:
@@ -210,16 +222,76 @@ def _reason(e: BaseException) -> str:
     return msg[:200]
 
 
-def open_source(path: str | Path) -> Source:
-    """Open an image or video file by its content (not its extension)."""
-    path = Path(path)
+# A piped input is copied to disk before decoding; this bounds that copy.
+MAX_PIPED_BYTES = 1 << 32
+
+
+def is_stdio(path: str | os.PathLike) -> bool:
+    return os.fspath(path) == "-"
+
+
+def _spool(path: str | Path) -> tuple[Path, int]:
+    """Copy standard input or a pipe, read once, into a private temporary file."""
+    fd, tmp = tempfile.mkstemp(prefix="fpcodec-input.", suffix=".part")
     try:
-        with open(path, "rb") as f:
-            head = f.read(16)
+        with os.fdopen(fd, "wb") as out, _open_once(path) as f:
+            n = 0
+            while chunk := f.read(1 << 20):
+                n += len(chunk)
+                if n > MAX_PIPED_BYTES:
+                    raise InputError(f"piped input exceeds {MAX_PIPED_BYTES >> 30} GiB")
+                out.write(chunk)
     except OSError as e:
-        raise InputError(f"cannot open {path}: {e.strerror or e}") from None
-    if not head:
-        raise InputError(f"{path} is empty")
-    if head.startswith(PILLOW_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
-        return PillowSource(path)
-    return VideoSource(path)
+        os.unlink(tmp)
+        raise InputError(f"cannot read {_name(path)}: {e.strerror or e}") from None
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return Path(tmp), n
+
+
+def _open_once(path: str | Path):
+    if is_stdio(path):
+        return contextlib.nullcontext(sys.stdin.buffer)
+    return open(path, "rb")
+
+
+def _name(path: str | os.PathLike) -> str:
+    return "standard input" if is_stdio(path) else os.fspath(path)
+
+
+def _needs_spool(path: str | Path) -> bool:
+    if is_stdio(path):
+        return True
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False  # open() below says why
+
+
+def open_source(path: str | Path) -> Source:
+    """Open an image or video by its content (not its extension); `-` is standard input."""
+    spool, nbytes = _spool(path) if _needs_spool(path) else (None, 0)
+    real = spool if spool is not None else Path(path)
+    try:
+        try:
+            with open(real, "rb") as f:
+                head = f.read(16)
+                if spool is None:
+                    nbytes = os.fstat(f.fileno()).st_size
+        except OSError as e:
+            raise InputError(f"cannot open {path}: {e.strerror or e}") from None
+        if not head:
+            raise InputError(f"{_name(path)} is empty")
+        is_pillow = head.startswith(PILLOW_SIGNATURES) or (
+            head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+        )
+        src = PillowSource(real) if is_pillow else VideoSource(real)
+    except BaseException:
+        if spool is not None:
+            with contextlib.suppress(OSError):
+                spool.unlink()
+        raise
+    src.nbytes = nbytes
+    src._spool = spool
+    return src

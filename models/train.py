@@ -23,7 +23,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -34,34 +34,9 @@ from tqdm import tqdm
 from .data import WindowStream, fixed_windows, list_clips, split_clips
 from .framenet import FrameNet, snap_to_neighbours
 from .intnet import check_bounds, exact_inference, qconvs
+from .train_config import TrainConfig
 from .weights import load_net, save_weights
 from .zoo import build, check_config
-
-
-@dataclass
-class TrainConfig:
-    corpus: str
-    out: str
-    model: str = "convlstm"
-    epochs: int = 10
-    steps_per_epoch: int = 200
-    batch: int = 8
-    crop: int = 64
-    window: int = 6
-    lr: float = 1e-3
-    noise: float = 0.1
-    loss: str = "pd"
-    quant_from: float = 0.5  # fraction of training after which QAT starts
-    val_windows: int = 96
-    # decoded clips kept in memory: more clips per batch, more memory (a GPU run that
-    # waits on decoding wants the whole training split)
-    clip_cache: int = 8
-    seed: int = 0
-    device: str = "cpu"
-    threads: int = 0
-    init: str | None = None  # start from these weights
-    # constructor arguments of the architecture (e.g. {"hidden": 40}); None: its defaults
-    arch_config: dict | None = None
 
 
 def redmean_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -5,28 +5,55 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fpcodec.argtypes import Formatter, examples, float_in, int_in
+
+from .registry import TRAINED_NAMES
+from .train_config import TrainConfig
+
 
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
-    from .train import TrainConfig
-    from .zoo import ARCHITECTURES
-
     d = TrainConfig(corpus="", out="")
-    p = sub.add_parser("train", help="train a frame predictor on a directory of GIFs/videos")
+    p = sub.add_parser(
+        "train",
+        help="train a frame predictor on a directory of GIFs/videos",
+        description="Train a frame predictor: five frames in, the sixth as target; "
+        "validation on held-out clips. Rerunning with the same -o resumes from "
+        "OUT/checkpoint.pt.",
+        formatter_class=Formatter,
+        epilog=examples(
+            "fpcodec train ../shared/corpus -o runs/convlstm --model convlstm --epochs 12",
+        ),
+    )
     p.add_argument("corpus", help="directory of GIFs and videos (searched recursively)")
     p.add_argument(
         "-o",
         "--output",
         required=True,
+        metavar="DIR",
         help="directory for weights, model cards and the checkpoint",
     )
-    p.add_argument("--model", default=d.model, choices=sorted(ARCHITECTURES))
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--steps-per-epoch", type=int, default=d.steps_per_epoch)
-    p.add_argument("--batch", type=int, default=d.batch)
-    p.add_argument("--crop", type=int, default=d.crop, help="training crop side in pixels")
-    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--model", default=d.model, choices=TRAINED_NAMES, help="architecture")
     p.add_argument(
-        "--noise", type=float, default=d.noise, help="Gaussian input noise sigma on the 0..1 scale"
+        "--epochs", type=int_in(1), default=d.epochs, help="epochs in all (a resumed run included)"
+    )
+    p.add_argument(
+        "--steps-per-epoch", type=int_in(1), default=d.steps_per_epoch, help="batches per epoch"
+    )
+    p.add_argument("--batch", type=int_in(1), default=d.batch, help="windows per batch")
+    p.add_argument(
+        "--crop", type=int_in(8, 4096), default=d.crop, help="training crop side in pixels"
+    )
+    p.add_argument(
+        "--lr",
+        type=float_in(0, 1, open_lo=True),
+        default=d.lr,
+        help="peak learning rate (cosine decay)",
+    )
+    p.add_argument(
+        "--noise",
+        type=float_in(0, 1),
+        default=d.noise,
+        help="Gaussian input noise sigma on the 0..1 scale",
     )
     p.add_argument(
         "--loss",
@@ -36,52 +63,105 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--quant-from",
-        type=float,
+        type=float_in(0, 1),
         default=d.quant_from,
         help="fraction of training before QAT starts",
     )
-    p.add_argument("--val-windows", type=int, default=d.val_windows)
     p.add_argument(
-        "--clip-cache", type=int, default=d.clip_cache, help="decoded clips kept in memory"
+        "--val-windows",
+        type=int_in(1),
+        default=d.val_windows,
+        help="validation windows measured after each epoch",
     )
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument(
+        "--clip-cache", type=int_in(1), default=d.clip_cache, help="decoded clips kept in memory"
+    )
+    p.add_argument("--seed", type=int_in(0), default=d.seed, help="random seed")
     p.add_argument("--device", default=d.device, help="cpu or cuda")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    p.add_argument("--init", help="start from these weights (fine-tuning)")
+    p.add_argument(
+        "--threads", type=int_in(0), default=0, help="torch CPU threads (0: torch's default)"
+    )
+    p.add_argument("--init", metavar="PT", help="start from these weights (fine-tuning)")
     p.add_argument(
         "--arch-config",
         metavar="JSON",
         help='architecture sizes, e.g. \'{"hidden": 40, "head": 24}\' for convlstm '
         "(saved with the weights; default: the architecture's own)",
     )
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument(
+        "-f",
+        "--force",
+        action="store_true",
+        help="start over: discard DIR/checkpoint.pt instead of resuming from it",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no notes")
     p.set_defaults(handler=run_train)
 
 
+def _say(args: argparse.Namespace, msg: str) -> None:
+    if not args.quiet:
+        print(f"fpcodec: {msg}", file=sys.stderr)
+
+
 def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import json
     from pathlib import Path
 
     from fpcodec.codec.errors import FpcError
 
-    from .train import TrainConfig, train
+    from .data import list_clips, split_clips
 
     if not Path(args.corpus).is_dir():
         raise FpcError(f"{args.corpus} is not a directory")
-    if args.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise FpcError("--device cuda: no CUDA device is available")
     arch_config = None
     if args.arch_config:
-        import json
-
         try:
             arch_config = json.loads(args.arch_config)
         except json.JSONDecodeError as e:
             raise FpcError(f"--arch-config is not JSON: {e}") from None
         if not isinstance(arch_config, dict):
             raise FpcError("--arch-config must be a JSON object, e.g. '{\"hidden\": 40}'")
+    clips = list_clips(args.corpus)
+    if not clips:
+        raise FpcError(f"{args.corpus} holds no GIFs or videos")
+    train_clips, val_clips = split_clips(clips)
+    if not train_clips or not val_clips:
+        # train.py then validates on the training clips; say so rather than let the
+        # validation figures pass for held-out ones
+        _say(
+            args,
+            f"note: {len(clips)} clip(s) cannot be split into training and validation; "
+            "validation uses the training clips (it measures fit, not generalisation)",
+        )
+    ckpt = Path(args.output) / "checkpoint.pt"
+    if ckpt.exists() and args.force:
+        ckpt.unlink()
+        _say(args, f"--force: starting over (removed {ckpt})")
+    elif ckpt.exists():
+        import torch
+
+        try:
+            step = int(torch.load(ckpt, map_location="cpu", weights_only=True)["step"])
+        except Exception:  # unreadable: train() reports it when it loads the checkpoint
+            step = 0
+        done = step // args.steps_per_epoch
+        if done >= args.epochs:
+            # a finished run: say so instead of exiting 0 having done nothing unsaid
+            _say(
+                args,
+                f"{ckpt} has already trained {done} epoch(s) of {args.steps_per_epoch} steps "
+                f"(--epochs {args.epochs}); nothing to do. Raise --epochs to train further, "
+                "or use -f to start over.",
+            )
+            return 0
+        _say(args, f"resuming from {ckpt} after epoch {done} of {args.epochs}")
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise FpcError("--device cuda: no CUDA device is available")
+    from .train import train
+
     cfg = TrainConfig(
         corpus=args.corpus,
         out=args.output,

@@ -329,3 +329,34 @@ def test_merged_rows_keep_the_code_version_they_were_measured_with(tmp_path):
     assert main(["bench", str(corpus), "-o", str(out), "-q", "--report-only", *files]) == 0
     rows = json.loads((out / "results.json").read_text())["results"]
     assert {r["clip"]: r["code_version"] for r in rows} == {"c0.gif": "aaaa", "c1.gif": "bbbb"}
+
+
+def test_report_names_rows_once_and_drops_empty_speed_rows(report):
+    """Issue 21.8: "fpcodec lossless (last) (lossless)" and an empty
+    "480x270 | 0 | n/a" row (no clip of that size in the run)."""
+    _, out = report
+    md = (out / "report.md").read_text()
+    assert "(lossless) (lossless)" not in md and "(last) (lossless)" not in md
+    assert "| fpcodec lossless (last) |" in md
+    assert "| 480x270 | 0 |" not in md and "| 128x128 | 2 |" in md
+    from fpcodec.bench.report import codec_label
+
+    assert codec_label({"family": "webp", "setting": "lossless"}) == "webp (lossless)"
+    assert codec_label({"family": "x264", "setting": "crf 23"}) == "x264 (crf 23)"
+
+
+def test_prediction_strips_are_captioned(tmp_path):
+    from fpcodec.bench.leaderboard import strip_image
+    from PIL import Image
+
+    frames = [np.full((30, 40, 3), 255, np.uint8) for _ in range(5)]  # white tiles
+    strip_image(frames, 4, {"last": frames[3][..., :3]}, tmp_path / "s.png")
+    img = np.asarray(Image.open(tmp_path / "s.png").convert("L"))
+    band = 12
+    assert img.shape == (2 * (30 + band), 4 * 40)
+    for row in (0, 1):
+        caption = img[row * (30 + band) : row * (30 + band) + band]
+        assert (caption < 128).any(), "a row of tiles without its caption"
+    # each of the first row's four tiles is named
+    first = img[:band]
+    assert all((first[:, j * 40 : (j + 1) * 40] < 128).any() for j in range(4))

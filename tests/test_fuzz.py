@@ -100,6 +100,9 @@ FUZZED = sorted(p.stem for p in GOLDEN.glob("*.fpc"))
 def test_damage_is_refused_or_changes_nothing(name):
     data = (GOLDEN / f"{name}.fpc").read_bytes()
     clean = _frames(data)
+    t = time.perf_counter()
+    _frames(data)
+    clean_s = time.perf_counter() - t
     seed = zlib.crc32(name.encode())
     rng = np.random.default_rng(seed)
     outcomes = {"error": 0, "decoded": 0}
@@ -122,7 +125,9 @@ def test_damage_is_refused_or_changes_nothing(name):
             outcomes["decoded"] += 1
         worst = max(worst, time.perf_counter() - t)
     assert outcomes["error"] > 0.85 * n, (seed, outcomes)  # nearly every mutation detected
-    assert worst < 2.0, (seed, worst)
+    # Damage must not make decoding much slower than decoding the clean file (an
+    # amplification); relative, so a loaded machine does not fail it.
+    assert worst < 20 * clean_s + 2.0, (seed, worst, clean_s)
 
 
 def test_structured_damage_is_caught_by_crcs_or_decoders():

@@ -4,34 +4,28 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import sys
+import tempfile
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import numpy as np
-from tqdm import tqdm
+from fpcodec.codec.errors import InputError, UsageError
+from fpcodec.codec.limits import DEFAULT_KEYFRAME_INTERVAL, MAX_FRAMES
 
-from fpcodec.bench.metrics import perceptual_distance
-from fpcodec.codec.atomic import atomic_dir, atomic_file
-from fpcodec.codec.container import CODINGS, FRAME_TYPES, ContainerReader, StreamHeader
-from fpcodec.codec.decoder import Decoder
-from fpcodec.codec.encoder import DEFAULT_KEYFRAME_INTERVAL, Encoder
-from fpcodec.codec.errors import FpcError, InputError
-from fpcodec.codec.limits import MAX_FRAMES
-from fpcodec.codec.sinks import (
-    VIDEO_SUFFIXES,
-    ApngSink,
-    FrameDirSink,
-    GifSink,
-    Sink,
-    VideoSink,
-    WebpSink,
-    frame_name,
-    output_kind,
-)
-from fpcodec.codec.source import open_source
-from fpcodec.models.registry import DEFAULT_PREDICTOR, create_predictor
+if TYPE_CHECKING:
+    import numpy as np
+    from tqdm import tqdm
+
+    from fpcodec.codec.container import StreamHeader
+    from fpcodec.codec.sinks import Sink
+
+# Heavy modules (numpy kernels compiled by numba, torch for trained predictors) are
+# imported inside the functions that need them: `fpcodec info` of a file coded with
+# `last` then never loads torch, and `import fpcodec` stays cheap.
 
 MAX_ERROR_CAP = 64
 
@@ -69,20 +63,57 @@ class DecodeResult:
     height: int
     seconds: float
     quantised_frames: int  # GIF output only: frames that needed more than 255 colours
+    padded_to: tuple[int, int] | None = None  # lossy video: the even size it was padded to
 
     @property
     def fps(self) -> float:
         return self.frames / max(self.seconds, 1e-9)
 
 
-def _open_input(path: Path):
+def _open_input(path: PathLike) -> BinaryIO:
+    """An .fpc input, read front to back once: `-` is standard input, and a pipe
+    works as well as a file."""
+    if os.fspath(path) == "-":
+        return contextlib.nullcontext(sys.stdin.buffer)  # type: ignore[return-value]
     try:
         return open(path, "rb")
     except OSError as e:
         raise InputError(f"cannot open {path}: {e.strerror or e}") from None
 
 
+def _is_stdout(path: PathLike) -> bool:
+    return os.fspath(path) == "-"
+
+
+@contextlib.contextmanager
+def _to_stdout(suffix: str = "") -> Iterator[Path]:
+    """A private temporary path whose contents go to standard output on success
+    (the writers seek, and a pipe cannot)."""
+    with tempfile.TemporaryDirectory(prefix="fpcodec-out.") as d:
+        tmp = Path(d) / f"out{suffix}"
+        yield tmp
+        out = sys.stdout.buffer
+        with open(tmp, "rb") as f:
+            shutil.copyfileobj(f, out, 1 << 20)
+        out.flush()
+
+
+def _output_file(output: PathLike, inputs: list[Path], force: bool, suffix: str = ""):
+    from fpcodec.codec.atomic import atomic_file
+
+    if _is_stdout(output):
+        return _to_stdout(suffix)
+    return atomic_file(Path(output), inputs, force)
+
+
+def _inputs(input: PathLike) -> list[Path]:
+    """The inputs an output must never replace (none for standard input)."""
+    return [] if os.fspath(input) == "-" else [Path(input)]
+
+
 def _bar(total: int | None, desc: str, enabled: bool) -> tqdm:
+    from tqdm import tqdm
+
     return tqdm(
         total=total, desc=desc, unit="frame", disable=not enabled, leave=False, dynamic_ncols=True
     )
@@ -104,23 +135,34 @@ def encode(
 ) -> EncodeResult:
     """Encode an image/video file to .fpc. Lossless unless max_error or quality is set.
 
+    input and output may be "-": standard input and output. output must otherwise be
+    a .fpc name, so that a slip such as encode("a.gif", "b.gif") cannot destroy b.gif.
     palette: for GIF sources, code the GIF's own frames (palette, LZW phrases) where
     that reproduces them exactly; False codes every frame as pixels.
+    force: replace an existing output (never an input).
     """
+    check_encode_output(output)
     if not 0 <= max_error <= MAX_ERROR_CAP:
-        raise FpcError(f"--max-error must be within 0..{MAX_ERROR_CAP}")
+        raise UsageError(f"--max-error must be within 0..{MAX_ERROR_CAP}, not {max_error}")
     if not 0 <= quality <= 100:
-        raise FpcError("--quality must be within 1..100")
+        raise UsageError(f"--quality must be within 1..100, not {quality}")
     if quality and max_error:
-        raise FpcError("--quality and --max-error cannot be combined")
+        raise UsageError("--quality and --max-error cannot be combined")
     if not 0 <= keyframe_interval <= MAX_FRAMES:
-        raise FpcError("--keyframe-interval must be >= 0 (0: only the first frame)")
+        raise UsageError(
+            f"--keyframe-interval must be within 0..{MAX_FRAMES} (0: only the first frame), "
+            f"not {keyframe_interval}"
+        )
     if entropy not in ("arith", "zstd"):
-        raise FpcError("--entropy must be arith or zstd")
-    inp, out = Path(input), Path(output)
+        raise UsageError("--entropy must be arith or zstd")
+    from fpcodec.codec.container import StreamHeader
+    from fpcodec.codec.encoder import Encoder
+    from fpcodec.codec.source import open_source
+    from fpcodec.models.registry import DEFAULT_PREDICTOR, create_predictor
+
     pred = create_predictor(predictor or DEFAULT_PREDICTOR, weights)
     t0 = time.perf_counter()
-    with open_source(inp) as src:
+    with open_source(input) as src:
         info = src.info
         header = StreamHeader(
             width=info.width,
@@ -134,7 +176,7 @@ def encode(
             predictor=pred.name,
             predictor_sha256=pred.weights_sha256,
         )
-        with atomic_file(out, [inp], force) as tmp, open(tmp, "wb") as f:
+        with _output_file(output, _inputs(input), force) as tmp, open(tmp, "wb") as f:
             enc = Encoder(f, header, pred, info.gif_screen, palette)
             with _bar(info.frame_count, "encode", progress) as bar:
                 for frame in src.frames():
@@ -150,13 +192,32 @@ def encode(
         width=info.width,
         height=info.height,
         bytes=nbytes,
-        source_bytes=inp.stat().st_size,
+        source_bytes=src.nbytes,
         seconds=time.perf_counter() - t0,
         predictor=pred.identity,
     )
 
 
-def _open_sink(kind: str, tmp: Path, f, header: StreamHeader) -> Sink:
+def check_encode_output(output: PathLike) -> None:
+    """encode writes .fpc bytes: to a .fpc name or to standard output, nowhere else."""
+    name = os.fspath(output)
+    if name != "-" and not name.lower().endswith(".fpc"):
+        raise UsageError(
+            f"encode writes .fpc files; {name!r} is not a .fpc name "
+            "(encode takes one input: IN [OUT.fpc], '-' for standard output)"
+        )
+
+
+def _open_sink(
+    kind: str,
+    tmp: Path,
+    f,
+    header: StreamHeader,
+    crf: int | None,
+    lossless: bool,
+) -> Sink:
+    from fpcodec.codec.sinks import ApngSink, FrameDirSink, GifSink, VideoSink, WebpSink
+
     w, h = header.width, header.height
     if kind == ".gif":
         return GifSink(f, w, h, header.loop, header.has_alpha)
@@ -166,7 +227,7 @@ def _open_sink(kind: str, tmp: Path, f, header: StreamHeader) -> Sink:
         return WebpSink(f, w, h, header.loop, header.has_alpha)
     if kind == "dir":
         return FrameDirSink(tmp, header.has_alpha)
-    return VideoSink(str(tmp), kind, w, h)
+    return VideoSink(str(tmp), kind, w, h, crf, lossless, header.has_alpha)
 
 
 def decode(
@@ -176,22 +237,41 @@ def decode(
     weights: PathLike | None = None,
     force: bool = False,
     progress: bool = False,
+    to: str | None = None,
+    crf: int | None = None,
+    lossless_video: bool = False,
 ) -> DecodeResult:
-    """Decode an .fpc file; the output format follows the output path (see sinks.py)."""
-    inp = Path(input)
-    kind = output_kind(os.fspath(output))
-    out = Path(output)
+    """Decode an .fpc file; the output format follows the output path (see sinks.py)
+    or `to` ("gif", "webp", "png", "mp4", ...; needed when output is "-", standard
+    output). input "-" is standard input. crf: quality of lossy video outputs (H.264
+    / VP9 constant-rate factor, lower is better); lossless_video: FFV1 in .mkv."""
+    from fpcodec.codec.atomic import atomic_dir
+    from fpcodec.codec.decoder import Decoder
+    from fpcodec.codec.sinks import MAX_CRF, VIDEO_SUFFIXES, output_kind
+
+    kind = output_kind(os.fspath(output), to)
+    if kind == "dir" and _is_stdout(output):
+        raise UsageError("PNG frames need a directory, not standard output")
+    if (crf is not None or lossless_video) and kind not in VIDEO_SUFFIXES:
+        raise UsageError("--crf and --lossless apply to video outputs (.mp4 .mkv .mov .webm)")
+    if crf is not None and lossless_video:
+        raise UsageError("--crf and --lossless cannot be combined")
+    if crf is not None and not 0 <= crf <= MAX_CRF:
+        raise UsageError(f"--crf must be within 0..{MAX_CRF}, not {crf}")
+    if lossless_video and kind != ".mkv":
+        raise UsageError("--lossless video is FFV1 in Matroska: name a .mkv output")
     t0 = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        dec = Decoder(stack.enter_context(_open_input(inp)), weights)
+        dec = Decoder(stack.enter_context(_open_input(input)), weights)
         h = dec.header
         if kind == "dir":
-            tmp = stack.enter_context(atomic_dir(out, [inp], force))
+            tmp = stack.enter_context(atomic_dir(Path(output), _inputs(input), force))
         else:
-            tmp = stack.enter_context(atomic_file(out, [inp], force))
+            suffix = kind if kind in VIDEO_SUFFIXES else ""
+            tmp = stack.enter_context(_output_file(output, _inputs(input), force, suffix))
         writes_path = kind == "dir" or kind in VIDEO_SUFFIXES
         f = None if writes_path else stack.enter_context(open(tmp, "wb"))
-        sink = _open_sink(kind, tmp, f, h)
+        sink = _open_sink(kind, tmp, f, h, crf, lossless_video)
         n = 0
         with _bar(h.frame_count, "decode", progress) as bar:
             for frame in dec:
@@ -199,14 +279,19 @@ def decode(
                 n += 1
                 bar.update()
         sink.close()
-    return DecodeResult(n, h.width, h.height, time.perf_counter() - t0, sink.quantised_frames)
+    padded = getattr(sink, "size", None) if getattr(sink, "padded", False) else None
+    return DecodeResult(
+        n, h.width, h.height, time.perf_counter() - t0, sink.quantised_frames, padded
+    )
 
 
 def decode_frames(
     input: PathLike, weights: PathLike | None = None
 ) -> tuple[StreamHeader, list[np.ndarray], list[int]]:
     """Decode a whole file into memory: (header, RGBA frames, durations). For tests and tools."""
-    with _open_input(Path(input)) as f:
+    from fpcodec.codec.decoder import Decoder
+
+    with _open_input(input) as f:
         dec = Decoder(f, weights)
         frames, durations = [], []
         for fr in dec:
@@ -215,34 +300,65 @@ def decode_frames(
         return dec.header, frames, durations
 
 
-def info(input: PathLike) -> dict[str, Any]:
-    """Describe an .fpc file without decoding its frames."""
-    inp = Path(input)
-    with _open_input(inp) as f:
-        reader = ContainerReader(f)
+class _Counted:
+    """A read-only file that counts what was read from it (a pipe has no size)."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self._f = f
+        self.count = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        self.count += len(data)
+        return data
+
+
+def info(input: PathLike, frames: bool = False) -> dict[str, Any]:
+    """Describe an .fpc file without decoding its frames ("-": standard input).
+
+    frames: also list every frame (index, type, coding, bytes, duration) under
+    "frame_list", to see where the bytes go."""
+    from fpcodec.codec.container import CODINGS, FRAME_TYPES, ContainerReader
+
+    name = "-" if os.fspath(input) == "-" else str(Path(input))
+    per_frame: list[dict[str, Any]] = []
+    with _open_input(input) as raw:
+        f = _Counted(raw)
+        reader = ContainerReader(f)  # type: ignore[arg-type]
         h = reader.header
         by_type: dict[str, dict[str, int]] = {}
         by_coding: dict[str, int] = {}
         duration = 0
-        frames = 0
+        count = 0
         for chunk in reader.frames():
             t = by_type.setdefault(FRAME_TYPES[chunk.frame_type], {"frames": 0, "bytes": 0})
             t["frames"] += 1
             t["bytes"] += chunk.size
             by_coding[CODINGS[chunk.coding]] = by_coding.get(CODINGS[chunk.coding], 0) + 1
             duration += chunk.duration_ms
-            frames += 1
-    size = inp.stat().st_size
-    header = asdict(h)
-    header["predictor_sha256"] = h.predictor_sha256.hex()
+            count += 1
+            if frames:
+                per_frame.append(
+                    {
+                        "index": chunk.index,
+                        "type": FRAME_TYPES[chunk.frame_type],
+                        "coding": CODINGS[chunk.coding],
+                        "bytes": chunk.size,
+                        "duration_ms": chunk.duration_ms,
+                    }
+                )
+        try:
+            size = os.fstat(raw.fileno()).st_size if Path(name).is_file() else f.count
+        except (OSError, AttributeError, ValueError):
+            size = f.count
     mode = "lossy" if h.quality else ("near-lossless" if h.max_error else "lossless")
-    return {
-        "file": str(inp),
+    out = {
+        "file": name,
         "bytes": size,
         "format_version": f"1.{reader.minor}",
         "width": h.width,
         "height": h.height,
-        "frames": frames,
+        "frames": count,
         "duration_ms": duration,
         "loop": h.loop,
         "has_alpha": h.has_alpha,
@@ -256,8 +372,11 @@ def info(input: PathLike) -> dict[str, Any]:
         "source_kind": h.source_kind,
         "frame_types": by_type,
         "codings": by_coding,
-        "bits_per_pixel": 8.0 * size / max(1, frames * h.width * h.height),
+        "bits_per_pixel": 8.0 * size / max(1, count * h.width * h.height),
     }
+    if frames:
+        out["frame_list"] = per_frame
+    return out
 
 
 @dataclass(frozen=True)
@@ -278,15 +397,24 @@ def predict(
 ) -> PredictResult:
     """Write one-step-ahead predictions (from the true previous frames) as PNGs.
 
-    pred_000001.png is the prediction of frame 1 from frame 0, and so on.
+    pred_000001.png is the prediction of frame 1 from frame 0, and so on. Where the
+    frame has transparency the PNG carries the frame's own alpha (the codec codes
+    alpha losslessly beside the prediction), so transparent areas stay transparent.
     """
+    import numpy as np
     from PIL import Image
 
-    inp, out = Path(input), Path(outdir)
+    from fpcodec.bench.metrics import perceptual_distance
+    from fpcodec.codec.atomic import atomic_dir
+    from fpcodec.codec.sinks import frame_name
+    from fpcodec.codec.source import open_source
+    from fpcodec.models.registry import DEFAULT_PREDICTOR, create_predictor
+
+    out = Path(outdir)
     pred = create_predictor(predictor or DEFAULT_PREDICTOR, weights)
     dists: list[float] = []
     base: list[float] = []
-    with open_source(inp) as src, atomic_dir(out, [inp], force) as tmp:
+    with open_source(input) as src, atomic_dir(out, _inputs(input), force) as tmp:
         info = src.info
         pred.reset(info.height, info.width)
         prev = None
@@ -295,7 +423,12 @@ def predict(
                 rgb = np.ascontiguousarray(frame.rgba[..., :3])
                 if prev is not None:
                     p = pred.predict().rgb
-                    Image.fromarray(p).save(tmp / frame_name(t).replace("frame_", "pred_"))
+                    alpha = frame.rgba[..., 3]
+                    if (alpha != 255).any():
+                        img = Image.fromarray(np.dstack([p, alpha]), "RGBA")
+                    else:
+                        img = Image.fromarray(p)
+                    img.save(tmp / frame_name(t).replace("frame_", "pred_"))
                     visible = frame.rgba[..., 3] != 0
                     dists.append(perceptual_distance(p, rgb, visible))
                     base.append(perceptual_distance(prev, rgb, visible))

@@ -1,4 +1,9 @@
-"""The `fpcodec` command line. Exit status: 0 success, 1 failure, 2 usage error."""
+"""The `fpcodec` command line. Exit status: 0 success, 1 failure, 2 usage error.
+
+Only argparse and the small modules that describe options are imported before a
+command runs, so `fpcodec`, `--help` and `--version` answer at once; numba's
+kernels and torch load when a command needs them.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +13,32 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from fpcodec.codec.encoder import DEFAULT_KEYFRAME_INTERVAL
-from fpcodec.codec.errors import FpcError
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
-        self.exit(2, f"fpcodec: error: {message} (see --help)\n")
+from fpcodec.argtypes import Formatter, Parser, examples, int_in
+from fpcodec.codec.errors import FpcError, UsageError
+from fpcodec.codec.limits import DEFAULT_KEYFRAME_INTERVAL, MAX_FRAMES
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-f", "--force", action="store_true", help="overwrite an existing output")
+    p.add_argument(
+        "-f", "--force", action="store_true", help="overwrite an existing output (never an input)"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
 
 
 def _output(p: argparse.ArgumentParser, help: str) -> None:
-    p.add_argument("output", nargs="?", help=help)
+    p.add_argument("output", nargs="?", metavar="OUT", help=help)
     p.add_argument(
         "-o", "--output", dest="output_opt", metavar="OUT", help="same as the positional OUT"
+    )
+
+
+def _sub(sub, name: str, help: str, description: str, *example: str) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name,
+        help=help,
+        description=description,
+        formatter_class=Formatter,
+        epilog=examples(*example),
     )
 
 
@@ -33,41 +46,60 @@ def build_parser() -> argparse.ArgumentParser:
     from fpcodec import __version__
     from fpcodec.models.registry import DEFAULT_PREDICTOR, available_predictors
 
-    parser = _Parser(
-        prog="fpcodec", description="Learned closed-loop codec for animated GIFs and short clips."
+    parser = Parser(
+        prog="fpcodec",
+        description="Learned closed-loop codec for animated GIFs and short clips. "
+        "Exit status: 0 success, 1 an error (one line on stderr), 2 a usage error.",
+        formatter_class=Formatter,
+        epilog=examples(
+            "fpcodec encode cat.gif cat.fpc",
+            "fpcodec decode cat.fpc back.gif",
+            "fpcodec COMMAND --help",
+        ),
     )
-    parser.add_argument("--version", action="version", version=f"fpcodec {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument("-V", "--version", action="version", version=f"fpcodec {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
-    p = sub.add_parser("encode", help="encode a GIF/video to .fpc")
-    p.add_argument("input", help="GIF, PNG/APNG, WebP or any video PyAV reads")
-    _output(p, "output .fpc file")
+    p = _sub(
+        sub,
+        "encode",
+        "encode a GIF/video to .fpc",
+        "Encode a GIF, PNG/APNG, WebP or video to .fpc: lossless by default. "
+        "OUT must be a .fpc name or '-' (standard output); IN may be '-' (standard input).",
+        "fpcodec encode cat.gif cat.fpc",
+        "fpcodec encode clip.mp4 clip.fpc --quality 60",
+        "cat cat.gif | fpcodec encode - - > cat.fpc",
+    )
+    p.add_argument("input", metavar="IN", help="GIF, PNG/APNG, WebP or any video PyAV reads")
+    _output(p, "output .fpc file, or '-' (default: IN with .fpc)")
     p.add_argument(
         "--predictor",
-        default=None,
+        default=DEFAULT_PREDICTOR,
         choices=available_predictors(),
-        help=f"frame predictor (default: {DEFAULT_PREDICTOR})",
+        help="frame predictor",
     )
     p.add_argument(
-        "--weights", help="weight file for a trained predictor (default: the shipped one)"
+        "--weights",
+        metavar="PT",
+        help="weight file for a trained predictor (default: the shipped one)",
     )
     p.add_argument(
         "--max-error",
-        type=int,
+        type=int_in(0, 64),
         default=0,
         metavar="E",
-        help="near-lossless: every channel within +-E (default 0: lossless)",
+        help="near-lossless: every channel within +-E, 0..64 (default 0: lossless)",
     )
     p.add_argument(
         "--quality",
-        type=int,
-        default=0,
+        type=int_in(1, 100),
+        default=None,
         metavar="Q",
-        help="lossy mode at quality 1..100 (higher is better)",
+        help="lossy mode at quality 1..100, higher is better (default: not lossy)",
     )
     p.add_argument(
         "--keyframe-interval",
-        type=int,
+        type=int_in(0, MAX_FRAMES),
         default=DEFAULT_KEYFRAME_INTERVAL,
         metavar="N",
         help=f"a keyframe every N frames (default {DEFAULT_KEYFRAME_INTERVAL}; 0: first only)",
@@ -76,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--entropy",
         choices=("arith", "zstd"),
         default="arith",
-        help="entropy coder (default arith; zstd is the baseline)",
+        help="entropy coder (zstd is the baseline)",
     )
     p.add_argument(
         "--no-palette",
@@ -86,21 +118,78 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
 
-    p = sub.add_parser("decode", help="decode .fpc to GIF/WebP/APNG/MP4 or a PNG directory")
-    p.add_argument("input", help=".fpc file")
-    _output(p, "output: .gif .webp .png/.apng .mp4 .mkv .mov .webm, or DIR/ for PNG frames")
-    p.add_argument("--weights", help="weight file, when the predictor's weights are not installed")
+    p = _sub(
+        sub,
+        "decode",
+        "decode .fpc to GIF/WebP/APNG/video or a PNG directory",
+        "Decode .fpc; the output's suffix names the format, or --to does (needed for "
+        "'-', standard output). IN may be '-' (standard input).",
+        "fpcodec decode cat.fpc back.gif",
+        "fpcodec decode cat.fpc back.mkv --lossless",
+        "fpcodec decode cat.fpc - --to webp > back.webp",
+    )
+    p.add_argument("input", metavar="IN", help=".fpc file, or '-'")
+    _output(
+        p,
+        "output: .gif .webp .png/.apng .mp4 .mkv .mov .webm, DIR/ for PNG frames, or '-' with --to",
+    )
+    p.add_argument(
+        "--to",
+        choices=("gif", "webp", "png", "apng", "mp4", "mkv", "mov", "webm"),
+        help="output format (default: from OUT's suffix)",
+    )
+    p.add_argument(
+        "--crf",
+        type=int_in(0, 51),
+        metavar="N",
+        help="lossy video (.mp4 .mov .mkv: H.264; .webm: VP9) constant-rate factor "
+        "0..51, lower is better (default: 18 for H.264, 20 for VP9)",
+    )
+    p.add_argument(
+        "--lossless",
+        action="store_true",
+        help="video: lossless FFV1 in .mkv (RGB, alpha kept, no padding)",
+    )
+    p.add_argument(
+        "--weights",
+        metavar="PT",
+        help="weight file, when the predictor's weights are not installed",
+    )
     _common(p)
 
-    p = sub.add_parser("info", help="describe an .fpc file")
-    p.add_argument("input", help=".fpc file")
+    p = _sub(
+        sub,
+        "info",
+        "describe an .fpc file",
+        "Describe an .fpc file without decoding it (prints to standard output).",
+        "fpcodec info cat.fpc",
+        "fpcodec info cat.fpc --frames --json",
+    )
+    p.add_argument("input", metavar="IN", help=".fpc file, or '-'")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--frames",
+        action="store_true",
+        help="one line per frame: index, type, coding, bytes, duration",
+    )
 
-    p = sub.add_parser("predict", help="write one-step-ahead predictions as PNGs")
-    p.add_argument("input", help="GIF or video")
+    p = _sub(
+        sub,
+        "predict",
+        "write one-step-ahead predictions as PNGs",
+        "Write each frame's one-step-ahead prediction (from the true previous frames) "
+        "as a PNG, and print the predictor's perceptual distance and that of 'last'.",
+        "fpcodec predict cat.gif preds/ --predictor convlstm",
+    )
+    p.add_argument("input", metavar="IN", help="GIF or video, or '-'")
     _output(p, "output directory")
-    p.add_argument("--predictor", default=None, choices=available_predictors())
-    p.add_argument("--weights", help="weight file for a trained predictor")
+    p.add_argument(
+        "--predictor",
+        default=DEFAULT_PREDICTOR,
+        choices=available_predictors(),
+        help="frame predictor",
+    )
+    p.add_argument("--weights", metavar="PT", help="weight file for a trained predictor")
     _common(p)
 
     from fpcodec.models.train_cli import add_train_parser
@@ -127,26 +216,54 @@ def _resolve_output(
     default: Callable[[str], str] | None = None,
 ) -> str:
     if args.output and args.output_opt and args.output != args.output_opt:
-        parser.error("give the output once (positional or -o)")
+        raise UsageError("give the output once (positional or -o)")
     out = args.output or args.output_opt
     if out is None:
-        if default is None:
-            parser.error("missing output")
+        if default is None or args.input == "-":
+            raise UsageError("missing output")
         out = default(args.input)
+    if out == "-" and sys.stdout.isatty():
+        raise UsageError("refusing to write binary data to a terminal: redirect it or name a file")
     return out
+
+
+def _kernels_compiled() -> bool:
+    """Whether numba has cached the codec's kernels for this machine. Its first
+    compilation takes seconds (15 s against 3 s warm on a small laptop), so the first
+    run says why it is slow."""
+    try:
+        from fpcodec.codec import rangecoder
+
+        # the range coder's entry points: every encode (decode) path compiles them
+        kernels = (rangecoder.rc_init_enc, rangecoder.rc_init_dec)
+        paths = [getattr(k, "_cache", None) for k in kernels]
+        return all(
+            c is None or os.path.exists(c._cache_file._index_path)
+            for c in paths  # a kernel without a cache file is compiled each run anyway
+        )
+    except Exception:  # a numba without these internals: say nothing
+        return True
+
+
+def _note_compilation(args: argparse.Namespace) -> None:
+    if not args.quiet and not _kernels_compiled():
+        _say(args, "fpcodec: compiling the codec's kernels for this machine (first run only)")
 
 
 def cmd_encode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import fpcodec
+    from fpcodec.api import check_encode_output
 
     out = _resolve_output(args, parser, lambda p: os.path.splitext(p)[0] + ".fpc")
+    check_encode_output(out)
+    _note_compilation(args)
     r = fpcodec.encode(
         args.input,
         out,
         predictor=args.predictor,
         weights=args.weights,
         max_error=args.max_error,
-        quality=args.quality,
+        quality=args.quality or 0,
         keyframe_interval=args.keyframe_interval,
         entropy=args.entropy,
         palette=args.palette,
@@ -166,10 +283,24 @@ def cmd_decode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     import fpcodec
 
     out = _resolve_output(args, parser)
+    _note_compilation(args)
     r = fpcodec.decode(
-        args.input, out, weights=args.weights, force=args.force, progress=_progress(args)
+        args.input,
+        out,
+        weights=args.weights,
+        force=args.force,
+        progress=_progress(args),
+        to=args.to,
+        crf=args.crf,
+        lossless_video=args.lossless,
     )
     note = f", {r.quantised_frames} frames quantised to 255 colours" if r.quantised_frames else ""
+    if r.padded_to:
+        _say(
+            args,
+            f"fpcodec: note: {r.width}x{r.height} padded to {r.padded_to[0]}x{r.padded_to[1]} "
+            "(4:2:0 video needs even sizes; edge pixels repeated; --lossless keeps the size)",
+        )
     _say(
         args,
         f"{args.input} -> {out}: {r.frames} frames {r.width}x{r.height}, "
@@ -181,7 +312,7 @@ def cmd_decode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 def cmd_info(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import fpcodec
 
-    d = fpcodec.info(args.input)
+    d = fpcodec.info(args.input, frames=args.frames)
     if args.json:
         print(json.dumps(d, indent=2))
         return 0
@@ -206,6 +337,13 @@ def cmd_info(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     for t, v in d["frame_types"].items():
         lines.append(f"{t + ' frames':<18}{v['frames']}, {v['bytes']:,} bytes")
     lines.append("codings           " + ", ".join(f"{k} {v}" for k, v in d["codings"].items()))
+    if args.frames:
+        lines += ["", f"{'frame':>7}  {'type':<9}  {'coding':<9}  {'bytes':>10}  {'ms':>6}"]
+        lines += [
+            f"{f['index']:>7}  {f['type']:<9}  {f['coding']:<9}  {f['bytes']:>10,}  "
+            f"{f['duration_ms']:>6}"
+            for f in d["frame_list"]
+        ]
     print("\n".join(lines))
     return 0
 
@@ -214,6 +352,7 @@ def cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     import fpcodec
 
     out = _resolve_output(args, parser)
+    _note_compilation(args)
     r = fpcodec.predict(
         args.input,
         out,
@@ -236,10 +375,16 @@ COMMANDS = {"encode": cmd_encode, "decode": cmd_decode, "info": cmd_info, "predi
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:  # bare `fpcodec`: the help, as a usage error
+        parser.print_help(sys.stderr)
+        return 2
     try:
         if args.command in COMMANDS:
             return COMMANDS[args.command](args, parser)
         return args.handler(args, parser)
+    except UsageError as e:
+        print(f"fpcodec {args.command}: error: {e}", file=sys.stderr)
+        return 2
     except FpcError as e:
         print(f"fpcodec: error: {e}", file=sys.stderr)
         return 1
