@@ -228,6 +228,8 @@ def compare(src: list[np.ndarray], dec: list[np.ndarray]) -> dict:
 
 
 def run_fpcodec(path: Path, v: Variant, frames: list[np.ndarray]) -> anchors.Encoded:
+    from fpcodec.models.registry import FLOAT_SUFFIX
+
     import fpcodec
 
     kw = v.kw()
@@ -240,7 +242,9 @@ def run_fpcodec(path: Path, v: Variant, frames: list[np.ndarray]) -> anchors.Enc
         enc_peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.reset_peak()
         t = time.perf_counter()
-        _, dec, _ = fpcodec.decode_frames(out)
+        _, dec, _ = fpcodec.decode_frames(
+            out, float_path=str(kw.get("predictor", "")).endswith(FLOAT_SUFFIX)
+        )
         dec_s = time.perf_counter() - t
         dec_peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
