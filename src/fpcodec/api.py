@@ -203,11 +203,14 @@ def decode(
 
 
 def decode_frames(
-    input: PathLike, weights: PathLike | None = None
+    input: PathLike, weights: PathLike | None = None, *, float_path: bool = False
 ) -> tuple[StreamHeader, list[np.ndarray], list[int]]:
-    """Decode a whole file into memory: (header, RGBA frames, durations). For tests and tools."""
+    """Decode a whole file into memory: (header, RGBA frames, durations). For tests and tools.
+
+    float_path: also accept files of a `NAME+float` predictor (the benchmark's float
+    reference, refused otherwise: not portable)."""
     with _open_input(Path(input)) as f:
-        dec = Decoder(f, weights)
+        dec = Decoder(f, weights, float_path)
         frames, durations = [], []
         for fr in dec:
             frames.append(fr.rgba)
@@ -232,7 +235,8 @@ def info(input: PathLike) -> dict[str, Any]:
             by_coding[CODINGS[chunk.coding]] = by_coding.get(CODINGS[chunk.coding], 0) + 1
             duration += chunk.duration_ms
             frames += 1
-    size = inp.stat().st_size
+    size = reader.stream_bytes  # the stream's own bytes (nothing may follow them)
+    assert size is not None
     header = asdict(h)
     header["predictor_sha256"] = h.predictor_sha256.hex()
     mode = "lossy" if h.quality else ("near-lossless" if h.max_error else "lossless")
