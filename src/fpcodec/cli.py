@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from fpcodec.codec.atomic import Terminated, terminate_on_signals
 from fpcodec.codec.encoder import DEFAULT_KEYFRAME_INTERVAL
 from fpcodec.codec.errors import FpcError
 
@@ -236,6 +237,7 @@ COMMANDS = {"encode": cmd_encode, "decode": cmd_decode, "info": cmd_info, "predi
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    terminate_on_signals()  # SIGTERM/SIGHUP unwind like Ctrl-C: no .part debris
     try:
         if args.command in COMMANDS:
             return COMMANDS[args.command](args, parser)
@@ -246,6 +248,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fpcodec: interrupted", file=sys.stderr)
         return 130
+    except Terminated as e:
+        print(f"fpcodec: {e}", file=sys.stderr)
+        return 128 + e.signo
     except BrokenPipeError:
         return 1
     except OSError as e:
