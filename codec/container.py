@@ -174,8 +174,6 @@ class FrameChunk:
         return _CHUNK_HEAD.size + _FRAME_HEAD.size + len(self.body) + 4
 
 
-
-
 class ContainerReader:
     """Streams the chunks of an .fpc file, validating every length and CRC."""
 
