@@ -38,6 +38,9 @@ class ConvLSTMNet(FrameNet):
     def work_per_pixel(self) -> int:
         return 8 * (self.hidden + 6) + 8 * self.head_ch + 3 * self.hidden
 
+    def state_bytes_per_pixel(self) -> float:
+        return self.hidden * 3 / 16  # h int8 and c int16 at 1/4 resolution
+
     def state_dtype(self, i: int) -> torch.dtype:
         return torch.int16 if i == 1 else torch.int8  # the cell state spans 10 bits
 

@@ -36,6 +36,9 @@ class ConvLSTMAENet(FrameNet):
     def work_per_pixel(self) -> int:
         return 6 * (self.c1 + self.c2) + 4 * self.fuse_ch + 32
 
+    def state_bytes_per_pixel(self) -> float:
+        return self.c1 * 3 / 4 + self.c2 * 3 / 16  # int8 h, int16 c at 1/2 and 1/4
+
     def state_dtype(self, i: int) -> torch.dtype:
         return torch.int16 if i in (1, 3) else torch.int8  # cell states span 10 bits
 

@@ -32,6 +32,11 @@ class FrameNet(nn.Module):
         of the GEMM convolution path included): sizes the tiles of bounded inference."""
         raise NotImplementedError
 
+    def state_bytes_per_pixel(self) -> float:
+        """Bytes of recurrent state (computed each step, not passed-on frames) per
+        frame pixel: tiled inference buffers two bands of it."""
+        return 0.0
+
     def state_dtype(self, i: int) -> torch.dtype:
         """Smallest integer type holding state element i exactly (int8 unless a net
         says otherwise: activations and frames in integer units both fit)."""

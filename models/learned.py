@@ -24,6 +24,9 @@ def spread_buckets(spread: np.ndarray) -> np.ndarray:
 # Float32 values one inference window may keep alive (about 256 MB): with the
 # frame's own buffers this keeps a step within the memory bound at any frame size.
 WINDOW_VALUES = 1 << 26
+# Bytes of one band of new recurrent state (two are held: the band being computed
+# and the one waiting to be stored). Wide frames get lower bands, not bigger buffers.
+BAND_BYTES = 1 << 25
 
 
 def _to_q7(frame: np.ndarray, align: int) -> torch.Tensor:
@@ -54,6 +57,10 @@ def tile_geometry(net: FrameNet, hp: int, wp: int, tile: int | None = None) -> t
         side = max(int(area**0.5) - 2 * halo, halo, a)
         tw = wp if wp + 2 * halo <= side * 2 else side
         th = max(area // (tw + 2 * halo) - 2 * halo, halo, a)
+        spb = net.state_bytes_per_pixel()
+        if spb and th * wp * spb > BAND_BYTES:
+            th = max(int(BAND_BYTES / (wp * spb)), halo, a)
+            tw = max(min(wp, area // (th + 2 * halo) - 2 * halo), halo, a)
     else:
         th = tw = max(tile, halo, a)
     th, tw = max(a, th // a * a), max(a, tw // a * a)
@@ -151,6 +158,7 @@ class LearnedPredictor(Predictor):
 
     def observe(self, frame: np.ndarray) -> None:
         h, w = frame.shape[:2]
+        self._pred = None  # its buffers go before this frame's are made
         x = _to_q7(frame, self.net.align).to(self.device)
         hp, wp = x.shape[2], x.shape[3]
         if self._state is None:
