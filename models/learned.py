@@ -37,7 +37,8 @@ def _to_q7(frame: np.ndarray, align: int) -> torch.Tensor:
     ph, pw = (-h) % align, (-w) % align
     if ph or pw:
         frame = np.pad(frame, ((0, ph), (0, pw), (0, 0)), mode="edge")
-    planes = np.ascontiguousarray(frame.transpose(2, 0, 1)) ^ np.uint8(0x80)
+    planes = np.ascontiguousarray(frame.transpose(2, 0, 1))
+    planes ^= np.uint8(0x80)  # in place: one frame-sized copy, not two
     return torch.from_numpy(planes.view(np.int8))[None]
 
 

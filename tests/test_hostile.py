@@ -115,7 +115,9 @@ _MEMORY_CHILD = textwrap.dedent(
     p.reset(h, w)
     t = time.perf_counter()
     for i in range(n):
-        p.observe(np.roll(frame, 3 * i, axis=1))
+        if i:
+            frame[:, 3 * i :: 7] ^= 0x55  # change in place: no second frame buffer
+        p.observe(frame)
         p.predict()
     hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")][0].split()[1]
     print(int(hwm) * 1024, time.perf_counter() - t)
