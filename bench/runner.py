@@ -242,6 +242,8 @@ def compare(src: list[np.ndarray], dec: list[np.ndarray]) -> dict:
 
 
 def run_fpcodec(path: Path, v: Variant, frames: list[np.ndarray]) -> anchors.Encoded:
+    from fpcodec.models.registry import FLOAT_SUFFIX
+
     import fpcodec
 
     kw = v.kw()
@@ -257,7 +259,9 @@ def run_fpcodec(path: Path, v: Variant, frames: list[np.ndarray]) -> anchors.Enc
         enc_peak = peak_mb()
         reset_peak()
         t = time.perf_counter()
-        _, dec, _ = fpcodec.decode_frames(out)
+        _, dec, _ = fpcodec.decode_frames(
+            out, float_path=str(kw.get("predictor", "")).endswith(FLOAT_SUFFIX)
+        )
         dec_s = time.perf_counter() - t
         dec_peak = peak_mb()
         nbytes = out.stat().st_size

@@ -174,19 +174,14 @@ class FrameChunk:
         return _CHUNK_HEAD.size + _FRAME_HEAD.size + len(self.body) + 4
 
 
-def _read_exact(f: BinaryIO, n: int, what: str) -> bytes:
-    data = f.read(n)
-    if len(data) != n:
-        raise FormatError(f"file truncated while reading {what}")
-    return data
-
-
 class ContainerReader:
     """Streams the chunks of an .fpc file, validating every length and CRC."""
 
     def __init__(self, f: BinaryIO) -> None:
         self._f = f
-        pre = f.read(_PREAMBLE.size)
+        self._pos = 0  # bytes of the stream read so far
+        self.stream_bytes: int | None = None  # the whole stream's, once its end is read
+        pre = self._read(_PREAMBLE.size)
         if len(pre) < 8 or pre[:8] != MAGIC:
             raise FormatError("not an .fpc file (bad magic)")
         if len(pre) != _PREAMBLE.size:
@@ -201,26 +196,53 @@ class ContainerReader:
             raise FormatError(f"unknown header flags 0x{flags:04x}")
         if hlen > MAX_HEADER_BYTES:
             raise FormatError(f"header length {hlen} exceeds the cap")
-        body = _read_exact(f, hlen, "the header")
-        (crc,) = _U32.unpack(_read_exact(f, 4, "the header CRC"))
+        body = self._read_exact(hlen, "the header")
+        (crc,) = _U32.unpack(self._read_exact(4, "the header CRC"))
         if zlib.crc32(pre + body) != crc:
             raise CorruptError("header CRC mismatch (file damaged)")
         self.minor = minor
         self.header = _parse_header(pre, body)
         self._max_payload = max_frame_payload(self.header.width, self.header.height)
 
+    def _read(self, n: int) -> bytes:
+        data = self._f.read(n)
+        self._pos += len(data)
+        return data
+
+    def _read_exact(self, n: int, what: str) -> bytes:
+        data = self._read(n)
+        if len(data) != n:
+            raise FormatError(f"file truncated while reading {what}")
+        return data
+
     def _chunk(self) -> tuple[bytes, bytes]:
-        head = self._f.read(_CHUNK_HEAD.size)
+        head = self._read(_CHUNK_HEAD.size)
         if len(head) != _CHUNK_HEAD.size:
             raise FormatError("file truncated: missing chunks (no end marker)")
         ctype, length = _CHUNK_HEAD.unpack(head)
         if length > self._max_payload:
             raise FormatError(f"chunk {ctype!r} claims {length} bytes, more than a frame can hold")
-        payload = _read_exact(self._f, length, f"chunk {ctype!r}")
-        (crc,) = _U32.unpack(_read_exact(self._f, 4, "a chunk CRC"))
+        payload = self._read_exact(length, f"chunk {ctype!r}")
+        (crc,) = _U32.unpack(self._read_exact(4, "a chunk CRC"))
         if zlib.crc32(head + payload) != crc:
             raise CorruptError(f"chunk {ctype!r} CRC mismatch (file damaged)")
         return ctype, payload
+
+    def _check_end(self) -> None:
+        """Nothing may follow the end marker: bytes there are a second file appended to
+        this one or damage, and either way not this stream's. Refused (after the last
+        frame, which a decoder may already have shown) rather than silently dropped."""
+        self.stream_bytes = self._pos
+        extra = self._f.read(1)
+        if not extra:
+            return
+        if self._f.seekable():
+            what = f"{self._f.seek(0, 2) - self._pos:,} bytes"
+        else:  # a pipe: count no further than a bound
+            n = 1 + len(self._f.read(1 << 16))
+            what = f"{n:,} bytes" if n <= 1 << 16 else f"more than {1 << 16:,} bytes"
+        more = " (another .fpc file appended?)" if extra == MAGIC[:1] else ""
+        raise FormatError(f"{what} after the end marker{more}: not part of this stream")
 
     def frames(self) -> Iterator[FrameChunk]:
         index = 0
@@ -247,6 +269,7 @@ class ContainerReader:
                         f"end marker disagrees with the frame count ({index} read, "
                         f"{expected} declared)"
                     )
+                self._check_end()
                 return
             elif ctype[:1].islower():
                 continue

@@ -31,11 +31,15 @@ class DecodedFrame:
 
 
 class Decoder:
-    def __init__(self, source: BinaryIO, weights: str | Path | None = None) -> None:
+    def __init__(
+        self, source: BinaryIO, weights: str | Path | None = None, float_path: bool = False
+    ) -> None:
+        """float_path: also decode files of a float reference predictor (benchmark only;
+        they decode only where float inference repeats exactly)."""
         self._reader = ContainerReader(source)
         self.header: StreamHeader = self._reader.header
         predictor = predictor_for_stream(
-            self.header.predictor, self.header.predictor_sha256, weights
+            self.header.predictor, self.header.predictor_sha256, weights, float_path
         )
         self._state = StreamState(self.header, predictor)
 

@@ -91,25 +91,34 @@ def composite(
         canvas[..., 3] = 255
         if t is not None:
             canvas[full == t] = 0
-        before = canvas.copy()  # disposal 3 of the first frame restores "nothing": see below
+        before = None  # disposal 3 of the first frame restores "nothing": see below
         restore_first = t is not None
+        changed = [(0, 0, W, H)]
     else:
         canvas = state.canvas.copy()  # the returned frames are never modified later
+        changed = []  # the previous canvas is canonical: only these need making so
         if state.pending is not None:
             px0, py0, px1, py1, patch = state.pending
             canvas[py0:py1, px0:px1] = patch
-        before = canvas.copy()
+            changed.append((px0, py0, px1, py1))
+        # Only the frame's own rectangle can be restored by its disposal: copying the
+        # whole canvas for it cost a full-screen pass per frame (a 1x1 frame on a
+        # 4096x4096 screen).
+        before = canvas[y0:y1, x0:x1].copy()
         region = canvas[y0:y1, x0:x1]
         t = frame.transparency
         paint = np.ones(img.shape, bool) if t is None else img != t
         region[paint, :3] = lut[img[paint]]
         region[paint, 3] = 255
         restore_first = False
+        changed.append((x0, y0, x1, y1))
     state.pending = _disposal(state, frame, lut, before, restore_first)
     state.first = False
-    if not state.rgba_mode:
-        canvas[..., 3] = 255
-    canvas[canvas[..., 3] == 0, :3] = 0
+    for cx0, cy0, cx1, cy1 in changed:
+        r = canvas[cy0:cy1, cx0:cx1]
+        if not state.rgba_mode:
+            r[..., 3] = 255
+        r[r[..., 3] == 0, :3] = 0
     state.canvas = canvas
     return canvas
 
@@ -118,7 +127,7 @@ def _disposal(
     state: CompositorState,
     frame: GifFrame,
     lut: np.ndarray,
-    before: np.ndarray,
+    before: np.ndarray | None,
     first_transparent_fill: bool,
 ):
     x0, y0, x1, y1 = frame.x, frame.y, frame.x + frame.w, frame.y + frame.h
@@ -142,5 +151,6 @@ def _disposal(
                 patch = np.zeros((h, w, 4), np.uint8)
                 return (x0, y0, x1, y1, patch)
             return None
-        return (x0, y0, x1, y1, before[y0:y1, x0:x1].copy())
+        assert before is not None
+        return (x0, y0, x1, y1, before)
     return None

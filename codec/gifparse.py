@@ -218,7 +218,9 @@ def iter_frames(f: BinaryIO, screen: GifScreen) -> Iterator[tuple[GifFrame, int 
             raise GifStructureError("unsupported LZW code size")
         data = np.frombuffer(_sub_blocks(f), np.uint8)
         npix = w * h
-        codes = np.zeros(npix + 4 * (data.shape[0] + 1), np.int32)
+        # Every code takes at least mcs + 1 bits: the data bounds the code count (a
+        # bound from the pixel count let a 16 KB LZW bomb allocate 4 bytes a pixel).
+        codes = np.zeros(8 * data.shape[0] // (mcs + 1) + 2, np.int32)
         idx = np.zeros(npix, np.uint8)
         nc, npx, status = _lzw_decode(data, mcs, npix, codes, idx)
         if status not in (0, 4) or npx != npix:

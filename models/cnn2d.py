@@ -18,6 +18,7 @@ WINDOW = 5
 class CNN2DNet(FrameNet):
     name = "cnn2d"
     history = WINDOW
+    reach = 3  # three 3x3 convolutions
 
     def __init__(self, width: int = 24) -> None:
         super().__init__()
@@ -28,6 +29,9 @@ class CNN2DNet(FrameNet):
 
     def config(self) -> dict:
         return {"width": self.width}
+
+    def work_per_pixel(self) -> int:
+        return 9 * 3 * WINDOW + 15 * self.width + 32
 
     def init_state(self, n, h, w, device):
         return []

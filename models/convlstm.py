@@ -20,6 +20,9 @@ from .intnet import IN_BITS, QConv, QConvLSTMCell, relu, upsample
 class ConvLSTMNet(FrameNet):
     name = "convlstm"
     align = 4
+    # unshuffle (3) + cell conv at 1/4 (4) + upsample (3) + two 3x3 head convs (2),
+    # static gate (1): 13, rounded up to the alignment.
+    reach = 16
 
     def __init__(self, hidden: int = 24, head: int = 16) -> None:
         super().__init__()
@@ -31,6 +34,15 @@ class ConvLSTMNet(FrameNet):
 
     def config(self) -> dict:
         return {"hidden": self.hidden, "head": self.head_ch}
+
+    def work_per_pixel(self) -> int:
+        return 8 * (self.hidden + 6) + 8 * self.head_ch + 3 * self.hidden
+
+    def state_bytes_per_pixel(self) -> float:
+        return self.hidden * 3 / 16  # h int8 and c int16 at 1/4 resolution
+
+    def state_dtype(self, i: int) -> torch.dtype:
+        return torch.int16 if i == 1 else torch.int8  # the cell state spans 10 bits
 
     def init_state(self, n, h, w, device):
         z = torch.zeros(n, self.hidden, h // 4, w // 4, device=device)

@@ -17,6 +17,9 @@ from .intnet import IN_BITS, QConv, QConvLSTMCell, avg_pool2, relu, upsample
 class ConvLSTMAENet(FrameNet):
     name = "convlstm-ae"
     align = 4
+    # unshuffle (1) + cell1 conv at 1/2 (2) + pool (2) + cell2 conv at 1/4 (4) +
+    # upsample to 1/2 (2) + up conv at 1/2 (2) + upsample (1): 14, rounded up.
+    reach = 16
 
     def __init__(self, c1: int = 16, c2: int = 24, fuse: int = 16) -> None:
         super().__init__()
@@ -29,6 +32,15 @@ class ConvLSTMAENet(FrameNet):
 
     def config(self) -> dict:
         return {"c1": self.c1, "c2": self.c2, "fuse": self.fuse_ch}
+
+    def work_per_pixel(self) -> int:
+        return 6 * (self.c1 + self.c2) + 4 * self.fuse_ch + 32
+
+    def state_bytes_per_pixel(self) -> float:
+        return self.c1 * 3 / 4 + self.c2 * 3 / 16  # int8 h, int16 c at 1/2 and 1/4
+
+    def state_dtype(self, i: int) -> torch.dtype:
+        return torch.int16 if i in (1, 3) else torch.int8  # cell states span 10 bits
 
     def init_state(self, n, h, w, device):
         z1 = torch.zeros(n, self.c1, h // 2, w // 2, device=device)

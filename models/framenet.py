@@ -22,6 +22,25 @@ class FrameNet(nn.Module):
     align = 1  # frame sides are padded to a multiple of this
     history = 1  # frames the state must remember (for stacked-frame models)
     snap = 1  # radius of the neighbour snap applied to predictions (0: off)
+    # How far (in frame pixels, snap excluded) one step's outputs and new state can
+    # lie from the inputs and old state they depend on. Tiled inference keeps this
+    # much halo around every tile, so a tile's results equal the whole frame's.
+    reach = 0
+
+    def work_per_pixel(self) -> int:
+        """Float32 values one step keeps alive per frame pixel at most (im2col buffers
+        of the GEMM convolution path included): sizes the tiles of bounded inference."""
+        raise NotImplementedError
+
+    def state_bytes_per_pixel(self) -> float:
+        """Bytes of recurrent state (computed each step, not passed-on frames) per
+        frame pixel: tiled inference buffers two bands of it."""
+        return 0.0
+
+    def state_dtype(self, i: int) -> torch.dtype:
+        """Smallest integer type holding state element i exactly (int8 unless a net
+        says otherwise: activations and frames in integer units both fit)."""
+        return torch.int8
 
     def config(self) -> dict:
         """Constructor arguments, saved with the weights."""

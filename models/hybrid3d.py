@@ -18,6 +18,7 @@ WINDOW = 5
 class Hybrid3DNet(FrameNet):
     name = "hybrid3d"
     history = WINDOW
+    reach = 3  # three 3x3 spatial kernels
 
     def __init__(self, width: int = 8) -> None:
         super().__init__()
@@ -38,6 +39,10 @@ class Hybrid3DNet(FrameNet):
 
     def config(self) -> dict:
         return {"width": self.width}
+
+    def work_per_pixel(self) -> int:
+        # per colour plane and window frame: im2col of a 3x3x3 conv, plus activations
+        return 3 * WINDOW * (30 * self.width + 8)
 
     def init_state(self, n, h, w, device):
         return []

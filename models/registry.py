@@ -74,9 +74,22 @@ def create_predictor(name: str, weights: str | Path | None = None) -> Predictor:
     return load_predictor(name, weights, float_path)
 
 
-def predictor_for_stream(name: str, sha256: bytes, weights: str | Path | None = None) -> Predictor:
-    """The predictor a file was encoded with, or a clear refusal naming it."""
-    name, float_path = _split_float(name)
+def predictor_for_stream(
+    name: str, sha256: bytes, weights: str | Path | None = None, float_path: bool = False
+) -> Predictor:
+    """The predictor a file was encoded with, or a clear refusal naming it.
+
+    A file naming a float reference path (`NAME+float`) is refused unless the caller
+    asks for it (`float_path`, the benchmark measuring that path): float inference is
+    not exact, so such a file decodes only where it happens to repeat bit-for-bit.
+    """
+    name, is_float = _split_float(name)
+    if is_float and not float_path:
+        raise PredictorUnavailable(
+            f"file needs the float reference path of {name!r} ({name}{FLOAT_SUFFIX}), "
+            "which is benchmark-only and not portable; refusing to decode it"
+        )
+    float_path = is_float
     if name in _PLAIN:
         if any(sha256):
             raise PredictorUnavailable(

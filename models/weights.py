@@ -17,6 +17,8 @@ import io
 import json
 import os
 import re
+import stat
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -30,6 +32,10 @@ from .zoo import ARCHITECTURES, build, check_config
 
 FORMAT = "fpcodec-weights-1"
 _NAME = re.compile(r"^(?P<arch>[a-z0-9-]+)-(?P<hash>[0-9a-f]{16})\.pt$")
+# Larger than any network the zoo builds within check_config's bounds (the largest,
+# convlstm-ae with every size at 256, serialises to 61 MB): a weight file is read
+# whole before its hash can be checked, so its size is checked first.
+MAX_WEIGHT_BYTES = 1 << 27
 
 
 def shipped_dir() -> Path:
@@ -87,13 +93,38 @@ def save_weights(
     return path
 
 
+def _read_capped(path: Path) -> bytes:
+    """The file's bytes, refusing anything but a regular file within MAX_WEIGHT_BYTES
+    before reading (a device such as /dev/zero, a FIFO or a huge sparse file would
+    otherwise be read without bound)."""
+    try:
+        # Non-blocking open: a FIFO without a writer must not hang before fstat.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise PredictorUnavailable(f"cannot read weights {path}: {e.strerror or e}") from None
+    with open(fd, "rb", closefd=True) as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise PredictorUnavailable(f"weights {path} are not a regular file")
+        if st.st_size > MAX_WEIGHT_BYTES:
+            raise PredictorUnavailable(
+                f"weights {path} are {st.st_size:,} bytes, more than any fpcodec network "
+                f"takes ({MAX_WEIGHT_BYTES:,}); refusing to read them"
+            )
+        os.set_blocking(fd, True)
+        try:
+            data = f.read(MAX_WEIGHT_BYTES + 1)
+        except OSError as e:
+            raise PredictorUnavailable(f"cannot read weights {path}: {e.strerror or e}") from None
+    if len(data) > MAX_WEIGHT_BYTES:  # grew while being read
+        raise PredictorUnavailable(f"weights {path} exceed {MAX_WEIGHT_BYTES:,} bytes")
+    return data
+
+
 def read_weights(path: str | Path) -> tuple[dict, bytes]:
     """Load a weight file, verifying its hash against its name. Returns (payload, sha256)."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise PredictorUnavailable(f"cannot read weights {path}: {e.strerror or e}") from None
+    data = _read_capped(path)
     digest = hashlib.sha256(data).digest()
     m = _NAME.match(path.name)
     if m and m.group("hash") != digest.hex()[:16]:
@@ -101,10 +132,19 @@ def read_weights(path: str | Path) -> tuple[dict, bytes]:
             f"weights {path.name} do not match the hash in their name "
             f"(file is {digest.hex()[:16]}): damaged or modified, refusing them"
         )
+    if not data:
+        raise PredictorUnavailable(f"{path.name} is empty, not an fpcodec weight file")
     try:
-        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # its warnings about odd files are more lines
+            warnings.simplefilter("ignore")
+            payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise PredictorUnavailable(f"{path.name} is not an fpcodec weight file ({e})") from None
+        # torch's message runs to several lines and advises weights_only=False, which
+        # would run arbitrary code from the file: name the problem in one line instead.
+        why = "not a torch file" if not data.startswith(b"PK") else "refused by the safe loader"
+        raise PredictorUnavailable(
+            f"{path.name} is not an fpcodec weight file ({why}: {type(e).__name__})"
+        ) from None
     if (
         not isinstance(payload, dict)
         or payload.get("format") != FORMAT
@@ -112,6 +152,10 @@ def read_weights(path: str | Path) -> tuple[dict, bytes]:
     ):
         raise PredictorUnavailable(f"{path.name} is not an fpcodec weight file")
     return payload, digest
+
+
+def _bad(payload: dict, what: str) -> PredictorUnavailable:
+    return PredictorUnavailable(f"not a usable fpcodec weight file ({payload['arch']}): {what}")
 
 
 def net_from_payload(payload: dict) -> FrameNet:
@@ -123,16 +167,43 @@ def net_from_payload(payload: dict) -> FrameNet:
     except FpcError as e:
         raise PredictorUnavailable(f"not a usable fpcodec weight file: {e}") from None
     net = build(payload["arch"], config)
-    net.load_state_dict(payload["state_dict"])
+    # Every check below names the problem in one line: torch's own messages span
+    # several, and a missing key would otherwise surface as a bare KeyError.
+    sd = payload.get("state_dict")
+    if not isinstance(sd, dict):
+        raise _bad(payload, "no state dict")
+    want = net.state_dict()
+    missing = sorted(set(want) - set(sd))
+    extra = sorted(set(sd) - set(want))
+    if missing or extra:
+        which = f"{len(missing)} tensors missing" if missing else f"{len(extra)} unknown tensors"
+        raise _bad(
+            payload,
+            f"state dict does not fit the network ({which}, e.g. {(missing or extra)[0]!r})",
+        )
+    for k, t in sd.items():
+        if not isinstance(t, torch.Tensor) or t.shape != want[k].shape:
+            raise _bad(payload, f"tensor {k!r} has the wrong shape or type")
+    try:
+        net.load_state_dict(sd)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise _bad(payload, f"state dict refused ({type(e).__name__})") from None
     # The stored integer weights are what the codec runs: check the float weights
     # still reproduce them (they would not if the file were tampered with inside).
-    convs = dict(net.named_modules())
-    for name, ints in payload["int"].items():
+    qset = set(qconvs(net))
+    convs = {name: m for name, m in net.named_modules() if m in qset}
+    ints_all = payload.get("int")
+    if not isinstance(ints_all, dict) or set(ints_all) != set(convs):
+        raise _bad(payload, "integer weights missing or not those of the network")
+    for name, ints in ints_all.items():
         q, b, fw = convs[name].quantised()
-        if (
-            fw != ints["bits"]
-            or not torch.equal(q.to(torch.int16), ints["q"])
-            or not torch.equal(b.to(torch.int64), ints["b"])
+        if not (
+            isinstance(ints, dict)
+            and isinstance(ints.get("q"), torch.Tensor)
+            and isinstance(ints.get("b"), torch.Tensor)
+            and fw == ints.get("bits")
+            and torch.equal(q.to(torch.int16), ints["q"])
+            and torch.equal(b.to(torch.int64), ints["b"])
         ):
             raise PredictorUnavailable(
                 f"weights for {payload['arch']}: integer and float weights disagree"

@@ -286,31 +286,21 @@ def decode(
 
 
 def decode_frames(
-    input: PathLike, weights: PathLike | None = None
+    input: PathLike, weights: PathLike | None = None, *, float_path: bool = False
 ) -> tuple[StreamHeader, list[np.ndarray], list[int]]:
-    """Decode a whole file into memory: (header, RGBA frames, durations). For tests and tools."""
+    """Decode a whole file into memory: (header, RGBA frames, durations). For tests and tools.
+
+    float_path: also accept files of a `NAME+float` predictor (the benchmark's float
+    reference, refused otherwise: not portable)."""
     from fpcodec.codec.decoder import Decoder
 
     with _open_input(input) as f:
-        dec = Decoder(f, weights)
+        dec = Decoder(f, weights, float_path)
         frames, durations = [], []
         for fr in dec:
             frames.append(fr.rgba)
             durations.append(fr.duration_ms)
         return dec.header, frames, durations
-
-
-class _Counted:
-    """A read-only file that counts what was read from it (a pipe has no size)."""
-
-    def __init__(self, f: BinaryIO) -> None:
-        self._f = f
-        self.count = 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._f.read(n)
-        self.count += len(data)
-        return data
 
 
 def info(input: PathLike, frames: bool = False) -> dict[str, Any]:
@@ -322,9 +312,8 @@ def info(input: PathLike, frames: bool = False) -> dict[str, Any]:
 
     name = "-" if os.fspath(input) == "-" else str(Path(input))
     per_frame: list[dict[str, Any]] = []
-    with _open_input(input) as raw:
-        f = _Counted(raw)
-        reader = ContainerReader(f)  # type: ignore[arg-type]
+    with _open_input(input) as f:
+        reader = ContainerReader(f)
         h = reader.header
         by_type: dict[str, dict[str, int]] = {}
         by_coding: dict[str, int] = {}
@@ -347,10 +336,8 @@ def info(input: PathLike, frames: bool = False) -> dict[str, Any]:
                         "duration_ms": chunk.duration_ms,
                     }
                 )
-        try:
-            size = os.fstat(raw.fileno()).st_size if Path(name).is_file() else f.count
-        except (OSError, AttributeError, ValueError):
-            size = f.count
+    size = reader.stream_bytes  # the stream's own bytes (nothing may follow them)
+    assert size is not None
     mode = "lossy" if h.quality else ("near-lossless" if h.max_error else "lossless")
     out = {
         "file": name,

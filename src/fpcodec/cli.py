@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from fpcodec.argtypes import Formatter, Parser, examples, int_in
+from fpcodec.codec.atomic import Terminated, terminate_on_signals
 from fpcodec.codec.errors import FpcError, UsageError
 from fpcodec.codec.limits import DEFAULT_KEYFRAME_INTERVAL, MAX_FRAMES
 
@@ -378,6 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:  # bare `fpcodec`: the help, as a usage error
         parser.print_help(sys.stderr)
         return 2
+    terminate_on_signals()  # SIGTERM/SIGHUP unwind like Ctrl-C: no .part debris
     try:
         if args.command in COMMANDS:
             return COMMANDS[args.command](args, parser)
@@ -391,6 +393,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fpcodec: interrupted", file=sys.stderr)
         return 130
+    except Terminated as e:
+        print(f"fpcodec: {e}", file=sys.stderr)
+        return 128 + e.signo
     except BrokenPipeError:
         return 1
     except OSError as e:
