@@ -61,9 +61,7 @@ def configure() -> str | None:
     answer goes into NUMBA_CACHE_DIR, which numba reads when it is imported."""
     if os.environ.get("NUMBA_CACHE_DIR"):
         return None
-    home_cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".cache"
-    )
+    home_cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     in_tree = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
     if _writable(in_tree) or _writable(os.path.join(home_cache, "numba")):
         return None
