@@ -1,9 +1,8 @@
 """Lossy residual coding (`--quality Q`): transform, dead-zone quantisation, RDO.
 
 Per frame, in YCoCg-R (exact integer colour transform), in 8x8 units of four 4x4
-blocks (coding 7; coding 6, without second hypotheses, coding 5, without skipped
-units and older references, coding 4, which deblocked every edge, and coding 3,
-4x4 blocks without vectors, are still decoded):
+blocks (coding 9; the kernel's `version` branches below 9 are development steps that
+format 1.0 neither writes nor reads):
 
 * prediction: on predicted frames each unit carries a half-pel motion vector into
   the predictor's frame (the predictor proposes, the vector corrects where things
@@ -1610,12 +1609,9 @@ def encode_lossy(
     quality: int,
     models: LossyModels,
     entropy: str = "arith",
-    version: int = CODING_VERSION,
 ) -> tuple[bytes, np.ndarray]:
-    """Code an RGB frame (H, W, 3) against pred (None: intra). Returns (bytes, recon RGB).
-
-    version: the lossy coding written (3, 4 or 5, see FORMAT.md; tests write the old
-    ones to check they still decode)."""
+    """Code an RGB frame (H, W, 3) against pred (None: intra). Returns (bytes, recon RGB)."""
+    version = CODING_VERSION
     h, w = rgb.shape[:2]
     hp, wp = _padded(h, w, version)
     target = rgb
@@ -1640,9 +1636,9 @@ def decode_lossy(
     quality: int,
     models: LossyModels,
     entropy: str = "arith",
-    version: int = CODING_VERSION,
 ) -> tuple[np.ndarray, bool]:
     """Returns (recon RGB, damaged flag)."""
+    version = CODING_VERSION
     hp, wp = _padded(height, width, version)
     prd = _planes(pred, hp, wp) if pred is not None else np.zeros((3, hp, wp), np.int64)
     lv = _NO_LEVELS
