@@ -7,12 +7,13 @@ import itertools
 
 import numpy as np
 from fpcodec.bench.metrics import perceptual_distance
-from fpcodec.codec import lossy
 from fpcodec.codec.container import CODING_LOSSY, StreamHeader
 from fpcodec.codec.decoder import Decoder
 from fpcodec.codec.encoder import Encoder
 from fpcodec.codec.errors import FpcError
-from fpcodec.codec.lossy import LossyModels, decode_lossy, encode_lossy
+from fpcodec.codec.lossy import LossyModels, decode_lossy, encode_lossy, references
+from fpcodec.codec.lossy.coder import _pack_levels, _unpack_levels
+from fpcodec.codec.lossy.syntax import MAX_MV, level_count
 from fpcodec.codec.transform import block_scales, fdct4x4, idct4x4, ycocg_forward, ycocg_inverse
 from fpcodec.models.last import LastFramePredictor
 from hypothesis import given, settings
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 
 from .conftest import moving_clip
 
-REFERENCES = lossy  # where N_REFS lives (the same coder with fewer references: monkeypatch)
+REFERENCES = references  # N_REFS: the same coder with fewer references (monkeypatch)
 
 
 @settings(max_examples=200, deadline=None)
@@ -220,14 +221,12 @@ def test_half_pel_vectors_and_intra_units_decode_identically_on_both_backends():
 
 
 def test_a_vector_beyond_the_limit_is_damage_not_a_crash():
-    from fpcodec.codec.lossy import MAX_MV, _level_count, _pack_levels, _unpack_levels
-
     frames = _panning_clip(2, 16, 16, dy=1, dx=0)
     vis = np.ones((16, 16), bool)
     m = LossyModels()
     data0, rec0 = encode_lossy(frames[0], None, vis, 50, m, "zstd")
     data1, _ = encode_lossy(frames[1], rec0, vis, 50, m, "zstd")
-    lv = _unpack_levels(data1, _level_count(16, 16, CODING_LOSSY))
+    lv = _unpack_levels(data1, level_count(16, 16))
     lv[16 * 49] = 2 * MAX_MV + 1  # first unit's vertical vector difference
     dm = LossyModels()
     r0, _ = decode_lossy(data0, None, 16, 16, 50, dm, "zstd")
@@ -284,21 +283,17 @@ def test_reference_count_bounds_decoder_memory():
 def _third_frame_levels(frames):
     """Three 40x48 frames coded with the zstd backend (whose symbols are plain to
     edit): the streams and the third frame's unpacked symbols."""
-    from fpcodec.codec.lossy import _level_count, _unpack_levels
-
     vis = np.ones((40, 48), bool)
     m = LossyModels()
     rec, datas = None, []
     for f in frames:
         data, rec = encode_lossy(f, rec, vis, 50, m, "zstd")
         datas.append(data)
-    return datas, _unpack_levels(datas[2], _level_count(40, 48, CODING_LOSSY))
+    return datas, _unpack_levels(datas[2], level_count(40, 48))
 
 
 def _third_frame_damaged(datas, lv) -> bool:
     """Decode the first two streams (clean), then the third from the edited symbols."""
-    from fpcodec.codec.lossy import _pack_levels
-
     dm = LossyModels()
     prev = None
     for i, data in enumerate(datas[:2]):
@@ -374,8 +369,6 @@ def test_a_second_reference_index_out_of_range_is_damage():
 
 
 def test_a_second_vector_beyond_the_limit_is_damage():
-    from fpcodec.codec.lossy import MAX_MV
-
     frames = _blend_clip()
     datas, lv = _third_frame_levels(frames)
     units = 5 * 6
@@ -428,7 +421,7 @@ def test_encoded_bytes_do_not_depend_on_the_thread_count():
         for n in (1, 2)
     }
     assert out[1][0] == out[2][0] and len(out[1][0]) == 64
-    # not OpenMP, whose thread team torch's kernels share (see codec/lossy.py)
+    # not OpenMP, whose thread team torch's kernels share (see codec/lossy/motion_search.py)
     assert out[2][1] == "workqueue"
 
 
