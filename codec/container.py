@@ -48,24 +48,15 @@ PREDICTED = 1
 FRAME_TYPES = {KEY: "key", PREDICTED: "predicted"}
 
 CODING_RAW = 0  # uncompressed RGB(A); the fallback that bounds every frame's size
-CODING_RESIDUAL = 1  # prediction residuals, lossless or near-lossless (--max-error)
+CODING_RESIDUAL = 1  # prediction residuals within --max-error (near-lossless only)
 CODING_PALETTE = 2  # lossless palette/index coding for GIF-like sources
-CODING_LOSSY_V1 = 3  # transform-coded residuals without motion vectors: read, not written
-CODING_LOSSY_V2 = 4  # with motion vectors, deblocking every edge: read, not written
-CODING_LOSSY_V3 = 5  # with motion vectors, deblocking what was coded: read, not written
-CODING_LOSSY_V4 = 6  # with skipped units and older reference frames: read, not written
-CODING_LOSSY_V5 = 7  # with second motion hypotheses: read, not written
+# 3 to 7 are reserved: never written by format 1.0 (docs/FORMAT.md), refused
 CODING_SWITCHED = 8  # lossless residuals, spatial/temporal predictor switched per pixel
-CODING_LOSSY = 9  # as coding 7; a learned predictor's frame is an extra reference (--quality)
+CODING_LOSSY = 9  # transform-coded residuals (--quality)
 CODINGS = {
     CODING_RAW: "raw",
     CODING_RESIDUAL: "residual",
     CODING_PALETTE: "palette",
-    CODING_LOSSY_V1: "lossy-v1",
-    CODING_LOSSY_V2: "lossy-v2",
-    CODING_LOSSY_V3: "lossy-v3",
-    CODING_LOSSY_V4: "lossy-v4",
-    CODING_LOSSY_V5: "lossy-v5",
     CODING_SWITCHED: "switched",
     CODING_LOSSY: "lossy",
 }

@@ -12,8 +12,8 @@ predictor is asked once, before the frame's coding is chosen, on both sides.
   prediction, whichever its neighbours say worked (switched.py); alpha coded
   losslessly beside them;
 * residual -- colour residuals against the prediction (intra MED on keyframes)
-  within --max-error (and, in files written before coding 8, lossless);
-* lossy    -- transform coding at --quality (lossy.py);
+  within --max-error (near-lossless only);
+* lossy    -- transform coding at --quality (the lossy/ package);
 * raw      -- stored RGB(A): the fallback that bounds every frame's size. It is
   always a keyframe, so a failed coding attempt can never leave the two sides'
   adaptive state apart.
@@ -39,11 +39,6 @@ from .alpha import (
 )
 from .container import (
     CODING_LOSSY,
-    CODING_LOSSY_V1,
-    CODING_LOSSY_V2,
-    CODING_LOSSY_V3,
-    CODING_LOSSY_V4,
-    CODING_LOSSY_V5,
     CODING_PALETTE,
     CODING_RAW,
     CODING_RESIDUAL,
@@ -315,7 +310,7 @@ def _try_palette(
 def _encode_lossy_frame(
     state: StreamState, rgba: np.ndarray, key: bool, prediction: Prediction | None
 ) -> CodedFrame:
-    """Lossy colour (lossy.py) beside lossless alpha."""
+    """Lossy colour (the lossy/ package) beside lossless alpha."""
     alpha = rgba[..., 3]
     amode = alpha_mode(alpha)
     parts = [bytes([amode])]
@@ -375,6 +370,8 @@ def decode_frame(
         switched = coding == CODING_SWITCHED
         if switched and header.max_error:
             raise FormatError(f"{what}: switched (lossless) frame in a near-lossless stream")
+        if not switched and not header.max_error:
+            raise FormatError(f"{what}: residual (coding 1) frame in a lossless stream")
         recon = residual_decode(
             body,
             prediction,
@@ -385,17 +382,10 @@ def decode_frame(
             what,
             switched,
         )
-    elif coding in (
-        CODING_LOSSY,
-        CODING_LOSSY_V5,
-        CODING_LOSSY_V4,
-        CODING_LOSSY_V3,
-        CODING_LOSSY_V2,
-        CODING_LOSSY_V1,
-    ):
+    elif coding == CODING_LOSSY:
         if not header.quality:
             raise FormatError(f"{what}: lossy frame in a lossless stream")
-        recon = _decode_lossy_frame(state, body, prediction, what, coding)
+        recon = _decode_lossy_frame(state, body, prediction, what)
     elif coding == CODING_PALETTE:
         if not header.lossless:
             raise FormatError(f"{what}: palette frame in a lossy stream")
@@ -422,7 +412,7 @@ def decode_frame(
 
 
 def _decode_lossy_frame(
-    state: StreamState, body: bytes, prediction: Prediction | None, what: str, coding: int
+    state: StreamState, body: bytes, prediction: Prediction | None, what: str
 ) -> np.ndarray:
     header = state.header
     h, w = header.height, header.width
@@ -440,9 +430,7 @@ def _decode_lossy_frame(
     data = r.section()
     r.done()
     pred = None if prediction is None else prediction.rgb
-    rgb, damaged = decode_lossy(
-        data, pred, h, w, header.quality, state.lossy, header.entropy, coding
-    )
+    rgb, damaged = decode_lossy(data, pred, h, w, header.quality, state.lossy, header.entropy)
     if damaged:
         raise FormatError(f"{what}: lossy stream is damaged")
     return with_alpha(rgb, alpha)

@@ -1,0 +1,36 @@
+"""Lossy coding (`--quality Q`, coding 9): motion-compensated prediction from up to 16
+reference frames, one or two hypotheses per 8x8 unit, or intra prediction; the
+residual through a 4x4 integer DCT and a rate-distortion quantiser; decisions on the
+perceptual distance itself; in-loop deblocking; adaptive binary range coding.
+
+One file per stage (docs/ARCHITECTURE.md walks a frame through them):
+
+    coder.py            encode_lossy / decode_lossy: planes, references, the kernel, deblocking
+    frame.py            the frame loop both sides run: unit by unit, block by block
+    mode_decision.py    encoder: how to code a unit (trial coding of each candidate)
+    motion_search.py    encoder: motion estimation (the parallel prepass)
+    motion_comp.py      motion vectors and motion-compensated prediction (both sides)
+    intra.py            intra prediction
+    transform_quant.py  step tables, RDO quantiser, reconstruction
+    syntax.py           every symbol read or written (range coder or zstd layout)
+    models.py           the entropy models' layout, LossyModels
+    references.py       which frames a unit may refer to
+    deblock.py          the in-loop filter
+"""
+
+from .coder import decode_lossy, encode_lossy
+from .models import LossyModels
+from .references import N_REFS, reference_count
+from .syntax import MAX_MV
+from .transform_quant import quality_step, step_tables
+
+__all__ = [
+    "MAX_MV",
+    "N_REFS",
+    "LossyModels",
+    "decode_lossy",
+    "encode_lossy",
+    "quality_step",
+    "reference_count",
+    "step_tables",
+]

@@ -1,0 +1,145 @@
+"""One frame in and out of the lossy coding: RGB <-> padded YCoCg-R planes, the
+references, the frame kernel (frame.py), deblocking, and the zstd baseline's
+packing of the symbols."""
+
+from __future__ import annotations
+
+import numpy as np
+import zstandard
+
+from .. import rangecoder as rc
+from ..planecoder import ZSTD_LEVEL
+from ..transform import ycocg_forward, ycocg_inverse
+from ..zstd_bounded import decompress
+from .deblock import deblock
+from .frame import code_frame
+from .models import LossyModels
+from .references import keep_frame, start_frame
+from .syntax import level_count
+from .transform_quant import PLANE_WEIGHT, step_tables
+
+_NO_LEVELS = np.zeros(0, np.int64)
+_ZSTD = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+
+
+def _padded(height: int, width: int) -> tuple[int, int]:
+    """Frames are coded padded to a multiple of the 8x8 unit."""
+    return -(-height // 8) * 8, -(-width // 8) * 8
+
+
+def _planes(rgb: np.ndarray, hp: int, wp: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    padded = np.pad(rgb, ((0, hp - h), (0, wp - w), (0, 0)), mode="edge")
+    return np.ascontiguousarray(np.moveaxis(ycocg_forward(padded), -1, 0)).astype(np.int64)
+
+
+def _to_rgb(recon: np.ndarray, h: int, w: int) -> np.ndarray:
+    rgb = ycocg_inverse(np.moveaxis(recon[:, :h, :w], 0, -1))
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def _pack_levels(lv: np.ndarray) -> bytes:
+    """zstd baseline: zigzag-mapped symbols in the narrowest width that holds them."""
+    z = ((lv << 1) ^ (lv >> 63)).astype(np.uint64)
+    top = int(z.max()) if z.size else 0
+    width = 1 if top < 1 << 8 else 2 if top < 1 << 16 else 4
+    dtype = {1: np.uint8, 2: np.dtype("<u2"), 4: np.dtype("<u4")}[width]
+    return bytes([width]) + _ZSTD.compress(z.astype(dtype).tobytes())
+
+
+def _unpack_levels(data: bytes, n: int) -> np.ndarray | None:
+    if not data or data[0] not in (1, 2, 4):
+        return None
+    width = data[0]
+    raw = decompress(data[1:], n * width, "lossy levels")
+    if len(raw) != n * width:
+        return None
+    dtype = {1: np.uint8, 2: np.dtype("<u2"), 4: np.dtype("<u4")}[width]
+    z = np.frombuffer(raw, dtype).astype(np.int64)
+    return (z >> 1) ^ -(z & 1)
+
+
+def _run(enc, tgt, prd, intra, quality, models, buf, lv):
+    """One pass of the kernel, encoding or decoding; returns (bytes, flag, recon planes)."""
+    steps, offs, lam_sad, lam_pd = step_tables(quality, intra)
+    _, hp, wp = prd.shape
+    recon = np.zeros(prd.shape, np.int64)
+    act = np.zeros((hp // 4, wp // 4), np.int64)  # blocks with coefficients or intra
+    shape = (hp // 8, wp // 8, 2)
+    if models.vectors.shape != shape or intra:
+        models.vectors = np.zeros(shape, np.int64)
+    order, nmax = start_frame(models, prd, intra)
+    urefs = np.full((*shape[:2], 2), -1, np.int64)
+    mv1s = np.zeros(shape, np.int64)
+    n, err = code_frame(
+        enc,
+        tgt,
+        models.ring,
+        order,
+        intra,
+        (steps, offs, lam_pd, PLANE_WEIGHT),
+        lam_sad,
+        models.probs,
+        models.counts,
+        buf,
+        recon,
+        lv,
+        models.vectors,
+        act,
+        urefs,
+        mv1s,
+    )
+    if not err:
+        # edges are left alone where nothing was coded and the motion did not change:
+        # re-filtering copied content every frame blurs a static picture
+        deblock(recon, steps, act, np.concatenate((models.vectors, mv1s), axis=2), urefs)
+        keep_frame(models, recon, nmax)
+    return n, err, recon
+
+
+def encode_lossy(
+    rgb: np.ndarray,
+    pred: np.ndarray | None,
+    visible: np.ndarray,
+    quality: int,
+    models: LossyModels,
+    entropy: str = "arith",
+) -> tuple[bytes, np.ndarray]:
+    """Code an RGB frame (H, W, 3) against pred (None: intra). Returns (bytes, recon RGB)."""
+    h, w = rgb.shape[:2]
+    hp, wp = _padded(h, w)
+    target = rgb
+    if pred is not None and not visible.all():
+        target = np.where(visible[..., None], rgb, pred)  # invisible pixels cost little
+    tgt = _planes(target, hp, wp)
+    prd = _planes(pred, hp, wp) if pred is not None else tgt
+    lv = np.zeros(level_count(hp, wp), np.int64) if entropy == "zstd" else _NO_LEVELS
+    buf = np.zeros(8 * hp * wp + 1024 if not lv.size else 1, np.uint8)
+    n, err, recon = _run(True, tgt, prd, pred is None, quality, models, buf, lv)
+    if err:
+        raise rc.CodingOverflow()
+    data = _pack_levels(lv) if lv.size else buf[:n].tobytes()
+    return data, _to_rgb(recon, h, w)
+
+
+def decode_lossy(
+    data: bytes,
+    pred: np.ndarray | None,
+    height: int,
+    width: int,
+    quality: int,
+    models: LossyModels,
+    entropy: str = "arith",
+) -> tuple[np.ndarray, bool]:
+    """Returns (recon RGB, damaged flag)."""
+    hp, wp = _padded(height, width)
+    prd = _planes(pred, hp, wp) if pred is not None else np.zeros((3, hp, wp), np.int64)
+    lv = _NO_LEVELS
+    if entropy == "zstd":
+        lv = _unpack_levels(data, level_count(hp, wp))
+        if lv is None:
+            return np.zeros((height, width, 3), np.uint8), True
+        data = b""
+    buf = rc.input_buffer(data)
+    n, err, recon = _run(False, prd, prd, pred is None, quality, models, buf, lv)
+    return _to_rgb(recon, height, width), bool(err) or n > len(data) + 8
