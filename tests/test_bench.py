@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -359,3 +360,29 @@ def test_prediction_strips_are_captioned(tmp_path):
     # each of the first row's four tiles is named
     first = img[:band]
     assert all((first[:, j * 40 : (j + 1) * 40] < 128).any() for j in range(4))
+
+
+@pytest.mark.skipif(
+    not (shutil.which("aomenc") and shutil.which("aomdec")),
+    reason="aomenc/aomdec not installed (Debian package aom-tools)",
+)
+def test_av1_444_anchor_writes_decodes_and_keeps_chroma():
+    """libaom in 4:4:4: real bytes back through aomdec, every frame, and no chroma
+    subsampling (a one-pixel red dot on grey survives in colour, which 4:2:0 smears)."""
+    from fpcodec.bench import anchors
+    from fpcodec.bench.runner import compare
+
+    frames = []
+    for t in range(4):
+        f = np.full((32, 48, 4), 128, np.uint8)
+        f[..., 3] = 255
+        f[10, 10 + t, :3] = (255, 0, 0)
+        frames.append(f)
+    fine = anchors.aom444(4)(None, frames, [40] * 4)
+    coarse = anchors.aom444(50)(None, frames, [40] * 4)
+    assert len(fine.frames) == 4 and fine.frames[0].shape == (32, 48, 3)
+    assert fine.nbytes > coarse.nbytes > 0
+    red = fine.frames[1][10, 11].astype(int)
+    assert red[0] - red[1] > 80, red  # still red, not a grey smear
+    assert compare(frames, fine.frames)["pd"] < compare(frames, coarse.frames)["pd"]
+    assert "av1-444" in anchors.SETTINGS_NOTES and "4:2:0" in anchors.SETTINGS_NOTES["av1"]
