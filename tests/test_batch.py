@@ -301,3 +301,14 @@ def test_bench_tasks_run_on_ray_with_the_same_results(tmp_path, ray_cluster):
     assert remote[0]["exact"] is True and "error" not in remote[0]
     assert np.isfinite(remote[0]["enc_s"])
     assert list((tmp_path / "c2").glob("*.json"))  # the Ray workers wrote the shared cache
+
+
+def test_the_documented_cluster_config_is_valid_for_ray_up():
+    import jsonschema
+    import ray.autoscaler
+    import yaml
+
+    schema = json.loads((Path(ray.autoscaler.__file__).parent / "ray-schema.json").read_text())
+    config = yaml.safe_load((Path(__file__).parents[1] / "docs" / "ray-cluster.yaml").read_text())
+    jsonschema.validate(config, schema)  # what `ray up` checks before it starts anything
+    assert config["provider"]["type"] == "local"
