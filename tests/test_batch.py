@@ -94,7 +94,7 @@ def test_manifest_is_exact_and_outputs_match_single_file_encode(tmp_path, engine
         assert r["output_sha256"] == sha(out)
         assert r["ratio"] == pytest.approx(r["output_bytes"] / r["source_bytes"])
         assert r["frames"] == 6 and r["max_abs_error"] == 0
-        assert r["encode_s"] > 0 and r["verify_s"] > 0
+        assert r["encode_s"] > 0 and r["verify_s"] > 0 and r["cpu_s"] > 0
         # byte-identical to the one-file command with the same (default) options
         single = tmp_path / "single.fpc"
         assert main(["encode", str(src / name), str(single), "-q", "-f"]) == 0

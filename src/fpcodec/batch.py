@@ -251,6 +251,7 @@ def _blank_record(task: Task) -> dict[str, Any]:
         "height": None,
         "encode_s": None,
         "verify_s": None,
+        "cpu_s": None,  # the worker's CPU time for both: what a fleet pays, whatever the load
         "verified": False,
         "max_abs_error": None,
         "distance": None,
@@ -291,6 +292,7 @@ def process(task: Task) -> dict[str, Any]:
         # The output appears only once verified: a crash between writing and checking
         # must not leave a file in DST that looks finished.
         with atomic_file(out, [src], force=True) as tmp:
+            cpu0 = time.process_time()
             t0 = time.perf_counter()
             r = fpcodec.encode(src, tmp, force=True, **task.options.as_dict())
             rec["encode_s"] = time.perf_counter() - t0
@@ -298,6 +300,7 @@ def process(task: Task) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 rec.update(verify_output(src, tmp, task.options))
                 rec["verify_s"] = time.perf_counter() - t0
+            rec["cpu_s"] = time.process_time() - cpu0
             rec["output_bytes"], rec["output_sha256"] = file_digest(tmp)
         rec.update(
             status="ok",
