@@ -251,7 +251,9 @@ def _blank_record(task: Task) -> dict[str, Any]:
         "height": None,
         "encode_s": None,
         "verify_s": None,
-        "cpu_s": None,  # the worker's CPU time for both: what a fleet pays, whatever the load
+        # the worker's CPU time for both: what a fleet pays; a loaded machine inflates
+        # it less than the wall time (but still does: shared caches and cores)
+        "cpu_s": None,
         "verified": False,
         "max_abs_error": None,
         "distance": None,
