@@ -59,6 +59,13 @@ def add_bench_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--jobs", type=int_in(1, 256), default=2, help="parallel processes")
     p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="ray: run the tasks on Ray (a local cluster of --jobs CPUs, or --address)",
+    )
+    p.add_argument("--address", default=None, help="--engine ray: join this cluster")
+    p.add_argument(
         "--limit",
         type=int_in(0),
         default=0,
@@ -228,7 +235,9 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     out.mkdir(parents=True, exist_ok=True)
     progress = not args.quiet and sys.stderr.isatty()
     version = code_version()  # before running: the code the results were measured with
-    results = run_all(clips, variants, out / "cache", args.jobs, progress)
+    results = run_all(
+        clips, variants, out / "cache", args.jobs, progress, args.engine, args.address
+    )
 
     leaderboard = []
     strip_clips = clips[: args.strips]

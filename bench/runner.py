@@ -380,16 +380,60 @@ def _worker_init(threads: int, fpcodec_tasks: bool) -> None:
         warm_up()
 
 
+def _run_task_args(args: tuple) -> dict:
+    return run_task(*args)
+
+
+def _lost_row(args: tuple, why: str) -> dict:
+    """The row of a task whose worker kept dying (Ray gave up retrying it)."""
+    path, v, _, versions = args
+    return {
+        "clip": Path(path).name,
+        "codec": v.codec,
+        "setting": v.setting,
+        "family": v.family,
+        "lossless": v.lossless,
+        "code_version": versions[0] if v.codec == "fpcodec" else versions[1],
+        "params": dict(v.params),
+        "error": why,
+    }
+
+
 def run_all(
-    clips: list[Path], variants: list[Variant], cache_dir: Path, jobs: int, progress: bool
+    clips: list[Path],
+    variants: list[Variant],
+    cache_dir: Path,
+    jobs: int,
+    progress: bool,
+    engine: str = "local",
+    address: str | None = None,
 ) -> list[dict]:
+    """engine "ray": the same run_task calls as Ray tasks (fpcodec.batch_ray); the
+    cache directory must then be on a filesystem every node shares."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     version = (code_version(), anchor_version())
     tasks = [(str(c), v) for c in clips for v in variants]
     results: list[dict] = []
     bar = tqdm(total=len(tasks), desc="bench", unit="run", disable=not progress, dynamic_ncols=True)
     fpcodec_tasks = any(v.codec == "fpcodec" for _, v in tasks)
-    if jobs <= 1:
+    if engine == "ray":
+        import functools
+
+        from fpcodec.batch import Stop
+        from fpcodec.batch_ray import ray_map
+
+        for row in ray_map(
+            _run_task_args,
+            [(c, v, str(cache_dir.resolve()), version) for c, v in tasks],
+            jobs=jobs,
+            address=address,
+            stop=Stop(),
+            lost=_lost_row,
+            init=functools.partial(_worker_init, 1, fpcodec_tasks),
+        ):
+            results.append(row)
+            bar.update()
+    elif jobs <= 1:
         if fpcodec_tasks:
             warm_up()
         for c, v in tasks:

@@ -199,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     from fpcodec.bench.cli import add_bench_parser
 
     add_bench_parser(sub)
+    from fpcodec.batch import add_batch_parser
+
+    add_batch_parser(sub)
     return parser
 
 
