@@ -296,7 +296,11 @@ def process(task: Task) -> dict[str, Any]:
         with atomic_file(out, [src], force=True) as tmp:
             cpu0 = time.process_time()
             t0 = time.perf_counter()
-            r = fpcodec.encode(src, tmp, force=True, **task.options.as_dict())
+            # encode() writes only names ending in .fpc (a usage rule of the CLI and
+            # API): it writes beside the temporary, atomically, and hands it over
+            named = tmp.with_name(tmp.name + ".fpc")
+            r = fpcodec.encode(src, named, force=True, **task.options.as_dict())
+            os.replace(named, tmp)
             rec["encode_s"] = time.perf_counter() - t0
             if task.verify:
                 t0 = time.perf_counter()
