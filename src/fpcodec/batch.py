@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fpcodec.codec.encoder import DEFAULT_KEYFRAME_INTERVAL
 from fpcodec.codec.errors import FpcError, InputError
+from fpcodec.codec.limits import DEFAULT_KEYFRAME_INTERVAL  # not encoder: it loads numba
 
 MANIFEST_NAME = "manifest.jsonl"
 OUTPUT_SUFFIX = ".fpc"
@@ -611,15 +611,34 @@ def add_batch_parser(sub: argparse._SubParsersAction) -> None:
         choices=available_predictors(),
         help=f"frame predictor (default: {DEFAULT_PREDICTOR}); the other encode options too",
     )
-    p.add_argument("--max-error", type=int, default=0, metavar="E")
-    p.add_argument("--quality", type=int, default=0, metavar="Q")
-    p.add_argument("--keyframe-interval", type=int, default=DEFAULT_KEYFRAME_INTERVAL, metavar="N")
-    p.add_argument("--entropy", choices=("arith", "zstd"), default="arith")
-    p.add_argument("--no-palette", dest="palette", action="store_false")
+    p.add_argument(
+        "--max-error", type=int, default=0, metavar="E", help="near-lossless bound, as encode"
+    )
+    p.add_argument(
+        "--quality", type=int, default=0, metavar="Q", help="lossy quality 1..100, as encode"
+    )
+    p.add_argument(
+        "--keyframe-interval",
+        type=int,
+        default=DEFAULT_KEYFRAME_INTERVAL,
+        metavar="N",
+        help="a keyframe every N frames, as encode",
+    )
+    p.add_argument(
+        "--entropy", choices=("arith", "zstd"), default="arith", help="entropy coder, as encode"
+    )
+    p.add_argument(
+        "--no-palette", dest="palette", action="store_false", help="GIF input, but code pixels"
+    )
     p.add_argument(
         "-j", "--jobs", type=int, default=None, help="worker processes (default: the cores)"
     )
-    p.add_argument("--engine", choices=("local", "ray"), default="local")
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="worker processes here, or tasks on a Ray cluster",
+    )
     p.add_argument(
         "--address",
         default=None,
