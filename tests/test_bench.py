@@ -63,6 +63,20 @@ def test_bd_rate_hand_checked():
     assert math.isnan(bd_rate(rate_a, q, rate_a, [50.0, 51.0, 52.0, 53.0]))
 
 
+def _result_row(**fields) -> dict:
+    """A benchmark result row as the runner writes one; `fields` override the rest."""
+    return {
+        "ssim": 1.0,
+        "frames": 1,
+        "width": 10,
+        "height": 10,
+        "source_bytes": 1,
+        "enc_s": 1.0,
+        "dec_s": 1.0,
+        **fields,
+    }
+
+
 def test_per_clip_bd_rate_cannot_be_moved_by_shifting_bits_between_clips():
     """Aggregate curves average PD over clips but total the bytes; per clip, a codec
     that needs 0.8x the anchor's bytes on one clip and 2x on another is -20% and
@@ -76,7 +90,7 @@ def test_per_clip_bd_rate_cannot_be_moved_by_shifting_bits_between_clips():
         for fam, f in (("x264", 1.0), ("fpcodec lossy (last)", factor)):
             for i, (d, b) in enumerate(zip(pd, base, strict=True)):
                 rows.append(
-                    dict(
+                    _result_row(
                         clip=clip,
                         family=fam,
                         codec=fam,
@@ -84,14 +98,7 @@ def test_per_clip_bd_rate_cannot_be_moved_by_shifting_bits_between_clips():
                         lossless=False,
                         pd=d,
                         mse=d,
-                        ssim=1.0,
                         bytes=b * scale * f,
-                        frames=1,
-                        width=10,
-                        height=10,
-                        source_bytes=1,
-                        enc_s=1.0,
-                        dec_s=1.0,
                     )
                 )
     got = per_clip_bd(rows, "x264", "fpcodec lossy (last)")
@@ -305,7 +312,7 @@ def test_merged_rows_keep_the_code_version_they_were_measured_with(tmp_path):
     corpus.mkdir()
     files = []
     for i, version in enumerate(("aaaa", "bbbb")):
-        row = dict(
+        row = _result_row(
             clip=f"c{i}.gif",
             family="fpcodec lossless (last)",
             codec="fpcodec",
@@ -313,14 +320,8 @@ def test_merged_rows_keep_the_code_version_they_were_measured_with(tmp_path):
             lossless=True,
             pd=0.0,
             mse=0.0,
-            ssim=1.0,
             bytes=100,
-            frames=1,
-            width=4,
-            height=4,
             source_bytes=200,
-            enc_s=1.0,
-            dec_s=1.0,
         )
         f = tmp_path / f"r{i}.json"
         f.write_text(json.dumps({"meta": {"code_version": version}, "results": [row]}))
