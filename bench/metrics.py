@@ -63,3 +63,77 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     if min(h, w) < 7:
         return 1.0 if np.array_equal(a3, b3) else float("nan")
     return float(structural_similarity(a3, b3, channel_axis=-1, data_range=255))
+
+
+def ssim_db(value: float) -> float:
+    """SSIM (or MS-SSIM) on a decibel scale, -10 log10(1 - value): SSIM saturates near 1,
+    where equal steps in it are ever larger steps in quality, so rate curves are fitted
+    against this instead (+inf for identical frames)."""
+    if not math.isfinite(value):
+        return math.nan
+    if value >= 1.0:
+        return math.inf
+    return -10.0 * math.log10(1.0 - value)
+
+
+# Wang, Simoncelli and Bovik (2003): the weights of the five scales, coarsest last
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+_K1, _K2, _SIGMA, _WIN = 0.01, 0.03, 1.5, 11
+
+
+def _gauss_valid(x: np.ndarray) -> np.ndarray:
+    """The 11-tap Gaussian window (sigma 1.5) of the reference implementation, applied
+    'valid' (no padding), as Wang's MATLAB code does with filter2."""
+    from scipy.ndimage import correlate1d
+
+    r = _WIN // 2
+    t = np.arange(-r, r + 1, dtype=np.float64)
+    g = np.exp(-(t * t) / (2 * _SIGMA**2))
+    g /= g.sum()
+    y = correlate1d(x, g, axis=0, mode="constant")[r:-r]
+    return correlate1d(y, g, axis=1, mode="constant")[:, r:-r]
+
+
+def _ssim_terms(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(mean luminance*contrast*structure SSIM, mean contrast*structure term) of one plane."""
+    c1, c2 = (_K1 * 255.0) ** 2, (_K2 * 255.0) ** 2
+    mu_a, mu_b = _gauss_valid(a), _gauss_valid(b)
+    saa = _gauss_valid(a * a) - mu_a * mu_a
+    sbb = _gauss_valid(b * b) - mu_b * mu_b
+    sab = _gauss_valid(a * b) - mu_a * mu_b
+    cs = (2 * sab + c2) / (saa + sbb + c2)
+    lum = (2 * mu_a * mu_b + c1) / (mu_a * mu_a + mu_b * mu_b + c1)
+    return float((lum * cs).mean()), float(cs.mean())
+
+
+def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Multi-scale SSIM of two RGB frames, each channel on its own, averaged (as `ssim`
+    averages its channels). Scales halve the frame by 2x2 means; a frame too small for
+    all five (the window needs 11 pixels, so five scales need 176) uses the scales it
+    has, with their weights renormalised -- a 128x128 GIF gets four. Contrast-structure
+    terms below zero count as zero (a product of signed powers is not defined), as in
+    the common implementations."""
+    a3 = np.asarray(a, np.float64)[..., :3]
+    b3 = np.asarray(b, np.float64)[..., :3]
+    h, w = a3.shape[:2]
+    if min(h, w) < _WIN:
+        return 1.0 if np.array_equal(a3, b3) else float("nan")
+    scales = 1
+    while scales < len(MS_SSIM_WEIGHTS) and min(h, w) >> scales >= _WIN:
+        scales += 1
+    wts = np.array(MS_SSIM_WEIGHTS[:scales])
+    wts /= wts.sum()
+    out = []
+    for ch in range(3):
+        x, y = a3[..., ch], b3[..., ch]
+        val = 1.0
+        for s in range(scales):
+            full, cs = _ssim_terms(x, y)
+            last = s == scales - 1
+            val *= max(full if last else cs, 0.0) ** wts[s]
+            if not last:
+                hh, ww = x.shape[0] // 2 * 2, x.shape[1] // 2 * 2
+                x = x[:hh, :ww].reshape(hh // 2, 2, ww // 2, 2).mean(axis=(1, 3))
+                y = y[:hh, :ww].reshape(hh // 2, 2, ww // 2, 2).mean(axis=(1, 3))
+        out.append(val)
+    return float(np.mean(out))

@@ -6,10 +6,12 @@ import json
 import math
 import platform
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from fpcodec.bench.bdrate import bd_rate
+from fpcodec.bench.metrics import ssim_db
 from fpcodec.codec.atomic import atomic_file
 
 
@@ -19,6 +21,12 @@ def _ok(r: dict) -> bool:
 
 def _fps(frames: int, seconds: float) -> float:
     return frames / seconds if seconds > 0 else math.nan  # nothing was run (the source itself)
+
+
+def _nanmean(xs: list[float]) -> float:
+    """Mean of the measured values (rows cached before a metric existed lack it)."""
+    v = [x for x in xs if isinstance(x, (int, float)) and math.isfinite(x)]
+    return float(np.mean(v)) if v else math.nan
 
 
 def aggregate(results: list[dict]) -> dict[str, dict]:
@@ -46,7 +54,8 @@ def aggregate(results: list[dict]) -> dict[str, dict]:
             "bpp": 8.0 * nbytes / max(px, 1),
             "pd": float(np.mean([r["pd"] for r in rs])),
             "psnr": 10 * math.log10(255**2 / (sq / px)) if sq > 0 else math.inf,
-            "ssim": float(np.nanmean([r["ssim"] for r in rs])),
+            "ssim": _nanmean([r.get("ssim", math.nan) for r in rs]),
+            "ms_ssim": _nanmean([r.get("ms_ssim", math.nan) for r in rs]),
             "exact": all(r.get("exact") for r in rs),
             "max_abs_error": max(r.get("max_abs_error", 0) for r in rs),
             "enc_fps": _fps(frames, sum(r["enc_s"] for r in rs)),
@@ -64,70 +73,101 @@ def curves(agg: dict[str, dict]) -> dict[str, list[dict]]:
     return {k: sorted(v, key=lambda a: a["bpp"]) for k, v in fam.items()}
 
 
-def per_clip_bd(results: list[dict], anchor: str, test: str) -> list[float]:
-    """BD-rate at equal PD of `test` against `anchor`, clip by clip (the clips both
-    ran on with at least two points each; nan where their PD ranges do not meet).
+# The qualities BD-rates are taken at: (key, what a row's value is on the fitted scale).
+# SSIM and MS-SSIM saturate at 1, where a cubic in raw SSIM would fit a few thousandths
+# and overstate differences near 1, so both are fitted in dB, -10 log10(1 - value)
+# (bench/bdrate.py); a clip's value is the mean over its measured frames, and an
+# aggregate curve pools 1 - SSIM over clips before taking the dB, as PSNR pools MSE.
+BD_METRICS: dict[str, Callable[[dict], float]] = {
+    "pd": lambda r: r.get("pd", math.nan),
+    "psnr": lambda r: r.get("psnr", math.nan),
+    "ssim": lambda r: ssim_db(r.get("ssim", math.nan)),
+    "ms_ssim": lambda r: ssim_db(r.get("ms_ssim", math.nan)),
+}
+BD_LABELS = {"pd": "PD", "psnr": "PSNR", "ssim": "SSIM (dB)", "ms_ssim": "MS-SSIM (dB)"}
+
+
+def per_clip_bd_by_clip(
+    results: list[dict], anchor: str, test: str, metric: str = "pd"
+) -> dict[str, float]:
+    """BD-rate of `test` against `anchor` at equal `metric` (a BD_METRICS key), clip by
+    clip: the clips both ran on with at least two points each; nan where their ranges
+    do not meet or the metric was not measured.
 
     The aggregate curves average PD over clips but total the bytes, so moving bits
     between clips moves the aggregate BD-rate without any clip getting better; the
     per-clip figures cannot be moved that way."""
+    q = BD_METRICS[metric]
     by: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in results:
         if _ok(r) and not r["lossless"] and r["family"] in (anchor, test):
             by[(r["family"], r["clip"])].append(r)
-    out = []
+    out = {}
     for clip in sorted({c for f, c in by if f == test}):
         a, b = by.get((anchor, clip), []), by[(test, clip)]
         if len(a) >= 2 and len(b) >= 2:
-            out.append(
-                bd_rate(
-                    [r["bytes"] for r in a],
-                    [r["pd"] for r in a],
-                    [r["bytes"] for r in b],
-                    [r["pd"] for r in b],
-                )
+            out[clip] = bd_rate(
+                [r["bytes"] for r in a],
+                [q(r) for r in a],
+                [r["bytes"] for r in b],
+                [q(r) for r in b],
             )
     return out
 
 
+def per_clip_bd(results: list[dict], anchor: str, test: str, metric: str = "pd") -> list[float]:
+    """per_clip_bd_by_clip's values, in clip order."""
+    return list(per_clip_bd_by_clip(results, anchor, test, metric).values())
+
+
+def _curve_quality(p: dict, metric: str) -> float:
+    """A point of an aggregate curve on the fitted scale."""
+    if metric in ("ssim", "ms_ssim"):
+        return ssim_db(p.get(metric, math.nan))
+    return p[metric]
+
+
 def bd_table(agg: dict[str, dict], default_predictor: str, results: list[dict]) -> list[dict]:
     cs = curves(agg)
-    ours = cs.get(f"fpcodec lossy ({default_predictor})")
+    test = f"fpcodec lossy ({default_predictor})"
+    ours = cs.get(test)
     rows = []
     if not ours:
         return rows
     refs = [k for k in ("x264", "x265", "av1-444", "av1", "webp-lossy") if k in cs]
-    refs += [
-        k
-        for k in cs
-        if k.startswith("fpcodec lossy") and k != f"fpcodec lossy ({default_predictor})"
-    ]
+    refs += [k for k in cs if k.startswith("fpcodec lossy") and k != test]
     for ref in refs:
         a = cs[ref]
-        clips = per_clip_bd(results, ref, f"fpcodec lossy ({default_predictor})")
-        known = [x for x in clips if math.isfinite(x)]
-        rows.append(
-            {
-                "test": f"fpcodec lossy ({default_predictor})",
-                "anchor": ref,
-                "bd_rate_pd": bd_rate(
-                    [p["bpp"] for p in a],
-                    [p["pd"] for p in a],
-                    [p["bpp"] for p in ours],
-                    [p["pd"] for p in ours],
-                ),
-                "bd_rate_psnr": bd_rate(
-                    [p["bpp"] for p in a],
-                    [p["psnr"] for p in a],
-                    [p["bpp"] for p in ours],
-                    [p["psnr"] for p in ours],
-                ),
-                "bd_rate_pd_clip_median": float(np.median(known)) if known else math.nan,
-                "clips_won": sum(x < 0 for x in known),
-                "clips_compared": len(known),
-            }
-        )
+        row: dict = {"test": test, "anchor": ref}
+        for metric in BD_METRICS:
+            row[f"bd_rate_{metric}"] = bd_rate(
+                [p["bpp"] for p in a],
+                [_curve_quality(p, metric) for p in a],
+                [p["bpp"] for p in ours],
+                [_curve_quality(p, metric) for p in ours],
+            )
+            clips = per_clip_bd(results, ref, test, metric)
+            known = [x for x in clips if math.isfinite(x)]
+            row[f"bd_rate_{metric}_clip_mean"] = float(np.mean(known)) if known else math.nan
+            row[f"bd_rate_{metric}_clip_median"] = float(np.median(known)) if known else math.nan
+            row[f"clips_won_{metric}"] = sum(x < 0 for x in known)
+            row[f"clips_compared_{metric}"] = len(known)
+        # the names the report used before it measured more than PD
+        row["clips_won"], row["clips_compared"] = row["clips_won_pd"], row["clips_compared_pd"]
+        rows.append(row)
     return rows
+
+
+def per_clip_bd_table(results: list[dict], default_predictor: str, anchor: str) -> list[dict]:
+    """One row per clip: BD-rate of the default predictor's lossy curve against
+    `anchor` at equal PD, PSNR, SSIM and MS-SSIM."""
+    test = f"fpcodec lossy ({default_predictor})"
+    cols = {m: per_clip_bd_by_clip(results, anchor, test, m) for m in BD_METRICS}
+    clips = sorted(set().union(*(c.keys() for c in cols.values())))
+    return [
+        {"clip": c, "anchor": anchor, **{m: cols[m].get(c, math.nan) for m in BD_METRICS}}
+        for c in clips
+    ]
 
 
 def _lossless_gifs(results: list[dict]) -> dict[str, dict[str, dict]]:
@@ -296,6 +336,9 @@ def write_report(
             for kind in sorted({r.get("source_kind") for r in results if _ok(r)})
         },
         "bd_rate": bds,
+        "bd_rate_per_clip": {
+            b["anchor"]: per_clip_bd_table(results, default_predictor, b["anchor"]) for b in bds
+        },
         "per_file_wins": wins,
         "per_file": files,
         "predictors": preds,
@@ -383,6 +426,65 @@ def _lossless_rows(lossless: list[dict]) -> list[str]:
     )
 
 
+BD_METHOD = (
+    "BD-rate: log(bytes) fitted as a cubic in quality on each curve (fewer points: the "
+    "highest degree they allow), the mean difference over the quality interval both "
+    "curves span; negative: fpcodec needs fewer bytes for the same quality. SSIM and "
+    "MS-SSIM saturate at 1, where a cubic in raw SSIM fits differences of thousandths "
+    "and overstates them, so both are taken in dB, -10 log10(1 - SSIM), which turns the "
+    "saturating end into a scale as even as PSNR's (an aggregate point pools 1 - SSIM "
+    "over clips, as PSNR pools squared error). SSIM: scikit-image, uniform 7x7 "
+    "window, per RGB channel, averaged; MS-SSIM: Wang et al. 2003 (11-tap Gaussian, "
+    "sigma 1.5, five scales, 2x2 mean downsampling; frames under 176 pixels use the "
+    "scales they have, weights renormalised: four at 128x128), per RGB channel, "
+    "averaged. Both on up to 8 evenly spaced frames per clip, over the whole frame. "
+    "Aggregate: one curve per codec (bytes totalled, quality averaged over clips); per "
+    "clip: each clip's own curves, then mean, median and clips won."
+)
+
+
+def _bd_markdown(bds: list[dict], per_clip: dict[str, list[dict]]) -> list[str]:
+    ms = list(BD_METRICS)
+    lines = ["", "## BD-rate (negative: fpcodec needs fewer bits for the same quality)", ""]
+    lines += [BD_METHOD, "", "Aggregate curves:", ""]
+    lines += _table(
+        ["test", "anchor"] + [f"at equal {BD_LABELS[m]}" for m in ms],
+        [
+            [b["test"], b["anchor"]] + [_fmt(b.get(f"bd_rate_{m}", math.nan), 1) + "%" for m in ms]
+            for b in bds
+        ],
+    )
+    lines += ["", "Per clip (each clip's own curves): mean / median / clips won:", ""]
+    lines += _table(
+        ["test", "anchor"] + [BD_LABELS[m] for m in ms],
+        [
+            [b["test"], b["anchor"]]
+            + [
+                f"{_fmt(b.get(f'bd_rate_{m}_clip_mean', math.nan), 1)}% / "
+                f"{_fmt(b.get(f'bd_rate_{m}_clip_median', math.nan), 1)}% / "
+                f"{b.get(f'clips_won_{m}', 0)} of {b.get(f'clips_compared_{m}', 0)}"
+                for m in ms
+            ]
+            for b in bds
+        ],
+    )
+    for anchor, rows in per_clip.items():
+        if not rows:
+            continue
+        opened = " open" if anchor == "x264" else ""
+        lines += [
+            "",
+            f"<details{opened}><summary>Per clip against {anchor}</summary>",
+            "",
+        ]
+        lines += _table(
+            ["clip"] + [BD_LABELS[m] for m in ms],
+            [[r["clip"]] + [_fmt(r[m], 1) + "%" for m in ms] for r in rows],
+        )
+        lines += ["", "</details>"]
+    return lines
+
+
 def markdown(p: dict, plots: list[str], default_predictor: str) -> str:
     agg = p["aggregate"]
     m = p["meta"]
@@ -395,7 +497,8 @@ def markdown(p: dict, plots: list[str], default_predictor: str) -> str:
         "by each format's real decoder. bpp = 8 x bytes / (frames x width x height); "
         "perceptual distance (PD) is the catz redmean distance averaged over visible pixels "
         "and frames, then over clips; PSNR pools the squared error over all visible pixels; "
-        "SSIM averages up to 8 frames per clip. peak MB: the largest resident set of the "
+        "SSIM and MS-SSIM average up to 8 frames per clip. peak MB: the largest resident set of "
+        "the "
         "encoding process over the clips (fpcodec: the benchmark worker during encode, "
         "which also holds the clip; gifsicle and aomenc: the tool's own process; Pillow "
         "and PyAV anchors: the worker over encode and decode).",
@@ -522,6 +625,7 @@ def markdown(p: dict, plots: list[str], default_predictor: str) -> str:
             "PD",
             "PSNR",
             "SSIM",
+            "MS-SSIM",
             "max abs err",
             "encode fps",
             "decode fps",
@@ -534,7 +638,8 @@ def markdown(p: dict, plots: list[str], default_predictor: str) -> str:
                 _fmt(a["bpp"]),
                 _fmt(a["pd"], 2),
                 _fmt(a["psnr"], 2),
-                _fmt(a["ssim"]),
+                _fmt(a["ssim"], 4),
+                _fmt(a.get("ms_ssim", math.nan), 4),
                 str(a["max_abs_error"]),
                 _fmt(a["enc_fps"], 1),
                 _fmt(a["dec_fps"], 1),
@@ -544,28 +649,7 @@ def markdown(p: dict, plots: list[str], default_predictor: str) -> str:
         ],
     )
     if p["bd_rate"]:
-        lines += ["", "## BD-rate (negative: fpcodec needs fewer bits for the same quality)", ""]
-        lines += _table(
-            [
-                "test",
-                "anchor",
-                "BD-rate at equal PD",
-                "BD-rate at equal PSNR",
-                "per clip at equal PD: median",
-                "clips won",
-            ],
-            [
-                [
-                    b["test"],
-                    b["anchor"],
-                    _fmt(b["bd_rate_pd"], 1) + "%",
-                    _fmt(b["bd_rate_psnr"], 1) + "%",
-                    _fmt(b.get("bd_rate_pd_clip_median", math.nan), 1) + "%",
-                    f"{b.get('clips_won', 0)}/{b.get('clips_compared', 0)}",
-                ]
-                for b in p["bd_rate"]
-            ],
-        )
+        lines += _bd_markdown(p["bd_rate"], p.get("bd_rate_per_clip") or {})
     if p["leaderboard"]:
         lines += ["", "## Prediction leaderboard (one step ahead from true frames)", ""]
         lines += _table(

@@ -22,11 +22,13 @@ from pathlib import Path
 
 import numpy as np
 from fpcodec.bench import anchors
-from fpcodec.bench.metrics import mse, perceptual_distance, psnr_from_mse, ssim
+from fpcodec.bench.metrics import ms_ssim, mse, perceptual_distance, psnr_from_mse, ssim
 from fpcodec.bench.peakrss import peak_mb, reset_peak
 from tqdm import tqdm
 
 MAX_SSIM_FRAMES = 8
+# bumped when compare() measures something new: cached rows lack it, so they re-run
+METRICS_VERSION = 2  # 2: MS-SSIM
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,7 @@ def _task_key(clip: Path, v: Variant, version: str) -> str:
             int(st.st_mtime),
             asdict(v),
             version,
+            METRICS_VERSION,
         ],
         sort_keys=True,
     )
@@ -214,7 +217,7 @@ def compare(src: list[np.ndarray], dec: list[np.ndarray]) -> dict:
     idx = set(
         np.linspace(0, len(src) - 1, min(MAX_SSIM_FRAMES, len(src))).round().astype(int).tolist()
     )
-    ssims = []
+    ssims, msssims = [], []
     for i, (s, d) in enumerate(zip(src, dec, strict=True)):
         vis = s[..., 3] != 0
         n = int(vis.sum())
@@ -229,12 +232,14 @@ def compare(src: list[np.ndarray], dec: list[np.ndarray]) -> dict:
             exact &= err == 0
         if i in idx:
             ssims.append(ssim(s[..., :3], d[..., :3]))
+            msssims.append(ms_ssim(s[..., :3], d[..., :3]))
     m = sq / max(npx, 1)
     return {
         "pd": float(np.mean(pds)) if pds else 0.0,
         "psnr": psnr_from_mse(m),
         "mse": m,
         "ssim": float(np.nanmean(ssims)) if ssims else math.nan,
+        "ms_ssim": float(np.nanmean(msssims)) if msssims else math.nan,
         "max_abs_error": worst,
         "exact": bool(exact and alpha_ok),
         "alpha_ok": bool(alpha_ok),

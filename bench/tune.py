@@ -10,7 +10,8 @@ enough to ask it after every change:
 `run` encodes every clip at every quality with the real encoder, decodes the written
 file with the real decoder (bench.runner.run_fpcodec) and records bytes and distance.
 `compare` prints the BD-rate at equal perceptual distance of the second run against
-the first on each clip's own curve, then mean, median and clips better. Judge an
+the first on each clip's own curve, then mean, median and clips better (`--metrics
+pd,psnr,ssim,ms_ssim` for each of those; SSIM and MS-SSIM in dB, as the report). Judge an
 encoder change by these per-clip figures: the aggregate curve (PD averaged over clips,
 bytes totalled) moves when bits move from one clip to another with no clip better.
 """
@@ -52,6 +53,8 @@ def _encode_point(path: str, quality: int, predictor: str) -> dict:
         "bytes": res.nbytes,
         "pd": m["pd"],
         "psnr": m["psnr"],
+        "ssim": m["ssim"],
+        "ms_ssim": m["ms_ssim"],
         "enc_s": res.enc_s,
         "dec_s": res.dec_s,
     }
@@ -85,9 +88,13 @@ def run(corpus: Path, qualities: list[int], predictor: str, jobs: int, out: Path
     return rows
 
 
-def load_curves(spec: str) -> dict[str, list[tuple[float, float]]]:
-    """Per clip (bytes, pd) points: a `run` JSON, or `RESULTS_JSON:FAMILY` for the rows
-    of one family in a benchmark results.json."""
+def load_curves(spec: str, metric: str = "pd") -> dict[str, list[tuple[float, float]]]:
+    """Per clip (bytes, quality) points, quality the `metric` (a report.BD_METRICS key,
+    SSIM in dB): a `run` JSON, or `RESULTS_JSON:FAMILY` for the rows of one family in a
+    benchmark results.json."""
+    from fpcodec.bench.report import BD_METRICS
+
+    q = BD_METRICS[metric]
     path, _, family = spec.partition(":")
     if not Path(path).exists() and ":" in spec:  # a path that itself holds a colon
         path, family = spec, ""
@@ -95,11 +102,11 @@ def load_curves(spec: str) -> dict[str, list[tuple[float, float]]]:
     by: dict[str, list[tuple[float, float]]] = defaultdict(list)
     if "rows" in data:
         for r in data["rows"]:
-            by[r["clip"]].append((r["bytes"], r["pd"]))
+            by[r["clip"]].append((r["bytes"], q(r)))
     else:
         for r in data["results"]:
             if r.get("family") == family and "bytes" in r and "error" not in r:
-                by[r["clip"]].append((r["bytes"], r["pd"]))
+                by[r["clip"]].append((r["bytes"], q(r)))
     return dict(by)
 
 
@@ -122,11 +129,12 @@ def summary(bd: dict[str, float]) -> str:
     )
 
 
-def compare(base_spec: str, test_spec: str, anchors: list[str]) -> None:
-    base, test = load_curves(base_spec), load_curves(test_spec)
+def compare(base_spec: str, test_spec: str, anchors: list[str], metric: str = "pd") -> None:
+    print(f"== BD-rate at equal {metric}")
+    base, test = load_curves(base_spec, metric), load_curves(test_spec, metric)
     cols = [("vs base", per_clip(base, test))]
     for a in anchors:
-        ac = load_curves(a)
+        ac = load_curves(a, metric)
         cols.append((f"base vs {a.rpartition(':')[2] or a}", per_clip(ac, base)))
         cols.append((f"test vs {a.rpartition(':')[2] or a}", per_clip(ac, test)))
     clips = sorted(set(test))
@@ -155,12 +163,16 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("base")
     c.add_argument("test")
     c.add_argument("--anchor", action="append", default=[], help="RESULTS_JSON:FAMILY")
+    c.add_argument(
+        "--metrics", default="pd", help="comma-separated: pd, psnr, ssim, ms_ssim (SSIMs in dB)"
+    )
     a = p.parse_args(argv)
     if a.cmd == "run":
         qs = [int(x) for x in a.qualities.split(",") if x.strip()]
         run(a.corpus, qs, a.predictor, a.jobs, a.output)
     else:
-        compare(a.base, a.test, a.anchor)
+        for m in a.metrics.split(","):
+            compare(a.base, a.test, a.anchor, m.strip())
     return 0
 
 
