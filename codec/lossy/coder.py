@@ -16,7 +16,7 @@ from .frame import code_frame
 from .models import LossyModels
 from .references import keep_frame, start_frame
 from .syntax import level_count
-from .transform_quant import PLANE_WEIGHT, step_tables
+from .transform_quant import DECISION_WEIGHTS, step_tables
 
 _NO_LEVELS = np.zeros(0, np.int64)
 _ZSTD = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
@@ -77,7 +77,7 @@ def _run(enc, tgt, prd, intra, quality, models, buf, lv):
         models.ring,
         order,
         intra,
-        (steps, offs, lam_pd, PLANE_WEIGHT),
+        (steps, offs, lam_pd, DECISION_WEIGHTS),
         lam_sad,
         models.probs,
         models.counts,

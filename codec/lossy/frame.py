@@ -35,7 +35,7 @@ def _block_scratch():
         np.zeros(4, np.int64),
         np.zeros((4, 3), np.int64),
         np.zeros((4, 4), np.int64),
-        np.zeros((2, 4, 4), np.int64),
+        np.zeros((3, 4, 4), np.int64),  # quantize's; the third holds the prediction
         np.zeros((4, 4)),
     )
 
@@ -82,6 +82,7 @@ def _code_blocks(enc, rcs, lv, tgt, recon, ring, order, intra, uy, ux, motion, m
                         for i in range(4):
                             for j in range(4):
                                 blk[i, j] = tgt[p, y0 + i, x0 + j] - pb[i, j]
+                                work[2, i, j] = pb[i, j]  # for the structural term
                         for z in range(16):
                             q[z] = 0
                         quantize(blk, p, steps, offs, lam_pd, wplane, q, work, qerr)

@@ -19,6 +19,7 @@ from .. import rangecoder as rc
 from .intra import best_intra_mode, predict_block
 from .motion_comp import mc_pred, scale_mv
 from .motion_search import REF_PENALTY, SEARCH_MAX, colour_cost, mvd_bits
+from .structure import structural_cost
 from .transform_quant import quantize, rate, reconstruct
 
 KIND_MOTION = 0
@@ -35,7 +36,7 @@ def trial_scratch():
         np.zeros((4, 4), np.int64),
         np.zeros((4, 3, 16), np.int64),
         np.zeros((4, 4), np.int64),
-        np.zeros((2, 4, 4), np.int64),
+        np.zeros((3, 4, 4), np.int64),  # the third: the prediction, for the structural term
         np.zeros((4, 4)),
         np.zeros((8, 8), np.int64),
     )
@@ -53,9 +54,10 @@ def _trial(tgt, recon, ring, order, y0u, x0u, kind, r0, m0y, m0x, r1, m1y, m1x, 
     """Code an 8x8 unit as `kind` (0 motion-compensated with levels, 1 the same without
     levels (skipped), 2 intra) into recon, as the coding pass would, leaving the
     levels in scratch's qs (4 blocks x 3 planes x 16). quant: (steps, offs, lam_pd,
-    wplane). Returns (the sum over its pixels of the colour distance the perceptual
-    distance measures, in YCoCg with the planes weighted as it weighs them;
-    estimated bits of levels and intra modes)."""
+    wplane), wplane structure.DECISION_WEIGHTS. Returns (the sum over its pixels of the
+    colour distance the perceptual distance measures, in YCoCg with the planes weighted
+    as it weighs them, plus the structural term of structure.py; estimated bits of
+    levels and intra modes)."""
     steps, offs, lam_pd, wplane = quant
     pb, pb2, blk, qs, deq, work, err, _ = scratch
     bits = 0.0
@@ -78,6 +80,7 @@ def _trial(tgt, recon, ring, order, y0u, x0u, kind, r0, m0y, m0x, r1, m1y, m1x, 
                 for i in range(4):
                     for j in range(4):
                         blk[i, j] = tgt[p, y0 + i, x0 + j] - pb[i, j]
+                        work[2, i, j] = pb[i, j]
                 quantize(blk, p, steps, offs, lam_pd, wplane, q, work, err)
                 bits += rate(q)
             reconstruct(q, p, steps, pb, deq, recon, y0, x0)
@@ -89,6 +92,8 @@ def _trial(tgt, recon, ring, order, y0u, x0u, kind, r0, m0y, m0x, r1, m1y, m1x, 
                 e = float(tgt[p, y0u + i, x0u + j] - recon[p, y0u + i, x0u + j])
                 s2 += wplane[p] * e * e
             dist += math.sqrt(s2)
+    # what the per-pixel distance does not see: texture lost or made, errors where flat
+    dist += structural_cost(tgt, recon, y0u, x0u, wplane)
     return dist, bits
 
 

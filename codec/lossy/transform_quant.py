@@ -17,11 +17,15 @@ import numpy as np
 from numba import njit
 
 from ..transform import ZIGZAG_4, block_scales, fdct4x4, idct4x4
+from .structure import PSY_STRENGTH, SSIM_STRENGTH, block_cost, source_stats
 
 # plane weights in the perceptual distance (Y, Co, Cg) and the step factors they imply
 PLANE_WEIGHT = np.array([9.0, 1.25, 2.25])
 PLANE_STEP = np.sqrt(PLANE_WEIGHT[0] / PLANE_WEIGHT)
 PLANE_STEP_C = (1.0, float(PLANE_STEP[1]), float(PLANE_STEP[2]))  # for compiled code
+# encoder only: what the decisions weigh, the planes' weights then the strengths of
+# the structural term (structure.py)
+DECISION_WEIGHTS = np.array([*PLANE_WEIGHT, PSY_STRENGTH, SSIM_STRENGTH])
 KEYFRAME_STEP = 0.5  # keyframe step relative to predicted frames' (format)
 # encoder only, in units of the step: what a bit is worth against a sum of absolute
 # differences in Y units (motion search) and against a sum of colour distances
@@ -106,9 +110,13 @@ def quantize(blk, p, steps, offs, lam_pd, wplane, q, work, err):
     lowers distance + lambda * bits, and the whole block is dropped when coding it
     does not pay. A level's effect on the pixels is taken as linear (its basis image
     times its step), which saves an inverse transform per try. work: (2, 4, 4) int64,
-    err: (4, 4) float64 scratch."""
+    err: (4, 4) float64 scratch; a work of (3, 4, 4) whose third block holds the
+    prediction adds the structural term (structure.py) to every decision, with
+    wplane = DECISION_WEIGHTS."""
     res = work[0]
     deq = work[1]
+    psy = work.shape[0] > 2 and wplane.shape[0] > 4 and (wplane[3] != 0.0 or wplane[4] != 0.0)
+    pb = work[2] if psy else work[0]
     res[:] = blk
     fdct4x4(blk)
     last = -1
@@ -136,6 +144,12 @@ def quantize(blk, p, steps, offs, lam_pd, wplane, q, work, err):
     w = math.sqrt(wplane[p])
     r = rate(q)
     j_best = w * d + lam_pd * r
+    et, vt = 0.0, 0.0
+    tmp = err
+    if psy:
+        et, vt = source_stats(pb, res)
+        j_best += block_cost(pb, res, err, p, wplane, et, vt)
+        tmp = np.empty((4, 4))
     for z in range(last, -1, -1):
         v = abs(q[z])
         if v == 0:
@@ -159,6 +173,11 @@ def quantize(blk, p, steps, offs, lam_pd, wplane, q, work, err):
             for j in range(4):
                 d2 += abs(err[i, j] + delta * _BASIS[k, i, j])
         jc = w * d2 + lam_pd * (r + dr)
+        if psy:
+            for i in range(4):
+                for j in range(4):
+                    tmp[i, j] = err[i, j] + delta * _BASIS[k, i, j]
+            jc += block_cost(pb, res, tmp, p, wplane, et, vt)
         if jc < j_best:
             j_best = jc
             r += dr
@@ -167,7 +186,13 @@ def quantize(blk, p, steps, offs, lam_pd, wplane, q, work, err):
             for i in range(4):
                 for j in range(4):
                     err[i, j] += delta * _BASIS[k, i, j]
-    if w * d_zero + lam_pd <= j_best:
+    j_zero = w * d_zero + lam_pd
+    if psy:
+        for i in range(4):
+            for j in range(4):
+                tmp[i, j] = float(res[i, j])
+        j_zero += block_cost(pb, res, tmp, p, wplane, et, vt)
+    if j_zero <= j_best:
         for z in range(16):
             q[z] = 0
 
