@@ -135,6 +135,8 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             raise FpcError(f"cannot read --holdout {args.holdout}: {e.strerror}") from None
         holdout = [n for n in holdout if n and not n.startswith("#")]
     if args.model == "convlstm-loop":
+        if args.loss not in ("pd", "mse"):
+            parser.error(f"--model convlstm-loop trains with --loss pd or mse, not {args.loss}")
         return _train_loop_filter(args, arch_config, holdout)
     clips = list_clips(args.corpus)
     if not clips:
@@ -220,6 +222,7 @@ def _train_loop_filter(
         crop=args.crop,
         lr=args.lr,
         quant_from=args.quant_from,
+        loss="pd" if args.loss == "pd" else "mse",
         seed=args.seed,
         threads=args.threads,
         device=args.device,
