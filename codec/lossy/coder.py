@@ -17,7 +17,7 @@ from .loop_filter import apply_map, choose_map, read_map, write_map
 from .models import LossyModels
 from .references import keep_frame, start_frame
 from .syntax import level_count
-from .transform_quant import DECISION_WEIGHTS, step_tables
+from .transform_quant import DECISION_WEIGHTS, PLANE_WEIGHT, step_tables
 
 _NO_LEVELS = np.zeros(0, np.int64)
 _ZSTD = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
