@@ -443,6 +443,10 @@ BD_METHOD = (
 )
 
 
+def _pct(x: float) -> str:
+    return "n/a" if isinstance(x, float) and math.isnan(x) else _fmt(x, 1) + "%"
+
+
 def _bd_markdown(bds: list[dict], per_clip: dict[str, list[dict]]) -> list[str]:
     ms = list(BD_METRICS)
     lines = ["", "## BD-rate (negative: fpcodec needs fewer bits for the same quality)", ""]
@@ -450,7 +454,7 @@ def _bd_markdown(bds: list[dict], per_clip: dict[str, list[dict]]) -> list[str]:
     lines += _table(
         ["test", "anchor"] + [f"at equal {BD_LABELS[m]}" for m in ms],
         [
-            [b["test"], b["anchor"]] + [_fmt(b.get(f"bd_rate_{m}", math.nan), 1) + "%" for m in ms]
+            [b["test"], b["anchor"]] + [_pct(b.get(f"bd_rate_{m}", math.nan)) for m in ms]
             for b in bds
         ],
     )
@@ -460,8 +464,8 @@ def _bd_markdown(bds: list[dict], per_clip: dict[str, list[dict]]) -> list[str]:
         [
             [b["test"], b["anchor"]]
             + [
-                f"{_fmt(b.get(f'bd_rate_{m}_clip_mean', math.nan), 1)}% / "
-                f"{_fmt(b.get(f'bd_rate_{m}_clip_median', math.nan), 1)}% / "
+                f"{_pct(b.get(f'bd_rate_{m}_clip_mean', math.nan))} / "
+                f"{_pct(b.get(f'bd_rate_{m}_clip_median', math.nan))} / "
                 f"{b.get(f'clips_won_{m}', 0)} of {b.get(f'clips_compared_{m}', 0)}"
                 for m in ms
             ]
@@ -479,7 +483,7 @@ def _bd_markdown(bds: list[dict], per_clip: dict[str, list[dict]]) -> list[str]:
         ]
         lines += _table(
             ["clip"] + [BD_LABELS[m] for m in ms],
-            [[r["clip"]] + [_fmt(r[m], 1) + "%" for m in ms] for r in rows],
+            [[r["clip"]] + [_pct(r[m]) for m in ms] for r in rows],
         )
         lines += ["", "</details>"]
     return lines
