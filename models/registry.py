@@ -18,11 +18,29 @@ from fpcodec.codec.errors import PredictorUnavailable
 from .last import LastFramePredictor
 from .predictor import Predictor
 
-# The trained convlstm ships and is selectable, but measured on the corpus it does
-# not yet code smaller than the last frame (palette path equal, pixel path ~1%
-# larger) and is 4x slower; the default stays the faster, equally small baseline
-# until a trained predictor wins in the benchmark (bench/RESULTS.md).
+# The defaults, lossy and otherwise. The learned in-loop stage (convlstm-loop) ships
+# and is selectable, but it does not yet earn its place: on the held-out clips it
+# codes no smaller than `last` at equal distance, and an oracle bound on in-loop
+# restoration for these clips is 0.1-2% of the distance (bench/results/
+# filter-headroom). The causal frame predictors (convlstm and the other catz models)
+# do not code smaller than the last frame either (bench/RESULTS.md). A stage that
+# wins becomes DEFAULT_PREDICTOR; lossless coding has its own default, since a stage
+# of the lossy loop changes nothing there but the decoder's start-up (torch).
 DEFAULT_PREDICTOR = "last"
+DEFAULT_LOSSLESS_PREDICTOR = "last"
+
+
+def describe_defaults() -> str:
+    """The defaults in words, for --help."""
+    if DEFAULT_PREDICTOR == DEFAULT_LOSSLESS_PREDICTOR:
+        return DEFAULT_PREDICTOR
+    return f"{DEFAULT_PREDICTOR} with --quality, {DEFAULT_LOSSLESS_PREDICTOR} otherwise"
+
+
+def default_predictor(quality: int) -> str:
+    """The predictor `fpcodec encode` uses when none is named."""
+    return DEFAULT_PREDICTOR if quality else DEFAULT_LOSSLESS_PREDICTOR
+
 
 # Suffix naming the float reference path of a trained predictor (benchmark only).
 FLOAT_SUFFIX = "+float"
@@ -34,7 +52,7 @@ _PLAIN: dict[str, Callable[[], Predictor]] = {"last": LastFramePredictor}
 # The trained architectures' names, spelled out so that listing them (the CLI's
 # choices, its help) does not import torch; tests/test_cli.py checks it against
 # zoo.ARCHITECTURES.
-TRAINED_NAMES = ("convlstm", "convlstm-ae", "cnn2d", "hybrid3d")
+TRAINED_NAMES = ("convlstm", "convlstm-ae", "cnn2d", "hybrid3d", "convlstm-loop")
 
 
 def trained_names() -> tuple[str, ...]:

@@ -163,9 +163,9 @@ def encode(
     from fpcodec.codec.container import StreamHeader
     from fpcodec.codec.encoder import Encoder
     from fpcodec.codec.source import open_source
-    from fpcodec.models.registry import DEFAULT_PREDICTOR, create_predictor
+    from fpcodec.models.registry import create_predictor, default_predictor
 
-    pred = create_predictor(predictor or DEFAULT_PREDICTOR, weights)
+    pred = create_predictor(predictor or default_predictor(quality), weights)
     t0 = time.perf_counter()
     with open_source(input) as src:
         info = src.info
@@ -400,10 +400,10 @@ def predict(
     from fpcodec.codec.atomic import atomic_dir
     from fpcodec.codec.sinks import frame_name
     from fpcodec.codec.source import open_source
-    from fpcodec.models.registry import DEFAULT_PREDICTOR, create_predictor
+    from fpcodec.models.registry import DEFAULT_LOSSLESS_PREDICTOR, create_predictor
 
     out = Path(outdir)
-    pred = create_predictor(predictor or DEFAULT_PREDICTOR, weights)
+    pred = create_predictor(predictor or DEFAULT_LOSSLESS_PREDICTOR, weights)
     dists: list[float] = []
     base: list[float] = []
     with open_source(input) as src, atomic_dir(out, _inputs(input), force) as tmp:

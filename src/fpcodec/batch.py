@@ -598,7 +598,7 @@ def run_batch(
 
 
 def add_batch_parser(sub: argparse._SubParsersAction) -> None:
-    from fpcodec.models.registry import DEFAULT_PREDICTOR, available_predictors
+    from fpcodec.models.registry import available_predictors, describe_defaults
 
     p = sub.add_parser(
         "batch", help="recompress a directory tree of GIFs/videos to .fpc (resumable)"
@@ -609,7 +609,7 @@ def add_batch_parser(sub: argparse._SubParsersAction) -> None:
         "--predictor",
         default=None,
         choices=available_predictors(),
-        help=f"frame predictor (default: {DEFAULT_PREDICTOR}); the other encode options too",
+        help=f"frame predictor (default: {describe_defaults()}); the other encode options too",
     )
     p.add_argument(
         "--max-error", type=int, default=0, metavar="E", help="near-lossless bound, as encode"

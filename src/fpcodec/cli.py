@@ -45,7 +45,11 @@ def _sub(sub, name: str, help: str, description: str, *example: str) -> argparse
 
 def build_parser() -> argparse.ArgumentParser:
     from fpcodec import __version__
-    from fpcodec.models.registry import DEFAULT_PREDICTOR, available_predictors
+    from fpcodec.models.registry import (
+        DEFAULT_LOSSLESS_PREDICTOR,
+        available_predictors,
+        describe_defaults,
+    )
 
     parser = Parser(
         prog="fpcodec",
@@ -75,9 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     _output(p, "output .fpc file, or '-' (default: IN with .fpc)")
     p.add_argument(
         "--predictor",
-        default=DEFAULT_PREDICTOR,
+        default=None,
         choices=available_predictors(),
-        help="frame predictor",
+        help=f"frame predictor (default: {describe_defaults()}); convlstm-loop adds the "
+        "learned in-loop filter to lossy coding, 'last' is the baseline with no learned stage",
     )
     p.add_argument(
         "--weights",
@@ -193,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     _output(p, "output directory")
     p.add_argument(
         "--predictor",
-        default=DEFAULT_PREDICTOR,
+        default=DEFAULT_LOSSLESS_PREDICTOR,
         choices=available_predictors(),
         help="frame predictor",
     )

@@ -56,6 +56,9 @@ RECIPES: dict[str, tuple[str, dict, set[str]]] = {
         {"lossy"},
     ),
     "raw-noise": ("noise.png", {}, {"raw"}),
+    # the encoder's default predictor (the learned in-loop filter); every recipe
+    # above names its predictor, so that a new default leaves their pins alone
+    "lossy-q50-default": ("muybridge-crop.gif", {"quality": 50, "predictor": None}, {"lossy"}),
 }
 COMMON = {"keyframe_interval": 6}
 
@@ -101,6 +104,7 @@ def encode_recipe(name: str, out: Path) -> None:
     import fpcodec
 
     source, kwargs, _ = RECIPES[name]
+    kwargs = {"predictor": "last", **kwargs}  # None: the default predictor
     fpcodec.encode(SRC / source, out, force=True, **COMMON, **kwargs)
 
 
