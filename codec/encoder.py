@@ -19,6 +19,7 @@ from .errors import InputError
 from .framecodec import StreamState, encode_frame, frame_crc
 from .gifparse import GifFrame, GifScreen
 from .limits import DEFAULT_KEYFRAME_INTERVAL, MAX_DURATION_MS, MAX_FRAMES
+from .lossy.presets import DEFAULT_PRESET, preset
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,16 @@ class Encoder:
         predictor: Predictor,
         gif_screen: GifScreen | None = None,
         palette: bool = True,
+        speed: str = DEFAULT_PRESET,
     ) -> None:
-        """gif_screen: the source GIF's screen (enables palette frames when lossless)."""
+        """gif_screen: the source GIF's screen (enables palette frames when lossless).
+        speed: the lossy encoder's search preset (lossy/presets.py; not in the stream)."""
         if header.max_error and header.quality:
             raise ValueError("--max-error and --quality are exclusive")
         self.header = header
         self._writer = ContainerWriter(sink, header)
         self._state = StreamState(header, predictor, gif_screen, palette)
+        self._state.lossy_search = preset(speed)
         self._index = 0
 
     def add(self, rgba: np.ndarray, duration_ms: int, gif: GifFrame | None = None) -> FrameReport:

@@ -51,6 +51,8 @@ from .errors import FormatError
 from .gifcompose import CompositorState, composite
 from .gifparse import GifFrame, GifScreen
 from .lossy import LossyModels, decode_lossy, encode_lossy
+from .lossy.presets import DEFAULT_PRESET
+from .lossy.presets import preset as lossy_preset
 from .palette import PaletteModels, PaletteStream, decode_palette_frame, encode_palette_frame
 from .planecoder import CoderState, PlaneCoder, get_plane_coder
 from .residual import inter_reconstruct, inter_symbols, intra_reconstruct, intra_symbols
@@ -87,6 +89,7 @@ class StreamState:
             if header.quality
             else None
         )
+        self.lossy_search = lossy_preset(DEFAULT_PRESET)  # encoder only: --speed
         # Encoder only: the GIF as parsed, composited frame by frame.
         self.gif_screen = gif_screen if (allow_palette and header.lossless) else None
         self.enc_compositor: CompositorState | None = None
@@ -329,7 +332,13 @@ def _encode_lossy_frame(
         state.alpha.prev = alpha.copy()
     pred = None if prediction is None else prediction.rgb
     data, rgb = encode_lossy(
-        rgba[..., :3], pred, alpha != 0, state.header.quality, state.lossy, state.header.entropy
+        rgba[..., :3],
+        pred,
+        alpha != 0,
+        state.header.quality,
+        state.lossy,
+        state.header.entropy,
+        state.lossy_search,
     )
     parts.append(pack(data))
     return CodedFrame(

@@ -18,6 +18,9 @@ MAX_NAME_BYTES = 64
 MAX_DURATION_MS = 655_350  # GIF's largest delay (65535 centiseconds)
 MAX_PALETTE = 4096
 DEFAULT_KEYFRAME_INTERVAL = 120  # frames between keyframes unless asked otherwise
+# the lossy encoder's search presets (lossy/presets.py), named here so that the CLI can
+# offer them without importing the compiled coder
+SPEED_PRESETS = ("slow", "fast")
 
 
 def check_dimensions(

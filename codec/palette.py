@@ -136,6 +136,149 @@ def _code_symbol(
     return node - (1 << nb)
 
 
+# The LZW dictionary as the decoder rebuilds it: one (4, 4096) table, a row per field,
+# so the helpers below take one array instead of four.
+D_CHILD = 0  # first child of an entry (-1: none)
+D_SIB = 1  # next sibling (-1: last)
+D_SYM = 2  # the index an entry appends to its parent's string
+D_DEPTH = 3  # string length
+MAX_CLEARS_IN_ROW = 64  # more clear codes in a row than any GIF writes: a damaged stream
+
+
+@njit(cache=True)
+def _new_dictionary(clear):
+    """The dictionary right after a clear code: one root per palette index."""
+    dic = np.zeros((4, 4096), np.int32)
+    dic[D_CHILD, :] = -1
+    dic[D_SIB, :] = -1
+    for s in range(clear):
+        dic[D_DEPTH, s] = 1
+        dic[D_SYM, s] = s
+    return dic
+
+
+@njit(cache=True)
+def _clear_dictionary(dic, nxt):
+    """Forget every string added since the last clear (entries below nxt)."""
+    for e in range(nxt):
+        dic[D_CHILD, e] = -1
+
+
+@njit(cache=True)
+def _add_entry(dic, e, parent, s):
+    """Entry e = parent's string + index s, as LZW adds one after each phrase."""
+    dic[D_SYM, e] = s
+    dic[D_DEPTH, e] = dic[D_DEPTH, parent] + 1
+    dic[D_CHILD, e] = -1
+    dic[D_SIB, e] = dic[D_CHILD, parent]
+    dic[D_CHILD, parent] = e
+
+
+@njit(cache=True)
+def _child_ranks(dic, node, rank, ch):
+    """Ranks of the indices that can extend node's string, into ch; returns how many."""
+    nch = 0
+    e = dic[D_CHILD, node]
+    while e >= 0:
+        ch[nch] = rank[dic[D_SYM, e]]
+        nch += 1
+        e = dic[D_SIB, e]
+    return nch
+
+
+@njit(cache=True)
+def _find_child(dic, node, s):
+    """The entry extending node's string by index s, or -1 (a damaged stream)."""
+    e = dic[D_CHILD, node]
+    while e >= 0:
+        if dic[D_SYM, e] == s:
+            return e
+        e = dic[D_SIB, e]
+    return -1
+
+
+@njit(cache=True)
+def _clear_context(nco, nxt):
+    """Context of the "clear code first?" flag: the stream's start, or how close the
+    dictionary is to full (writers clear near 4096 entries)."""
+    if nco == 0:
+        return 31
+    c = nxt - 4080
+    return 0 if c < 0 else (30 if c > 30 else c)
+
+
+@njit(cache=True)
+def _encoder_target(codes, ci, nxt, clear, eoi):
+    """The code the encoder's phrase must end on, or -1 if the GIF's code stream is
+    not one this dictionary can produce."""
+    if ci >= codes.shape[0]:
+        return -1
+    t = codes[ci]
+    if t < 0 or t >= nxt or t in (clear, eoi):
+        return -1
+    return t
+
+
+@njit(cache=True)
+def _symbol_contexts(sctx, rankbuf, row, col, w, tv, pv, qv, head, phrase):
+    """Contexts of a pixel's rank: the ranks already coded to the west and north, the
+    canvas (tv), prediction (pv) and previous-frame (qv) ranks, plus `head` (0 for a
+    phrase's first index, 32 + depth inside one) and `phrase` (the previous phrase,
+    or the dictionary node being extended)."""
+    wv = rankbuf[row, col - 1] if col > 0 else -1
+    wwv = rankbuf[row, col - 2] if col > 1 else -1
+    w3 = rankbuf[row, col - 3] if col > 2 else -1
+    w4 = rankbuf[row, col - 4] if col > 3 else -1
+    nv = rankbuf[row - 1, col] if row > 0 else -1
+    nwv = rankbuf[row - 1, col - 1] if (row > 0 and col > 0) else -1
+    nev = rankbuf[row - 1, col + 1] if (row > 0 and col + 1 < w) else -1
+    sctx[0] = head
+    sctx[1] = wv + 1
+    sctx[2] = hash2(wv, nv)
+    sctx[3] = hash2(hash2(wv, nv), hash2(nwv, nev))
+    sctx[4] = tv + 3
+    sctx[5] = hash2(tv, wv)
+    sctx[6] = pv + 3
+    sctx[7] = hash2(wv, wwv)
+    sctx[8] = hash2(hash2(wv, wwv), hash2(w3, w4))
+    sctx[9] = phrase
+    sctx[10] = hash2(pv, nv)
+    if USE_Q:
+        sctx[11] = qv + 3
+        sctx[12] = hash2(qv, wv)
+
+
+@njit(cache=True)
+def _stop_contexts(tctx, ch, nch, node, dd, col, lastv, nv, tv, pv, qv):
+    """Contexts of "does the phrase go on?": depth (dd, capped), how many children
+    the node has and which of the neighbouring / canvas / predicted / previous ranks
+    are among them."""
+    c_t = 0
+    c_p = 0
+    c_n = 0
+    c_w = 0
+    c_q = 0
+    for i in range(nch):
+        if ch[i] == tv:
+            c_t = 1
+        if ch[i] == pv:
+            c_p = 1
+        if ch[i] == nv:
+            c_n = 1
+        if ch[i] == lastv:
+            c_w = 1
+        if ch[i] == qv:
+            c_q = 1
+    tctx[0] = dd * 8 + (nch if nch < 7 else 7)
+    tctx[1] = hash2(node, 1)
+    tctx[2] = c_t | (c_p << 1) | (c_n << 2) | (c_w << 3) | ((nch if nch < 3 else 3) << 4)
+    tctx[3] = hash2(hash2(tv, nv), lastv)
+    tctx[4] = dd * 16 + (8 if col == 0 else 0) + c_t * 4 + c_n * 2 + c_p
+    tctx[5] = hash2(lastv, pv)
+    if USE_Q:
+        tctx[6] = hash2(hash2(qv, lastv), c_q * 2 + c_n)
+
+
 @njit(cache=True)
 def _code_phrases(
     st,
@@ -165,21 +308,16 @@ def _code_phrases(
     """Code one frame's LZW phrase stream. Returns (status, codes written/read).
 
     status 0 ok; 1 the encoder's codes disagree with the dictionary; 2 the decoder
-    met an impossible stream (damaged).
+    met an impossible stream (damaged). Per phrase: an optional clear code, the
+    first index (any rank), then while the dictionary node has children "go on?"
+    and which child (a rank restricted to the children).
     """
     clear = 1 << mcs
     eoi = clear + 1
     nb = mcs
-    first_child = np.full(4096, -1, np.int32)
-    next_sib = np.full(4096, -1, np.int32)
-    esym = np.zeros(4096, np.int32)
-    edepth = np.zeros(4096, np.int32)
-    for s in range(clear):
-        edepth[s] = 1
-        esym[s] = s
+    dic = _new_dictionary(clear)
     nxt = eoi + 1
-    h = rowmap.shape[0]
-    rankbuf = np.full((h, w), -1, np.int32)
+    rankbuf = np.full((rowmap.shape[0], w), -1, np.int32)
     sctx = np.zeros(N_SYM_CTX, np.int64)
     tctx = np.zeros(N_STOP_CTX, np.int64)
     slots = np.zeros(2 * N_SYM_CTX, np.int64)
@@ -191,63 +329,39 @@ def _code_phrases(
     nco = 0
     prev = -1
     clears_in_row = 0
-    ncodes = codes.shape[0]
     while pos < npix:
-        # -- a clear code before this phrase?
-        if nco == 0:
-            cctx = 31
-        else:
-            cctx = nxt - 4080
-            cctx = 0 if cctx < 0 else (30 if cctx > 30 else cctx)
-        isclr = 0
-        if enc:
-            isclr = 1 if (ci < ncodes and codes[ci] < 0) else 0
-        b = rc.code_adaptive(st, buf, c_probs, c_counts, cctx, isclr, enc, 5)
-        if b:
+        isclr = 1 if (enc and ci < codes.shape[0] and codes[ci] < 0) else 0
+        cctx = _clear_context(nco, nxt)
+        if rc.code_adaptive(st, buf, c_probs, c_counts, cctx, isclr, enc, 5):
             clears_in_row += 1
-            if clears_in_row > 64 or (not enc and nco >= out_codes.shape[0]):
+            if clears_in_row > MAX_CLEARS_IN_ROW or (not enc and nco >= out_codes.shape[0]):
                 return 2, nco
             if enc:
                 ci += 1
             else:
                 out_codes[nco] = -1
             nco += 1
-            for e in range(nxt):
-                first_child[e] = -1
+            _clear_dictionary(dic, nxt)
             nxt = eoi + 1
             prev = -1
             continue
         clears_in_row = 0
-        # -- the phrase's first index
+        # -- the phrase's first index: any rank
         row = rowmap[pos // w]
         col = pos % w
-        wv = rankbuf[row, col - 1] if col > 0 else -1
-        wwv = rankbuf[row, col - 2] if col > 1 else -1
-        w3 = rankbuf[row, col - 3] if col > 2 else -1
-        w4 = rankbuf[row, col - 4] if col > 3 else -1
-        nv = rankbuf[row - 1, col] if row > 0 else -1
-        nwv = rankbuf[row - 1, col - 1] if (row > 0 and col > 0) else -1
-        nev = rankbuf[row - 1, col + 1] if (row > 0 and col + 1 < w) else -1
-        tv = tmap[row, col]
-        pv = pmap[row, col]
-        qv = qmap[row, col]
-        sctx[0] = 0
-        sctx[1] = wv + 1
-        sctx[2] = hash2(wv, nv)
-        sctx[3] = hash2(hash2(wv, nv), hash2(nwv, nev))
-        sctx[4] = tv + 3
-        sctx[5] = hash2(tv, wv)
-        sctx[6] = pv + 3
-        sctx[7] = hash2(wv, wwv)
-        sctx[8] = hash2(hash2(wv, wwv), hash2(w3, w4))
-        sctx[9] = hash2(-7, prev)
-        sctx[10] = hash2(pv, nv)
-        if USE_Q:
-            sctx[11] = qv + 3
-            sctx[12] = hash2(qv, wv)
-        v = 0
-        if enc:
-            v = rank[idx[pos]]
+        _symbol_contexts(
+            sctx,
+            rankbuf,
+            row,
+            col,
+            w,
+            tmap[row, col],
+            pmap[row, col],
+            qmap[row, col],
+            0,
+            hash2(-7, prev),
+        )
+        v = rank[idx[pos]] if enc else 0
         v = _code_symbol(
             st, buf, enc, v, 0, ch, 0, nb, sctx, s_hist, s_sm, s_w, slots, states, inputs
         )
@@ -259,29 +373,17 @@ def _code_phrases(
         node = s
         depth = 1
         if prev >= 0 and nxt < 4096:
-            esym[nxt] = s
-            edepth[nxt] = edepth[prev] + 1
-            first_child[nxt] = -1
-            next_sib[nxt] = first_child[prev]
-            first_child[prev] = nxt
+            _add_entry(dic, nxt, prev, s)
             nxt += 1
-        target = -1
         length = 0
         if enc:
-            if ci >= ncodes:
+            target = _encoder_target(codes, ci, nxt, clear, eoi)
+            if target < 0:
                 return 1, nco
-            target = codes[ci]
-            if target < 0 or target >= nxt or target in (clear, eoi):
-                return 1, nco
-            length = edepth[target]
-        # -- continue the phrase through the dictionary
+            length = dic[D_DEPTH, target]
+        # -- continue the phrase through the dictionary: "go on?", then which child
         while pos < npix:
-            nch = 0
-            e = first_child[node]
-            while e >= 0:
-                ch[nch] = rank[esym[e]]
-                nch += 1
-                e = next_sib[e]
+            nch = _child_ranks(dic, node, rank, ch)
             if nch == 0:
                 break
             row = rowmap[pos // w]
@@ -291,71 +393,21 @@ def _code_phrases(
             tv = tmap[row, col]
             pv = pmap[row, col]
             qv = qmap[row, col]
-            c_t = 0
-            c_p = 0
-            c_n = 0
-            c_w = 0
-            c_q = 0
-            for i in range(nch):
-                if ch[i] == tv:
-                    c_t = 1
-                if ch[i] == pv:
-                    c_p = 1
-                if ch[i] == nv:
-                    c_n = 1
-                if ch[i] == lastv:
-                    c_w = 1
-                if ch[i] == qv:
-                    c_q = 1
             dd = depth if depth < 15 else 15
-            tctx[0] = dd * 8 + (nch if nch < 7 else 7)
-            tctx[1] = hash2(node, 1)
-            tctx[2] = c_t | (c_p << 1) | (c_n << 2) | (c_w << 3) | ((nch if nch < 3 else 3) << 4)
-            tctx[3] = hash2(hash2(tv, nv), lastv)
-            tctx[4] = dd * 16 + (8 if col == 0 else 0) + c_t * 4 + c_n * 2 + c_p
-            tctx[5] = hash2(lastv, pv)
-            if USE_Q:
-                tctx[6] = hash2(hash2(qv, lastv), c_q * 2 + c_n)
+            _stop_contexts(tctx, ch, nch, node, dd, col, lastv, nv, tv, pv, qv)
             cont = 1 if (enc and depth < length) else 0
             cb = mix_code(st, buf, enc, cont, tctx, 0, t_hist, t_sm, t_w, dd, slots, states, inputs)
             if cb == 0:
                 break
-            wwv = rankbuf[row, col - 2] if col > 1 else -1
-            w3 = rankbuf[row, col - 3] if col > 2 else -1
-            w4 = rankbuf[row, col - 4] if col > 3 else -1
-            nwv = rankbuf[row - 1, col - 1] if (row > 0 and col > 0) else -1
-            nev = rankbuf[row - 1, col + 1] if (row > 0 and col + 1 < w) else -1
-            sctx[0] = 32 + dd
-            sctx[1] = lastv + 1
-            sctx[2] = hash2(lastv, nv)
-            sctx[3] = hash2(hash2(lastv, nv), hash2(nwv, nev))
-            sctx[4] = tv + 3
-            sctx[5] = hash2(tv, lastv)
-            sctx[6] = pv + 3
-            sctx[7] = hash2(lastv, wwv)
-            sctx[8] = hash2(hash2(lastv, wwv), hash2(w3, w4))
-            sctx[9] = hash2(node, 9)
-            sctx[10] = hash2(pv, nv)
-            if USE_Q:
-                sctx[11] = qv + 3
-                sctx[12] = hash2(qv, lastv)
-            v = 0
-            if enc:
-                v = rank[idx[pos]]
+            _symbol_contexts(sctx, rankbuf, row, col, w, tv, pv, qv, 32 + dd, hash2(node, 9))
+            v = rank[idx[pos]] if enc else 0
             v = _code_symbol(
                 st, buf, enc, v, 1, ch, nch, nb, sctx, s_hist, s_sm, s_w, slots, states, inputs
             )
             s = inv_rank[v]
-            found = -1
-            e = first_child[node]
-            while e >= 0:
-                if esym[e] == s:
-                    found = e
-                    break
-                e = next_sib[e]
-            if found < 0:
+            node = _find_child(dic, node, s)
+            if node < 0:
                 return 2, nco
-            node = found
             depth += 1
             if not enc:
                 idx[pos] = s

@@ -225,8 +225,8 @@ def train_loopfilter(cfg: LoopFilterTrainConfig, progress: bool = True) -> Path:
     net = net.to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     total = cfg.epochs * cfg.steps_per_epoch
-    history = []
-    path = None
+    history: list[dict] = []
+    path = out
     for epoch in range(cfg.epochs):
         losses = []
         bar = tqdm(
@@ -268,17 +268,19 @@ def train_loopfilter(cfg: LoopFilterTrainConfig, progress: bool = True) -> Path:
             f"{metrics['val_switched_ratio']:.4f})",
             flush=True,
         )
-    check_bounds(net, 128.0)
-    card = {
-        "data": str(cfg.corpus),
-        "train_clips": len(train_clips),
-        "val_clips": len(val_clips),
-        "holdout": sorted(cfg.holdout),
-        "capture_qualities": list(CAPTURE_QUALITIES),
-        "config": asdict(cfg),
-        "history": history,
-        "validation": history[-1],
-    }
-    path = save_weights(net.cpu(), out, card)
-    (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+        # weights after every epoch: a run stopped early leaves its latest
+        check_bounds(net, 128.0)
+        card = {
+            "data": str(cfg.corpus),
+            "train_clips": len(train_clips),
+            "val_clips": len(val_clips),
+            "holdout": sorted(cfg.holdout),
+            "capture_qualities": list(CAPTURE_QUALITIES),
+            "config": asdict(cfg),
+            "history": history,
+            "validation": history[-1],
+        }
+        path = save_weights(net.cpu(), out, card)
+        net.to(device)
+        (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
     return path

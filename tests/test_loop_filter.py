@@ -150,6 +150,15 @@ def test_weights_whose_hash_does_not_match_are_refused(tmp, weights):
     assert find_predictor("convlstm-loop", digest, weights).weights_sha256 == digest
 
 
+def test_the_learned_stage_ships_with_its_weights():
+    from fpcodec.models.registry import create_predictor, default_predictor
+
+    p = create_predictor("convlstm-loop")
+    assert p.loop_filter is not None and any(p.weights_sha256)
+    # the stage is not the default until it codes smaller (bench/RESULTS.md)
+    assert default_predictor(50) == "last" and default_predictor(0) == "last"
+
+
 _DECODE = (
     "import hashlib, sys, torch, fpcodec; torch.set_num_threads(int(sys.argv[3]));"
     "fr = fpcodec.decode_frames(sys.argv[1], weights=sys.argv[2])[1];"

@@ -486,3 +486,18 @@ def test_lossy_distortion_against_the_source_is_within_its_documented_range(clip
         _, decoded, _ = fpcodec.decode_frames(tmp / "q.fpc")
         got = compare(frames, decoded)
         assert got["pd"] <= max_pd and got["psnr"] >= min_psnr, (q, got["pd"], got["psnr"])
+
+
+def test_compiled_planes_match_the_numpy_colour_transform():
+    from fpcodec.codec.lossy.planes import planes_to_rgb, rgb_to_planes
+
+    rng = np.random.default_rng(1)
+    for h, w in [(37, 51), (8, 8), (1, 1)]:
+        rgb = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+        hp, wp = -(-h // 8) * 8, -(-w // 8) * 8
+        padded = np.pad(rgb, ((0, hp - h), (0, wp - w), (0, 0)), mode="edge")
+        ref = np.moveaxis(ycocg_forward(padded), -1, 0).astype(np.int64)
+        assert np.array_equal(rgb_to_planes(rgb, hp, wp), ref)
+        rec = rng.integers(-1024, 1025, (3, hp, wp)).astype(np.int64)
+        back = np.clip(ycocg_inverse(np.moveaxis(rec[:, :h, :w], 0, -1)), 0, 255)
+        assert np.array_equal(planes_to_rgb(rec, h, w), back.astype(np.uint8))

@@ -9,12 +9,14 @@ One file per stage (docs/ARCHITECTURE.md walks a frame through them):
     frame.py            the frame loop both sides run: unit by unit, block by block
     mode_decision.py    encoder: how to code a unit (trial coding of each candidate)
     motion_search.py    encoder: motion estimation (the parallel prepass)
+    presets.py          encoder: how hard it searches (--speed)
     motion_comp.py      motion vectors and motion-compensated prediction (both sides)
     intra.py            intra prediction
     transform_quant.py  step tables, RDO quantiser, reconstruction
     syntax.py           every symbol read or written (range coder or zstd layout)
     models.py           the entropy models' layout, LossyModels
     references.py       which frames a unit may refer to
+    planes.py           RGB <-> padded YCoCg-R planes
     deblock.py          the in-loop filter
 """
 

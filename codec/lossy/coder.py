@@ -9,12 +9,13 @@ import zstandard
 
 from .. import rangecoder as rc
 from ..planecoder import ZSTD_LEVEL
-from ..transform import ycocg_forward, ycocg_inverse
 from ..zstd_bounded import decompress
 from .deblock import deblock
 from .frame import code_frame
 from .loop_filter import apply_map, choose_map, read_map, write_map
 from .models import LossyModels
+from .planes import planes_to_rgb, rgb_to_planes
+from .presets import SLOW
 from .references import keep_frame, start_frame
 from .syntax import level_count
 from .transform_quant import DECISION_WEIGHTS, PLANE_WEIGHT, step_tables
@@ -29,14 +30,11 @@ def _padded(height: int, width: int) -> tuple[int, int]:
 
 
 def _planes(rgb: np.ndarray, hp: int, wp: int) -> np.ndarray:
-    h, w = rgb.shape[:2]
-    padded = np.pad(rgb, ((0, hp - h), (0, wp - w), (0, 0)), mode="edge")
-    return np.ascontiguousarray(np.moveaxis(ycocg_forward(padded), -1, 0)).astype(np.int64)
+    return rgb_to_planes(np.ascontiguousarray(rgb), hp, wp)
 
 
 def _to_rgb(recon: np.ndarray, h: int, w: int) -> np.ndarray:
-    rgb = ycocg_inverse(np.moveaxis(recon[:, :h, :w], 0, -1))
-    return np.clip(rgb, 0, 255).astype(np.uint8)
+    return planes_to_rgb(recon, h, w)
 
 
 def _pack_levels(lv: np.ndarray) -> bytes:
@@ -60,9 +58,10 @@ def _unpack_levels(data: bytes, n: int) -> np.ndarray | None:
     return (z >> 1) ^ -(z & 1)
 
 
-def _run(enc, tgt, prd, intra, quality, models, buf, lv, fmap=(0, None)):
+def _run(enc, tgt, prd, intra, quality, models, buf, lv, fmap=(0, None), search=SLOW):
     """One pass of the kernel, encoding or decoding; returns (bytes, flag, recon planes,
-    filter map). fmap: the decoder's filter map (mode, bits); the encoder chooses it."""
+    filter map). fmap: the decoder's filter map (mode, bits); the encoder chooses it.
+    search: the encoder's speed preset (presets.py)."""
     steps, offs, lam_sad, lam_pd = step_tables(quality, intra)
     _, hp, wp = prd.shape
     recon = np.zeros(prd.shape, np.int64)
@@ -90,6 +89,7 @@ def _run(enc, tgt, prd, intra, quality, models, buf, lv, fmap=(0, None)):
         act,
         urefs,
         mv1s,
+        search,
     )
     if not err:
         # edges are left alone where nothing was coded and the motion did not change:
@@ -123,8 +123,10 @@ def encode_lossy(
     quality: int,
     models: LossyModels,
     entropy: str = "arith",
+    search: np.ndarray = SLOW,
 ) -> tuple[bytes, np.ndarray]:
-    """Code an RGB frame (H, W, 3) against pred (None: intra). Returns (bytes, recon RGB)."""
+    """Code an RGB frame (H, W, 3) against pred (None: intra). Returns (bytes, recon RGB).
+    search: how hard to search (presets.py); no effect on the syntax."""
     h, w = rgb.shape[:2]
     hp, wp = _padded(h, w)
     target = rgb
@@ -134,7 +136,9 @@ def encode_lossy(
     prd = _planes(pred, hp, wp) if pred is not None else tgt
     lv = np.zeros(level_count(hp, wp), np.int64) if entropy == "zstd" else _NO_LEVELS
     buf = np.zeros(8 * hp * wp + 1024 if not lv.size else 1, np.uint8)
-    n, err, recon, fmap = _run(True, tgt, prd, pred is None, quality, models, buf, lv)
+    n, err, recon, fmap = _run(
+        True, tgt, prd, pred is None, quality, models, buf, lv, search=search
+    )
     if err:
         raise rc.CodingOverflow()
     data = _pack_levels(lv) if lv.size else buf[:n].tobytes()

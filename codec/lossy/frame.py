@@ -17,7 +17,17 @@ from .intra import best_intra_mode, predict_block
 from .mode_decision import KIND_INTRA, KIND_MOTION, KIND_SKIP, choose_unit, trial_scratch
 from .motion_comp import mc_pred, mv_pred
 from .motion_search import motion_prepass
-from .syntax import code_unit_blocks, code_unit_header, unit_contexts, unit_maps
+from .syntax import (
+    B_ACT,
+    B_FIELDS,
+    U_MV,
+    U_MV1,
+    U_REF,
+    code_unit_blocks,
+    code_unit_header,
+    unit_contexts,
+    unit_maps,
+)
 from .transform_quant import quantize, reconstruct
 
 
@@ -46,11 +56,11 @@ def _code_blocks(enc, rcs, lv, tgt, recon, ring, order, intra, uy, ux, motion, m
     winning trial's levels) and reconstructs them, then writes their symbols; the
     decoder reads the symbols, then predicts and reconstructs -- the same arithmetic
     on both sides, since no symbol depends on a pixel. motion: (kind, reference,
-    vector, second reference, second vector); maps: (cbf, modes, act); best: the
+    vector, second reference, second vector); maps: the block state (syntax.B_
+    fields); best: the
     encoder's winning trial and scratch (_block_scratch). Returns whether the stream
     is damaged."""
     kind, uref, mvy, mvx, bref, b1y, b1x = motion
-    act = maps[2]
     steps, offs, lam_pd, wplane = quant
     qbest, rbest, pb, pb2, blk, qs, umodes, nzs, deq, work, qerr = best
     skip = kind == KIND_SKIP
@@ -101,7 +111,7 @@ def _code_blocks(enc, rcs, lv, tgt, recon, ring, order, intra, uy, ux, motion, m
         by = uy * 2 + sb // 2
         bx = ux * 2 + sb % 2
         if bintra or nzs[sb, 0] or nzs[sb, 1] or nzs[sb, 2]:
-            act[by, bx] = 1
+            maps[by, bx, B_ACT] = 1
     return False
 
 
@@ -123,6 +133,7 @@ def code_frame(
     act,
     urefs,
     mv1s,
+    search,
 ):
     """Code (3, Hp, Wp) YCoCg planes (Hp, Wp multiples of 8), against the references
     ring[order[r]]. Returns (bytes, flag: encoder overflow / decoder damage).
@@ -132,7 +143,8 @@ def code_frame(
     frame's on return; urefs (Nuy, Nux, 2) and mv1s (Nuy, Nux, 2) receive each unit's
     reference, second reference (-1: none) and second vector; act the blocks that are
     intra or carry levels (what deblock filters). A non-empty `lv` is the zstd
-    baseline: no range coding happens, symbols go to / come from lv (syntax.py)."""
+    baseline: no range coding happens, symbols go to / come from lv (syntax.py).
+    search: the encoder's speed preset (presets.py; the decoder ignores it)."""
     _, hp, wp = recon.shape
     nref = order.shape[0]
     nuy, nux = hp // 8, wp // 8
@@ -146,9 +158,9 @@ def code_frame(
     else:
         rc.rc_init_dec(st, buf)
     rcs = (st, buf, probs, counts)
-    maps = (np.zeros((3, nby, nbx), np.int64), np.zeros((nby, nbx), np.int64), act)
-    nb = unit_maps(nuy, nux, urefs, mv1s)
-    mvs = nb[0]
+    maps = np.zeros((nby, nbx, B_FIELDS), np.int64)
+    nb = unit_maps(nuy, nux)
+    mvs = nb[:, :, U_MV : U_MV + 2]
     use_mv = not intra
     # a unit whose vector is the predicted one and whose blocks carry no levels is
     # coded with one flag (the range coder only; zstd sees the zeros)
@@ -158,7 +170,7 @@ def code_frame(
     best = _block_scratch()
     qbest, rbest = best[0], best[1]
     if enc and use_mv:
-        motion_prepass(tgt, ring, order, mvf, lam_sad, pre)
+        motion_prepass(tgt, ring, order, mvf, lam_sad, search, pre)
     for uy in range(nuy):
         for ux in range(nux):
             motion = (KIND_MOTION, 0, 0, 0, -1, 0, 0)
@@ -196,6 +208,9 @@ def code_frame(
                 return (0 if raw else st[4]), 1
     if mvf.shape[0] == nuy and mvf.shape[1] == nux:
         mvf[:] = mvs
+    act[:] = maps[:, :, B_ACT]
+    urefs[:] = nb[:, :, U_REF : U_REF + 2]
+    mv1s[:] = nb[:, :, U_MV1 : U_MV1 + 2]
     if raw:
         return 0, 0
     if enc:

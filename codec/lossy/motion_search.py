@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from .motion_comp import clamp, mc_block, mv_pred, scale_mv
+from .presets import P_BI_RANGE, P_BI_REFS, P_OLD_REFS, P_RANGE
 from .transform_quant import PLANE_STEP_C, bitlen
 
 # numba's default threading layer is OpenMP, the libgomp that torch's CPU kernels use
@@ -26,15 +27,10 @@ from .transform_quant import PLANE_STEP_C, bitlen
 if numba.config.THREADING_LAYER == "default":
     numba.config.THREADING_LAYER = "workqueue"
 
-SEARCH_RANGE = 8  # full search +-8 pixels around the best candidate vector (+-16: 1% fewer
-# bytes, a third slower encoding)
 SEARCH_MAX = 64  # the encoder never proposes vectors longer than this
 REF_PENALTY = 6  # an older reference must win by this many lambda bits
 REF_RANGE = 2  # the older references' integer search range
-OLD_REF_TRIES = 2  # and how many of them are searched (all 15: 0.6% fewer bytes per
-# clip, 1.75x the encoding time)
-BI_REFS = 2  # second hypotheses are looked for in the 2 newest references
-BI_RANGE = 2  # and searched +-2 around the scaled first vector
+# how far and in how many references to search: presets.py (--speed)
 
 
 @njit(cache=True)
@@ -187,13 +183,13 @@ def _bi_search(tgt, ref, y0, x0, p0, cy, cx, oy, ox, lam_sad, blk, t8, radius):
 
 
 @njit(cache=True)
-def _old_ref_shortlist(tgt, ring, order, y0, x0, cands):
-    """The OLD_REF_TRIES older references (>= 1) whose best integer candidate vector
+def _old_ref_shortlist(tgt, ring, order, y0, x0, cands, tries):
+    """The `tries` (>= 1) older references (>= 1) whose best integer candidate vector
     comes closest, cheapest first; 0 marks an empty place. Searching every one took
     most of the encoding time."""
     nref = order.shape[0]
-    tried = np.zeros(OLD_REF_TRIES, np.int64)
-    tried_cost = np.full(OLD_REF_TRIES, 1e30)
+    tried = np.zeros(tries, np.int64)
+    tried_cost = np.full(tries, 1e30)
     for r in range(1, nref):
         ref = ring[order[r]]
         c = 1e30
@@ -202,7 +198,7 @@ def _old_ref_shortlist(tgt, ring, order, y0, x0, cands):
             if abs(cy) <= SEARCH_MAX and abs(cx) <= SEARCH_MAX:
                 c = min(c, _sad_int(tgt, ref, y0, x0, cy, cx, c))
         # insertion into the short list, cheapest first
-        k = OLD_REF_TRIES - 1
+        k = tries - 1
         if c < tried_cost[k]:
             while k > 0 and tried_cost[k - 1] > c:
                 tried_cost[k], tried[k] = tried_cost[k - 1], tried[k - 1]
@@ -212,7 +208,7 @@ def _old_ref_shortlist(tgt, ring, order, y0, x0, cands):
 
 
 @njit(cache=True)
-def _search_second(tgt, ring, order, y0, x0, pmy, pmx, uref, mvy, mvx, lam_sad, out):
+def _search_second(tgt, ring, order, y0, x0, pmy, pmx, uref, mvy, mvx, lam_sad, search, out):
     """The best second hypothesis for the unit's best single vector (uref, mvy, mvx):
     writes out[4:10] = (its first vector, second reference, second vector, cost),
     leaving them (mvy, mvx, -1, 0, 0, 1e30) when there is none."""
@@ -225,11 +221,12 @@ def _search_second(tgt, ring, order, y0, x0, pmy, pmx, uref, mvy, mvx, lam_sad, 
     for p in range(3):
         mc_block(ring[order[uref]], p, y0, x0, mvy, mvx, 8, p0[p])
     cbest, cref, cy, cx = 1e30, -1, 0, 0
-    for r1 in range(min(nref, BI_REFS)):
+    bi_range = search[P_BI_RANGE]
+    for r1 in range(min(nref, search[P_BI_REFS])):
         sy = scale_mv(mvy, r1 + 1, uref + 1)
         sx = scale_mv(mvx, r1 + 1, uref + 1)
         ry, rx, c3 = _bi_search(
-            tgt, ring[order[r1]], y0, x0, p0, sy, sx, sy, sx, lam_sad, blk8, t8, BI_RANGE
+            tgt, ring[order[r1]], y0, x0, p0, sy, sx, sy, sx, lam_sad, blk8, t8, bi_range
         )
         c3 += lam_sad * min(r1 + 1, nref - 1)
         if c3 < cbest:
@@ -241,7 +238,7 @@ def _search_second(tgt, ring, order, y0, x0, pmy, pmx, uref, mvy, mvx, lam_sad, 
     for p in range(3):
         mc_block(ring[order[cref]], p, y0, x0, cy, cx, 8, p1[p])
     b0y, b0x, _ = _bi_search(
-        tgt, ring[order[uref]], y0, x0, p1, mvy, mvx, pmy, pmx, lam_sad, blk8, t8, BI_RANGE
+        tgt, ring[order[uref]], y0, x0, p1, mvy, mvx, pmy, pmx, lam_sad, blk8, t8, bi_range
     )
     sy = scale_mv(b0y, cref + 1, uref + 1)
     sx = scale_mv(b0x, cref + 1, uref + 1)
@@ -261,24 +258,26 @@ def _search_second(tgt, ring, order, y0, x0, pmy, pmx, uref, mvy, mvx, lam_sad, 
 
 
 @njit(cache=True)
-def _search_unit(tgt, ring, order, y0, x0, pmy, pmx, cands, lam_sad, out):
+def _search_unit(tgt, ring, order, y0, x0, pmy, pmx, cands, lam_sad, search, out):
     """The motion searches for the 8x8 unit at (y0, x0), SAD plus lambda * vector bits
     counted from (pmy, pmx): the best vector into the predictor's frame and into the
     older references, then the best second hypothesis for it. Writes out[:4] =
     (reference, vector, cost) and out[4:10] = (its first vector, second reference or
-    -1, second vector, cost)."""
+    -1, second vector, cost). search: the preset (presets.py)."""
     nref = order.shape[0]
     blk8 = np.empty((8, 8), np.int64)
     prd = ring[order[0]]
-    mvy, mvx, best3 = _search(tgt, prd, y0, x0, pmy, pmx, cands, lam_sad, blk8, SEARCH_RANGE)
+    radius = search[P_RANGE]
+    mvy, mvx, best3 = _search(tgt, prd, y0, x0, pmy, pmx, cands, lam_sad, blk8, radius)
     uref = 0
     if nref > 1:
         best3 += lam_sad  # its reference index
     # older frames: a short search around the same candidates finds what came back
     # (loops, dither patterns that alternate); the choice weighs all three planes,
     # since an older frame can match the luma and not the colour
-    tried = _old_ref_shortlist(tgt, ring, order, y0, x0, cands)
-    for t in range(OLD_REF_TRIES):
+    tries = search[P_OLD_REFS]
+    tried = _old_ref_shortlist(tgt, ring, order, y0, x0, cands, tries) if tries > 0 else cands[0]
+    for t in range(tries):
         r = tried[t]
         if r == 0:
             break
@@ -288,16 +287,17 @@ def _search_unit(tgt, ring, order, y0, x0, pmy, pmx, cands, lam_sad, out):
             mvy, mvx, uref, best3 = ry, rx, r, c3
     out[0], out[1], out[2], out[3] = uref, mvy, mvx, best3
     out[4], out[5], out[6], out[7], out[8], out[9] = mvy, mvx, -1, 0, 0, 1e30
-    _search_second(tgt, ring, order, y0, x0, pmy, pmx, uref, mvy, mvx, lam_sad, out)
+    _search_second(tgt, ring, order, y0, x0, pmy, pmx, uref, mvy, mvx, lam_sad, search, out)
 
 
 @njit(cache=True, parallel=True)
-def motion_prepass(tgt, ring, order, mvf, lam_sad, pre):
+def motion_prepass(tgt, ring, order, mvf, lam_sad, search, pre):
     """Every unit's motion searches at once, in parallel -- the references are final
     when a frame starts; only the vector predictor (the median of the coded
     neighbours' vectors) is not known yet, so the previous frame's field stands in
     for it. Each unit's result depends on nothing another thread computes, so the
-    output does not depend on the thread count. pre: (Nuy, Nux, 10), see _search_unit."""
+    output does not depend on the thread count. search: the preset (presets.py);
+    pre: (Nuy, Nux, 10), see _search_unit."""
     nuy, nux = pre.shape[0], pre.shape[1]
     for u in prange(nuy * nux):
         uy, ux = u // nux, u % nux
@@ -315,4 +315,6 @@ def motion_prepass(tgt, ring, order, mvf, lam_sad, pre):
                 cands[5] = mvf[uy, ux + 1]
             if uy + 1 < nuy:
                 cands[6] = mvf[uy + 1, ux]
-        _search_unit(tgt, ring, order, uy * 8, ux * 8, pmy, pmx, cands, lam_sad, pre[uy, ux])
+        _search_unit(
+            tgt, ring, order, uy * 8, ux * 8, pmy, pmx, cands, lam_sad, search, pre[uy, ux]
+        )

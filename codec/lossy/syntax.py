@@ -58,22 +58,33 @@ def level_count(hp: int, wp: int) -> int:
     return 49 * (4 * units) + 7 * units
 
 
+# The per-unit state of a frame that contexts and vector prediction read (nb): one
+# (Nuy, Nux, U_FIELDS) array, a field per index below. One array, not a tuple of
+# eight: every per-unit call passed the tuple, and each array argument costs a
+# compiled call its reference counting.
+U_MV = 0  # the unit's vector (2)
+U_MVNZ = 2  # its difference from the predicted vector was nonzero, per component (2)
+U_MV1NZ = 4  # the same for the second vector (2)
+U_SKIP = 6  # skipped
+U_INTRA = 7  # intra
+U_BI = 8  # two hypotheses
+U_REF = 9  # reference, second reference (-1: none) (2)
+U_MV1 = 11  # second vector (2)
+U_FIELDS = 13
+# The per-block state (maps) the same way: (Nby, Nbx, B_FIELDS)
+B_CBF = 0  # coded-block flag per plane (3)
+B_MODE = 3  # intra mode
+B_ACT = 4  # intra or carrying levels (what deblocking filters)
+B_FIELDS = 5
+
+
 @njit(cache=True)
-def unit_maps(nuy, nux, urefs, mv1s):
-    """The per-unit state of a frame that contexts and vector prediction read (nb):
-    vectors, nonzero vector differences (first vector, second vector), skip, intra
-    and second-hypothesis flags, then the caller's references (first, second: -1
-    none) and second vectors."""
-    return (
-        np.zeros((nuy, nux, 2), np.int64),
-        np.zeros((nuy, nux, 2), np.int64),
-        np.zeros((nuy, nux, 2), np.int64),
-        np.zeros((nuy, nux), np.int64),
-        np.zeros((nuy, nux), np.int64),
-        np.zeros((nuy, nux), np.int64),
-        urefs,
-        mv1s,
-    )
+def unit_maps(nuy, nux):
+    """A frame's unit state (nb, the fields above): zero, references -1."""
+    nb = np.zeros((nuy, nux, U_FIELDS), np.int64)
+    nb[:, :, U_REF] = -1
+    nb[:, :, U_REF + 1] = -1
+    return nb
 
 
 # (not inline="always": inlined, with its tuple argument, its caller segfaulted when
@@ -82,13 +93,12 @@ def unit_maps(nuy, nux, urefs, mv1s):
 def unit_contexts(nb, uy, ux):
     """Contexts of a unit's skip, intra and second-hypothesis flags: how many of the
     left and upper units had them. nb: the frame's unit maps (unit_maps)."""
-    _, _, _, skip_map, intra_map, bi_map, _, _ = nb
-    sctx = SKIP_BASE + (skip_map[uy, ux - 1] if ux > 0 else 0)
-    sctx += skip_map[uy - 1, ux] if uy > 0 else 0
-    ictx = INTRA_BASE + (intra_map[uy, ux - 1] if ux > 0 else 0)
-    ictx += intra_map[uy - 1, ux] if uy > 0 else 0
-    bctx = BI_BASE + (bi_map[uy, ux - 1] if ux > 0 else 0)
-    bctx += bi_map[uy - 1, ux] if uy > 0 else 0
+    sctx = SKIP_BASE + (nb[uy, ux - 1, U_SKIP] if ux > 0 else 0)
+    sctx += nb[uy - 1, ux, U_SKIP] if uy > 0 else 0
+    ictx = INTRA_BASE + (nb[uy, ux - 1, U_INTRA] if ux > 0 else 0)
+    ictx += nb[uy - 1, ux, U_INTRA] if uy > 0 else 0
+    bctx = BI_BASE + (nb[uy, ux - 1, U_BI] if ux > 0 else 0)
+    bctx += nb[uy - 1, ux, U_BI] if uy > 0 else 0
     return sctx, ictx, bctx
 
 
@@ -119,11 +129,11 @@ def _code_mvd(st, buf, probs, counts, ctx, ctx_nz, d, enc):
 
 
 @njit(cache=True)
-def _code_vector(enc, rcs, lv, k, base, nzmap, uy, ux, py, px, vy, vx):
+def _code_vector(enc, rcs, lv, k, base, nb, nzf, uy, ux, py, px, vy, vx):
     """A vector (vy, vx) as its difference from (py, px), vertical first: at lv[k],
     lv[k + 1], or range coded under the models at `base`, the zero flag's context
     counting the left and upper units whose difference in that component was nonzero
-    (nzmap, updated). Returns the vector."""
+    (the unit field nzf of nb, updated). Returns the vector."""
     st, buf, probs, counts = rcs
     for c in range(2):
         d = (vy - py) if c == 0 else (vx - px)
@@ -133,11 +143,11 @@ def _code_vector(enc, rcs, lv, k, base, nzmap, uy, ux, py, px, vy, vx):
             else:
                 d = lv[k + c]
         else:
-            ctx_nz = (nzmap[uy, ux - 1, c] if ux > 0 else 0) + (
-                nzmap[uy - 1, ux, c] if uy > 0 else 0
+            ctx_nz = (nb[uy, ux - 1, nzf + c] if ux > 0 else 0) + (
+                nb[uy - 1, ux, nzf + c] if uy > 0 else 0
             )
             d = _code_mvd(st, buf, probs, counts, base + c * MV_MODELS, ctx_nz, d, enc)
-        nzmap[uy, ux, c] = 1 if d != 0 else 0
+        nb[uy, ux, nzf + c] = 1 if d != 0 else 0
         if c == 0:
             vy = py + d
         else:
@@ -151,9 +161,8 @@ def _code_second(enc, rcs, lv, nb, uy, ux, nref, bctx, uref, mvy, mvx, bref, b1y
     difference of its vector from the first one scaled to that reference. Returns
     (damaged, second reference or -1, second vector)."""
     st, buf, probs, counts = rcs
-    _, _, mv1nz, _, _, bi_map, urefs, _ = nb
-    nux = urefs.shape[1]
-    nu = urefs.shape[0] * nux
+    nux = nb.shape[1]
+    nu = nb.shape[0] * nux
     u = uy * nux + ux
     if lv.shape[0] > 0:
         k = 196 * nu + 4 * nu + u
@@ -166,18 +175,18 @@ def _code_second(enc, rcs, lv, nb, uy, ux, nref, bctx, uref, mvy, mvx, bref, b1y
     else:
         isbi = rc.code_adaptive(st, buf, probs, counts, bctx, 1 if bref >= 0 else 0, enc, LIMIT)
         if isbi:
-            rctx = (1 if ux > 0 and urefs[uy, ux - 1, 1] > 0 else 0) + (
-                1 if uy > 0 and urefs[uy - 1, ux, 1] > 0 else 0
+            rctx = (1 if ux > 0 and nb[uy, ux - 1, U_REF + 1] > 0 else 0) + (
+                1 if uy > 0 and nb[uy - 1, ux, U_REF + 1] > 0 else 0
             )
             bref = _code_ref(st, buf, probs, counts, REF1_BASE, rctx, bref, nref, enc)
         else:
             bref = -1
     if bref >= 0:
-        bi_map[uy, ux] = 1
+        nb[uy, ux, U_BI] = 1
         sy = scale_mv(mvy, bref + 1, uref + 1)
         sx = scale_mv(mvx, bref + 1, uref + 1)
         k = 196 * nu + 5 * nu + 2 * u
-        b1y, b1x = _code_vector(enc, rcs, lv, k, MV1_BASE, mv1nz, uy, ux, sy, sx, b1y, b1x)
+        b1y, b1x = _code_vector(enc, rcs, lv, k, MV1_BASE, nb, U_MV1NZ, uy, ux, sy, sx, b1y, b1x)
         if abs(b1y) > 2 * MAX_MV or abs(b1x) > 2 * MAX_MV:
             return True, bref, b1y, b1x
     return False, bref, b1y, b1x
@@ -189,9 +198,8 @@ def _code_motion(enc, rcs, lv, nb, uy, ux, nref, bctx, pmy, pmx, uref, mvy, mvx,
     difference from the predicted vector and its second hypothesis. Returns
     (damaged, reference, vector, second reference or -1, second vector)."""
     st, buf, probs, counts = rcs
-    mvs, mvnz, _, _, _, _, urefs, _ = nb
-    nux = mvs.shape[1]
-    nu = mvs.shape[0] * nux
+    nux = nb.shape[1]
+    nu = nb.shape[0] * nux
     u = uy * nux + ux
     raw = lv.shape[0] > 0
     if nref > 1:
@@ -205,16 +213,16 @@ def _code_motion(enc, rcs, lv, nb, uy, ux, nref, bctx, pmy, pmx, uref, mvy, mvx,
                 if uref < 0 or uref >= nref:
                     return True, uref, mvy, mvx, bref, b1y, b1x
         else:
-            rctx = (1 if ux > 0 and urefs[uy, ux - 1, 0] else 0) + (
-                1 if uy > 0 and urefs[uy - 1, ux, 0] else 0
+            rctx = (1 if ux > 0 and nb[uy, ux - 1, U_REF] else 0) + (
+                1 if uy > 0 and nb[uy - 1, ux, U_REF] else 0
             )
             uref = _code_ref(st, buf, probs, counts, REF_BASE, rctx, uref, nref, enc)
     mvy, mvx = _code_vector(
-        enc, rcs, lv, 196 * nu + 2 * u, MV_BASE, mvnz, uy, ux, pmy, pmx, mvy, mvx
+        enc, rcs, lv, 196 * nu + 2 * u, MV_BASE, nb, U_MVNZ, uy, ux, pmy, pmx, mvy, mvx
     )
     if abs(mvy) > 2 * MAX_MV or abs(mvx) > 2 * MAX_MV:
         return True, uref, mvy, mvx, bref, b1y, b1x
-    mvs[uy, ux, 0], mvs[uy, ux, 1] = mvy, mvx
+    nb[uy, ux, U_MV], nb[uy, ux, U_MV + 1] = mvy, mvx
     bad, bref, b1y, b1x = _code_second(
         enc, rcs, lv, nb, uy, ux, nref, bctx, uref, mvy, mvx, bref, b1y, b1x
     )
@@ -229,22 +237,21 @@ def code_unit_header(enc, rcs, lv, nb, uy, ux, nref, use_skip, ctxs, pm, choice)
     decoder passes KIND_MOTION and zeros). Records the unit in the maps nb. Returns
     (damaged, (kind, reference, vector, second reference or -1, second vector))."""
     st, buf, probs, counts = rcs
-    mvs, _, _, skip_map, intra_map, _, urefs, mv1s = nb
     sctx, ictx, bctx = ctxs
     pmy, pmx = pm
     kind, uref, mvy, mvx, bref, b1y, b1x = choice
     skip = kind == 2
     uintra = kind == 1
-    nux = mvs.shape[1]
-    nu = mvs.shape[0] * nux
+    nux = nb.shape[1]
+    nu = nb.shape[0] * nux
     if use_skip:
         skip = rc.code_adaptive(st, buf, probs, counts, sctx, 1 if skip else 0, enc, LIMIT) != 0
-        skip_map[uy, ux] = 1 if skip else 0
+        nb[uy, ux, U_SKIP] = 1 if skip else 0
     if skip:
         mvy, mvx = pmy, pmx
         uintra = False
         bref = -1
-        mvs[uy, ux, 0], mvs[uy, ux, 1] = mvy, mvx
+        nb[uy, ux, U_MV], nb[uy, ux, U_MV + 1] = mvy, mvx
     elif lv.shape[0] > 0:
         k = 196 * nu + 2 * nu + uy * nux + ux
         if enc:
@@ -253,7 +260,7 @@ def code_unit_header(enc, rcs, lv, nb, uy, ux, nref, use_skip, ctxs, pm, choice)
             uintra = lv[k] != 0
     else:
         uintra = rc.code_adaptive(st, buf, probs, counts, ictx, 1 if uintra else 0, enc, LIMIT) != 0
-    intra_map[uy, ux] = 1 if uintra else 0
+    nb[uy, ux, U_INTRA] = 1 if uintra else 0
     bad = False
     if uintra:
         mvy, mvx = pmy, pmx
@@ -265,10 +272,10 @@ def code_unit_header(enc, rcs, lv, nb, uy, ux, nref, use_skip, ctxs, pm, choice)
         )
         if bad:
             return True, (kind, uref, mvy, mvx, bref, b1y, b1x)
-    urefs[uy, ux, 0] = uref
-    urefs[uy, ux, 1] = bref
-    mv1s[uy, ux, 0] = b1y if bref >= 0 else 0
-    mv1s[uy, ux, 1] = b1x if bref >= 0 else 0
+    nb[uy, ux, U_REF] = uref
+    nb[uy, ux, U_REF + 1] = bref
+    nb[uy, ux, U_MV1] = b1y if bref >= 0 else 0
+    nb[uy, ux, U_MV1 + 1] = b1x if bref >= 0 else 0
     kind = 2 if skip else 1 if uintra else 0
     return False, (kind, uref, mvy, mvx, bref, b1y, b1x)
 
@@ -281,21 +288,20 @@ def code_unit_blocks(enc, rcs, lv, maps, uy, ux, bintra, skip, umodes, qs, nzs):
     plane, the left and upper blocks' flags; not coded in a skipped unit, where it
     is 0) and levels. umodes (4,): the blocks' intra modes; qs (4, 3, 16): their
     levels in zigzag order (the decoder's zero on entry); nzs (4, 3) receives the
-    flags. maps: (cbf, modes, act) of the frame; cbf and modes are updated. Returns
+    flags. maps: the frame's block state (B_ fields); flags and modes are updated. Returns
     whether the stream is damaged. One function for the unit, levels included, is
     measured: a call per block and plane (and per coded block for the levels) took
     the decoder 10-20% more CPU time than the one kernel before the split."""
     st, buf, probs, counts = rcs
-    cbf, modes, _ = maps
     raw = lv.shape[0] > 0
-    _, nby, nbx = cbf.shape
+    nby, nbx = maps.shape[0], maps.shape[1]
     nblk = nby * nbx
     for sb in range(4):
         by = uy * 2 + sb // 2
         bx = ux * 2 + sb % 2
         if bintra:
             mode = umodes[sb]
-            lm = modes[by, bx - 1] if bx > 0 else 0
+            lm = maps[by, bx - 1, B_MODE] if bx > 0 else 0
             if raw:
                 if enc:
                     lv[48 * nblk + by * nbx + bx] = mode
@@ -305,7 +311,7 @@ def code_unit_blocks(enc, rcs, lv, maps, uy, ux, bintra, skip, umodes, qs, nzs):
                 mode = rc.code_tree(st, buf, probs, counts, MODE_BASE + lm * 4, mode, 2, enc, LIMIT)
             if mode > 2 or mode < 0:
                 mode = 0
-            modes[by, bx] = mode
+            maps[by, bx, B_MODE] = mode
             umodes[sb] = mode
         for p in range(3):
             q = qs[sb, p]
@@ -321,8 +327,8 @@ def code_unit_blocks(enc, rcs, lv, maps, uy, ux, bintra, skip, umodes, qs, nzs):
                             return True
                     if q[z] != 0:
                         nz = 1
-            left = cbf[p, by, bx - 1] if bx > 0 else 0
-            up = cbf[p, by - 1, bx] if by > 0 else 0
+            left = maps[by, bx - 1, B_CBF + p] if bx > 0 else 0
+            up = maps[by - 1, bx, B_CBF + p] if by > 0 else 0
             if skip:
                 nz = 0
             elif not raw:
@@ -333,7 +339,7 @@ def code_unit_blocks(enc, rcs, lv, maps, uy, ux, bintra, skip, umodes, qs, nzs):
                             nz = 1
                 ctx = CBF_BASE + p * 4 + left + 2 * up
                 nz = rc.code_adaptive(st, buf, probs, counts, ctx, nz, enc, LIMIT)
-            cbf[p, by, bx] = nz
+            maps[by, bx, B_CBF + p] = nz
             nzs[sb, p] = nz
             if not nz or raw:
                 continue

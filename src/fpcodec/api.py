@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from fpcodec.codec.errors import InputError, UsageError
-from fpcodec.codec.limits import DEFAULT_KEYFRAME_INTERVAL, MAX_FRAMES
+from fpcodec.codec.limits import DEFAULT_KEYFRAME_INTERVAL, MAX_FRAMES, SPEED_PRESETS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -130,6 +130,7 @@ def encode(
     keyframe_interval: int = DEFAULT_KEYFRAME_INTERVAL,
     entropy: str = "arith",
     palette: bool = True,
+    speed: str = "slow",
     force: bool = False,
     progress: bool = False,
 ) -> EncodeResult:
@@ -139,6 +140,8 @@ def encode(
     a .fpc name, so that a slip such as encode("a.gif", "b.gif") cannot destroy b.gif.
     palette: for GIF sources, code the GIF's own frames (palette, LZW phrases) where
     that reproduces them exactly; False codes every frame as pixels.
+    speed: the lossy encoder's search preset, "slow" (default) or "fast"
+    (codec/lossy/presets.py); it changes the bytes, never what a decoder needs.
     force: replace an existing output (never an input).
     """
     check_encode_output(output)
@@ -148,6 +151,8 @@ def encode(
         raise UsageError(f"--quality must be within 1..100, not {quality}")
     if quality and max_error:
         raise UsageError("--quality and --max-error cannot be combined")
+    if speed not in SPEED_PRESETS:
+        raise UsageError(f"--speed must be one of {', '.join(SPEED_PRESETS)}, not {speed!r}")
     if not 0 <= keyframe_interval <= MAX_FRAMES:
         raise UsageError(
             f"--keyframe-interval must be within 0..{MAX_FRAMES} (0: only the first frame), "
@@ -177,7 +182,7 @@ def encode(
             predictor_sha256=pred.weights_sha256,
         )
         with _output_file(output, _inputs(input), force) as tmp, open(tmp, "wb") as f:
-            enc = Encoder(f, header, pred, info.gif_screen, palette)
+            enc = Encoder(f, header, pred, info.gif_screen, palette, speed)
             with _bar(info.frame_count, "encode", progress) as bar:
                 for frame in src.frames():
                     enc.add(frame.rgba, frame.duration_ms, frame.gif)

@@ -56,9 +56,12 @@ RECIPES: dict[str, tuple[str, dict, set[str]]] = {
         {"lossy"},
     ),
     "raw-noise": ("noise.png", {}, {"raw"}),
-    # the encoder's default predictor (the learned in-loop filter); every recipe
-    # above names its predictor, so that a new default leaves their pins alone
-    "lossy-q50-default": ("muybridge-crop.gif", {"quality": 50, "predictor": None}, {"lossy"}),
+    # the learned in-loop stage with its shipped weights (filter maps in every frame)
+    "lossy-q50-convlstm-loop": (
+        "muybridge-crop.gif",
+        {"quality": 50, "predictor": "convlstm-loop"},
+        {"lossy"},
+    ),
 }
 COMMON = {"keyframe_interval": 6}
 
@@ -104,7 +107,8 @@ def encode_recipe(name: str, out: Path) -> None:
     import fpcodec
 
     source, kwargs, _ = RECIPES[name]
-    kwargs = {"predictor": "last", **kwargs}  # None: the default predictor
+    # every recipe names its predictor, so that a new default leaves the pins alone
+    kwargs = {"predictor": "last", **kwargs}
     fpcodec.encode(SRC / source, out, force=True, **COMMON, **kwargs)
 
 
