@@ -168,7 +168,12 @@ def choose(
     header = state.header
     frames = [gif]
     if header.max_error:
-        moved = near_lossless_frame(gif, state.gif_screen.global_palette, header.max_error)
+        moved = near_lossless_frame(
+            gif,
+            state.gif_screen.global_palette,
+            header.max_error,
+            _drawn_on_canvas(state, key, before),
+        )
         if moved is not None:
             frames.append(moved)
     palettes = []
@@ -213,3 +218,14 @@ def _choose(state, rgba, key, prediction, palettes):
     checkpoint.restore()
     state._palette = best[3]
     return best[2]
+
+
+def _drawn_on_canvas(state, key: bool, before: CompositorState) -> np.ndarray:
+    """What the decoder will draw this frame over (see _palette_trial)."""
+    from .palette import _drawn_on
+
+    if key:
+        return _drawn_on(before)
+    if state.prev_was_palette:
+        return _drawn_on(state.palette.compositor)
+    return state.prev
