@@ -431,3 +431,14 @@ def test_jxl_anchors_decode_back_exactly_when_lossless(tmp_path):
         np.testing.assert_array_equal(a[..., :3], b[..., :3])
     lossy = anchors.jxl(2, effort=3)(src, frames, durations)
     assert len(lossy.frames) == len(frames) and lossy.nbytes > 0
+
+
+def test_gif_lossy_report_front_and_linear_bd_rate():
+    from fpcodec.bench.giflossy import bd_linear, pareto
+
+    front = pareto([(100, 0.0), (100, 0.5), (90, 0.2), (120, 1.0), (50, 3.0)])
+    assert front == [(100, 0.0), (90, 0.2), (50, 3.0)]
+    a = [(200, 0.0), (100, 4.0)]
+    assert abs(bd_linear(a, [(100, 0.0), (50, 4.0)]) + 50) < 1e-6  # half the bytes throughout
+    assert abs(bd_linear(a, a)) < 1e-9
+    assert np.isnan(bd_linear(a, [(10, 5.0), (5, 9.0)]))  # no shared distance
