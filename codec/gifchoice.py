@@ -41,6 +41,9 @@ from .palette_nearlossless import near_lossless_frame
 from .palette_resync import resync_compositor
 from .trial import Checkpoint, LossyCheckpoint
 
+KEY_SWITCH = 0.75  # a keyframe coded as pixels must cost at most this much of the palette's
+LEAVE_CHAIN = 0.9  # ...and a frame after a palette frame this much
+
 
 def _sse(recon: np.ndarray, rgba: np.ndarray) -> int:
     d = recon[..., :3].astype(np.int64) - rgba[..., :3]
@@ -206,12 +209,17 @@ def _choose(state, rgba, key, prediction, palettes):
         pixels = None
     best = palettes[0]
     if pixels is not None:
+        # Leaving the palette chain costs the frames after it (their models miss this
+        # frame; on a keyframe they start afresh at the next palette frame), so the
+        # pixels must be clearly smaller to be taken there.
+        margin = KEY_SWITCH if key else (LEAVE_CHAIN if state.prev_was_palette else 1.0)
+        limit = len(pixels.body) / margin
         if state.header.quality:
             # at --quality a palette frame must be no larger and no more distorted
             sse = _sse(pixels.recon, rgba)
-            ok = [c for c in palettes if c[0] <= len(pixels.body) and c[1] <= sse]
+            ok = [c for c in palettes if c[0] <= limit and c[1] <= sse]
         else:
-            ok = [c for c in palettes if c[0] <= len(pixels.body)]
+            ok = [c for c in palettes if c[0] <= limit]
         if not ok:
             return pixels
         best = ok[0]
@@ -228,4 +236,4 @@ def _drawn_on_canvas(state, key: bool, before: CompositorState) -> np.ndarray:
         return _drawn_on(before)
     if state.prev_was_palette:
         return _drawn_on(state.palette.compositor)
-    return state.prev
+    return _drawn_on(resync_compositor(state.prev, before))

@@ -52,7 +52,7 @@ def allowed_indices(
 
 
 @njit(cache=True)
-def _smooth(orig, ok, canvas_idx, keep, tidx, out):
+def _smooth(orig, ok, canvas_idx, keep, tidx, spatial, out):
     """Per pixel (image order), the index the context model expects most, when it is
     allowed: the transparent index where the canvas below is within the bound (the
     pixel is left as it was: GIF's cheapest pixel), else what the canvas already
@@ -68,16 +68,16 @@ def _smooth(orig, ok, canvas_idx, keep, tidx, out):
                 out[y, x] = tidx
             elif c >= 0 and ok[i, c]:
                 out[y, x] = c
-            elif x > 0 and ok[i, out[y, x - 1]]:
+            elif spatial and x > 0 and ok[i, out[y, x - 1]]:
                 out[y, x] = out[y, x - 1]
-            elif y > 0 and ok[i, out[y - 1, x]]:
+            elif spatial and y > 0 and ok[i, out[y - 1, x]]:
                 out[y, x] = out[y - 1, x]
             else:
                 out[y, x] = i
 
 
 @njit(cache=True)
-def _greedy_lzw(src, pref, allowed, n_allowed, keep, tidx, mcs, out_idx, out_codes):
+def _greedy_lzw(src, pref, allowed, n_allowed, keep, tidx, spatial, mcs, out_idx, out_codes):
     """LZW-parse the preferred indices `pref` (file order) extending phrases through
     substitutes allowed for the source indices `src`. Writes the chosen indices and
     the codes (-1: clear); returns the code count."""
@@ -112,7 +112,7 @@ def _greedy_lzw(src, pref, allowed, n_allowed, keep, tidx, mcs, out_idx, out_cod
             if c < 0 and keep[pos] and child[node, tidx] >= 0:
                 c = child[node, tidx]
                 sym = tidx
-            if c < 0:
+            if c < 0 and spatial:
                 for a in range(n_allowed[i]):
                     k = allowed[i, a]
                     if child[node, k] >= 0:
@@ -157,6 +157,7 @@ def near_lossless_frame(
     global_palette: np.ndarray | None,
     max_error: int,
     canvas: np.ndarray | None = None,
+    spatial: bool = True,
 ) -> GifFrame | None:
     """The frame re-parsed with indices moved within `max_error`, or None when no
     index of its table has a substitute (nothing to gain). canvas: (H, W, 4) what the
@@ -186,7 +187,7 @@ def near_lossless_frame(
             d = np.abs(region[..., :3].astype(np.int16) - table[img][..., :3]).max(axis=2)
             keep = (region[..., 3] != 0) & (d <= max_error) & (img != t)
     smooth = np.empty_like(img)
-    _smooth(img, ok, cidx, keep, max(t, 0), smooth)
+    _smooth(img, ok, cidx, keep, max(t, 0), spatial, smooth)
     pref = np.ascontiguousarray(smooth[rows]).ravel()
     keep_file = np.ascontiguousarray(keep[rows]).ravel()
     npix = frame.indices.shape[0]
@@ -199,6 +200,7 @@ def near_lossless_frame(
         n_allowed,
         keep_file,
         max(t, 0),
+        spatial,
         frame.min_code_size,
         out_idx,
         out_codes,

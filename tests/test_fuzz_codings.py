@@ -32,7 +32,10 @@ SETTINGS = {
     "palette": ({}, "palette"),
     "switched": ({"palette": False}, "switched"),
     "residual": ({"palette": False, "max_error": 2}, "residual"),
-    "lossy": ({"quality": 50}, "lossy"),
+    "lossy": ({"palette": False, "quality": 50}, "lossy"),
+    # a GIF at low quality: palette and lossy frames, palette frames that resync
+    "gif-lossy": ({"quality": 10}, "palette"),
+    "gif-near-lossless": ({"max_error": 4}, "palette"),
     "zstd": ({"palette": False, "entropy": "zstd"}, "switched"),
     "raw": ({}, "raw"),
 }
