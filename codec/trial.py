@@ -31,12 +31,19 @@ class Checkpoint:
 class LossyCheckpoint:
     """A lossy trial's state. The reference ring can be 100 MB, and a frame writes
     one slot of it (references.keep_frame: the next free slot or the oldest one), so
-    only those two slots are copied; a ring the trial reallocates is simply dropped."""
+    only those two slots are copied; a ring the trial reallocates is simply dropped.
+    A learned loop filter (lossy/loop_filter.py) is the predictor's own object: its
+    network is shared, and only its recurrent state, which a frame replaces rather
+    than modifies, is put back."""
+
+    _SHARED = ("ring", "loop_filter")
 
     def __init__(self, models: LossyModels) -> None:
         self.models = models
         self.ring = models.ring
-        self.saved = {n: copy.deepcopy(v) for n, v in vars(models).items() if n != "ring"}
+        self.saved = {n: copy.deepcopy(v) for n, v in vars(models).items() if n not in self._SHARED}
+        lf = getattr(models, "loop_filter", None)
+        self.lf_state = None if lf is None else {k: v for k, v in vars(lf).items() if k != "net"}
         hist = models.history
         slots = {len(hist) + 1, hist[-1] if hist else 0} - {0}
         self.slots = {s: self.ring[s].copy() for s in slots if s < self.ring.shape[0]}
@@ -47,3 +54,6 @@ class LossyCheckpoint:
         for s, planes in self.slots.items():
             self.ring[s] = planes
         self.models.ring = self.ring
+        if self.lf_state is not None:
+            for k, v in self.lf_state.items():
+                setattr(self.models.loop_filter, k, v)
