@@ -85,7 +85,14 @@ class StreamState:
         self.prev: np.ndarray | None = None  # last reconstructed RGBA frame
         self._palette: PaletteStream | None = None
         self.prev_was_palette = False
-        self.lossy = LossyModels(header.predictor == "last") if header.quality else None
+        self.lossy = (
+            LossyModels(
+                getattr(predictor, "prediction_is_decoded", False),
+                getattr(predictor, "loop_filter", None),
+            )
+            if header.quality
+            else None
+        )
         # Encoder only, lossy GIF streams: the GOP's frames so far, whether they are all
         # the lossless stream's own, and the lossless GOP once they are not (gifchoice.py)
         self.gop_frames: list[CodedFrame] = []
@@ -506,7 +513,7 @@ def _decode_lossy_frame(
     data = r.section()
     r.done()
     pred = None if prediction is None else prediction.rgb
-    rgb, damaged = decode_lossy(data, pred, h, w, header.quality, state.lossy, header.entropy)
+    rgb, damaged = decode_lossy(data, pred, h, w, header.quality, state.lossy, header.entropy, what)
     if damaged:
         raise FormatError(f"{what}: lossy stream is damaged")
     return with_alpha(rgb, alpha)

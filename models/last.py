@@ -9,6 +9,8 @@ from .predictor import Prediction, Predictor
 
 class LastFramePredictor(Predictor):
     name = "last"
+    # the lossy coder then does not list the newest decoded frame twice as a reference
+    prediction_is_decoded = True
 
     def __init__(self) -> None:
         self._last: np.ndarray | None = None

@@ -34,7 +34,7 @@ _PLAIN: dict[str, Callable[[], Predictor]] = {"last": LastFramePredictor}
 # The trained architectures' names, spelled out so that listing them (the CLI's
 # choices, its help) does not import torch; tests/test_cli.py checks it against
 # zoo.ARCHITECTURES.
-TRAINED_NAMES = ("convlstm", "convlstm-ae", "cnn2d", "hybrid3d")
+TRAINED_NAMES = ("convlstm", "convlstm-ae", "cnn2d", "hybrid3d", "convlstm-loop")
 
 
 def trained_names() -> tuple[str, ...]:

@@ -83,6 +83,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--init", metavar="PT", help="start from these weights (fine-tuning)")
     p.add_argument(
+        "--holdout",
+        metavar="FILE",
+        help="clip names (one per line) never to train or validate on: the benchmark's "
+        "held-out clips",
+    )
+    p.add_argument(
         "--arch-config",
         metavar="JSON",
         help='architecture sizes, e.g. \'{"hidden": 40, "head": 24}\' for convlstm '
@@ -121,6 +127,15 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             raise FpcError(f"--arch-config is not JSON: {e}") from None
         if not isinstance(arch_config, dict):
             raise FpcError("--arch-config must be a JSON object, e.g. '{\"hidden\": 40}'")
+    holdout: list[str] = []
+    if args.holdout:
+        try:
+            holdout = [ln.strip() for ln in Path(args.holdout).read_text().splitlines()]
+        except OSError as e:
+            raise FpcError(f"cannot read --holdout {args.holdout}: {e.strerror}") from None
+        holdout = [n for n in holdout if n and not n.startswith("#")]
+    if args.model == "convlstm-loop":
+        return _train_loop_filter(args, arch_config, holdout)
     clips = list_clips(args.corpus)
     if not clips:
         raise FpcError(f"{args.corpus} holds no GIFs or videos")
@@ -184,5 +199,34 @@ def run_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     )
     path = train(cfg, progress=not args.quiet and sys.stderr.isatty())
     if not args.quiet and path is not None:  # only rank 0 saves under torchrun
+        print(f"weights: {path}", file=sys.stderr)
+    return 0
+
+
+def _train_loop_filter(
+    args: argparse.Namespace, arch_config: dict | None, holdout: list[str]
+) -> int:
+    """The in-loop filter trains on tuples the lossy encoder produces, not on frame
+    windows: its own loop (train_loopfilter.py); --noise, --loss and --window do not
+    apply, and it does not resume (a run takes minutes)."""
+    from .train_loopfilter import LoopFilterTrainConfig, train_loopfilter
+
+    cfg = LoopFilterTrainConfig(
+        corpus=args.corpus,
+        out=args.output,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        batch=args.batch,
+        crop=args.crop,
+        lr=args.lr,
+        quant_from=args.quant_from,
+        seed=args.seed,
+        threads=args.threads,
+        device=args.device,
+        holdout=holdout,
+        arch_config=arch_config,
+    )
+    path = train_loopfilter(cfg, progress=not args.quiet and sys.stderr.isatty())
+    if not args.quiet:
         print(f"weights: {path}", file=sys.stderr)
     return 0

@@ -28,7 +28,8 @@ from fpcodec.codec.errors import FpcError, PredictorUnavailable
 from .framenet import FrameNet
 from .intnet import qconvs
 from .learned import LearnedPredictor
-from .zoo import ARCHITECTURES, build, check_config
+from .loopfilter import LoopFilterNet, LoopFilterPredictor
+from .zoo import NETWORKS, build, check_config
 
 FORMAT = "fpcodec-weights-1"
 _NAME = re.compile(r"^(?P<arch>[a-z0-9-]+)-(?P<hash>[0-9a-f]{16})\.pt$")
@@ -148,7 +149,7 @@ def read_weights(path: str | Path) -> tuple[dict, bytes]:
     if (
         not isinstance(payload, dict)
         or payload.get("format") != FORMAT
-        or payload.get("arch") not in ARCHITECTURES
+        or payload.get("arch") not in NETWORKS
     ):
         raise PredictorUnavailable(f"{path.name} is not an fpcodec weight file")
     return payload, digest
@@ -218,7 +219,7 @@ def load_net(path: str | Path) -> tuple[FrameNet, bytes]:
 
 def load_predictor(
     name: str, weights: str | Path | None = None, float_path: bool = False
-) -> LearnedPredictor:
+) -> LearnedPredictor | LoopFilterPredictor:
     """The predictor `name` with explicit weights, else its shipped default."""
     if weights is None:
         default = _default_files().get(name)
@@ -233,12 +234,22 @@ def load_predictor(
         raise PredictorUnavailable(
             f"{Path(weights).name} holds a {net.name!r} network, not {name!r}"
         )
+    return _predictor(net, digest, float_path)
+
+
+def _predictor(
+    net: FrameNet | LoopFilterNet, digest: bytes, float_path: bool
+) -> LearnedPredictor | LoopFilterPredictor:
+    if isinstance(net, LoopFilterNet):
+        if float_path:
+            raise PredictorUnavailable(f"{net.name} has no float reference path")
+        return LoopFilterPredictor(net, digest)
     return LearnedPredictor(net, digest, float_path=float_path)
 
 
 def find_predictor(
     name: str, sha256: bytes, weights: str | Path | None = None, float_path: bool = False
-) -> LearnedPredictor:
+) -> LearnedPredictor | LoopFilterPredictor:
     """The predictor with exactly these weights (by hash), or a refusal naming them."""
     candidates: list[Path] = []
     if weights is not None:
@@ -249,7 +260,7 @@ def find_predictor(
         if c.exists():
             net, digest = load_net(c)
             if digest == sha256 and net.name == name:
-                return LearnedPredictor(net, digest, float_path=float_path)
+                return _predictor(net, digest, float_path)
     raise PredictorUnavailable(
         f"file needs predictor {name!r} with weights {sha256.hex()[:16]}..., "
         "which are not installed "

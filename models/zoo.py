@@ -11,6 +11,7 @@ from .convlstm import ConvLSTMNet
 from .convlstm_ae import ConvLSTMAENet
 from .framenet import FrameNet
 from .hybrid3d import Hybrid3DNet
+from .loopfilter import LoopFilterNet
 
 ARCHITECTURES: dict[str, type[FrameNet]] = {
     "convlstm": ConvLSTMNet,
@@ -18,16 +19,19 @@ ARCHITECTURES: dict[str, type[FrameNet]] = {
     "cnn2d": CNN2DNet,
     "hybrid3d": Hybrid3DNet,
 }
+# Networks of the lossy coding loop rather than frame predictors (no FrameNet step).
+LOOP_FILTERS: dict[str, type] = {"convlstm-loop": LoopFilterNet}
+NETWORKS: dict[str, type] = {**ARCHITECTURES, **LOOP_FILTERS}
 
 
 def build(name: str, config: dict | None = None) -> FrameNet:
-    return ARCHITECTURES[name](**(config or {}))
+    return NETWORKS[name](**(config or {}))
 
 
 def check_config(name: str, config: dict) -> None:
     """Refuse constructor arguments the architecture does not take, or that are not
     positive integers (every size argument of the zoo is a channel count)."""
-    params = inspect.signature(ARCHITECTURES[name]).parameters
+    params = inspect.signature(NETWORKS[name]).parameters
     for key, value in config.items():
         if key not in params:
             known = ", ".join(params) or "none"

@@ -209,9 +209,9 @@ def test_bare_fpcodec_prints_help_and_exits_2(tmp):
 def test_trained_names_match_the_zoo():
     """The CLI lists predictors without importing torch; the list must stay true."""
     from fpcodec.models.registry import TRAINED_NAMES
-    from fpcodec.models.zoo import ARCHITECTURES
+    from fpcodec.models.zoo import NETWORKS
 
-    assert tuple(ARCHITECTURES) == TRAINED_NAMES
+    assert tuple(NETWORKS) == TRAINED_NAMES
 
 
 # ---------------------------------------------------------------- 21.4: start-up

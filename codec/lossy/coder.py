@@ -13,6 +13,7 @@ from ..transform import ycocg_forward, ycocg_inverse
 from ..zstd_bounded import decompress
 from .deblock import deblock
 from .frame import code_frame
+from .loop_filter import apply_map, choose_map, read_map, write_map
 from .models import LossyModels
 from .references import keep_frame, start_frame
 from .syntax import level_count
@@ -59,8 +60,9 @@ def _unpack_levels(data: bytes, n: int) -> np.ndarray | None:
     return (z >> 1) ^ -(z & 1)
 
 
-def _run(enc, tgt, prd, intra, quality, models, buf, lv):
-    """One pass of the kernel, encoding or decoding; returns (bytes, flag, recon planes)."""
+def _run(enc, tgt, prd, intra, quality, models, buf, lv, fmap=(0, None)):
+    """One pass of the kernel, encoding or decoding; returns (bytes, flag, recon planes,
+    filter map). fmap: the decoder's filter map (mode, bits); the encoder chooses it."""
     steps, offs, lam_sad, lam_pd = step_tables(quality, intra)
     _, hp, wp = prd.shape
     recon = np.zeros(prd.shape, np.int64)
@@ -93,8 +95,25 @@ def _run(enc, tgt, prd, intra, quality, models, buf, lv):
         # edges are left alone where nothing was coded and the motion did not change:
         # re-filtering copied content every frame blurs a static picture
         deblock(recon, steps, act, np.concatenate((models.vectors, mv1s), axis=2), urefs)
+        fmap = _loop_filter(enc, tgt, recon, steps, act, lam_pd, models, fmap)
         keep_frame(models, recon, nmax)
-    return n, err, recon
+    return n, err, recon, fmap
+
+
+def _loop_filter(enc, tgt, recon, steps, act, lam_pd, models, fmap):
+    """The learned in-loop filter, where the frame's map switches it on (in place)."""
+    lf = models.loop_filter
+    if lf is None:
+        return fmap
+    if enc:
+        corr = lf.correction(recon, int(steps[0, 0]), act)
+        fmap = choose_map(tgt, recon, corr, PLANE_WEIGHT, lam_pd)
+    elif fmap[0]:
+        corr = lf.correction(recon, int(steps[0, 0]), act)
+    if fmap[0]:
+        apply_map(recon, corr, *fmap)
+        lf.commit()
+    return fmap
 
 
 def encode_lossy(
@@ -115,10 +134,12 @@ def encode_lossy(
     prd = _planes(pred, hp, wp) if pred is not None else tgt
     lv = np.zeros(level_count(hp, wp), np.int64) if entropy == "zstd" else _NO_LEVELS
     buf = np.zeros(8 * hp * wp + 1024 if not lv.size else 1, np.uint8)
-    n, err, recon = _run(True, tgt, prd, pred is None, quality, models, buf, lv)
+    n, err, recon, fmap = _run(True, tgt, prd, pred is None, quality, models, buf, lv)
     if err:
         raise rc.CodingOverflow()
     data = _pack_levels(lv) if lv.size else buf[:n].tobytes()
+    if models.loop_filter is not None:
+        data = write_map(*fmap) + data
     return data, _to_rgb(recon, h, w)
 
 
@@ -130,9 +151,14 @@ def decode_lossy(
     quality: int,
     models: LossyModels,
     entropy: str = "arith",
+    what: str = "lossy frame",
 ) -> tuple[np.ndarray, bool]:
-    """Returns (recon RGB, damaged flag)."""
+    """Returns (recon RGB, damaged flag); a malformed filter map raises FormatError."""
     hp, wp = _padded(height, width)
+    fmap = (0, None)
+    if models.loop_filter is not None:
+        mode, bits, used = read_map(data, hp, wp, what)
+        fmap, data = (mode, bits), data[used:]
     prd = _planes(pred, hp, wp) if pred is not None else np.zeros((3, hp, wp), np.int64)
     lv = _NO_LEVELS
     if entropy == "zstd":
@@ -141,7 +167,7 @@ def decode_lossy(
             return np.zeros((height, width, 3), np.uint8), True
         data = b""
     buf = rc.input_buffer(data)
-    n, err, recon = _run(False, prd, prd, pred is None, quality, models, buf, lv)
+    n, err, recon, _ = _run(False, prd, prd, pred is None, quality, models, buf, lv, fmap)
     return _to_rgb(recon, height, width), bool(err) or n > len(data) + 8
 
 

@@ -36,10 +36,13 @@ N_MODELS = MV1_BASE + 2 * MV_MODELS
 
 
 class LossyModels:
-    def __init__(self, prediction_is_decoded: bool = True) -> None:
+    def __init__(self, prediction_is_decoded: bool = True, loop_filter=None) -> None:
         """prediction_is_decoded: the predictor's frame is the newest decoded frame
-        (the `last` predictor), which is then not listed twice as a reference."""
+        (the `last` predictor), which is then not listed twice as a reference.
+        loop_filter: the predictor's learned in-loop filter (loop_filter.py), if any:
+        an object with reset(), correction(planes, step_y, act) and commit()."""
         self.prediction_is_decoded = prediction_is_decoded
+        self.loop_filter = loop_filter
         self.probs, self.counts = rc.new_models(N_MODELS)
         # the previous frame's vectors: search candidates only, not stream state
         self.vectors = np.zeros((0, 0, 2), np.int64)
@@ -54,3 +57,5 @@ class LossyModels:
         self.counts[:] = 0
         self.vectors = np.zeros((0, 0, 2), np.int64)
         self.history = []
+        if self.loop_filter is not None:
+            self.loop_filter.reset()

@@ -1,0 +1,102 @@
+"""Where a frame keeps the learned in-loop filter's correction: its filter map.
+
+A stream whose predictor carries a loop filter (models/loopfilter.py) starts each
+lossy frame body with a filter map: one mode byte, then for the block modes one bit
+per square block of the padded frame (raster order, packed least significant bit
+first). The encoder picks the mode and the blocks by rate-distortion decision on
+the perceptual distance against the source, so the filter can never cost more than
+its map. The decoder runs the network only when the mode is not OFF.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import FormatError
+
+MODE_OFF = 0
+MODE_ALL = 1
+# block modes: the side of a block that one bit switches
+BLOCK_SIDE = {2: 64, 3: 32, 4: 16}
+N_MODES = 2 + len(BLOCK_SIDE)
+PLANE_RANGE = ((0, 255), (-255, 255), (-255, 255))  # Y, Co, Cg of 8-bit RGB
+
+
+def map_shape(hp: int, wp: int, side: int) -> tuple[int, int]:
+    return -(-hp // side), -(-wp // side)
+
+
+def write_map(mode: int, bits: np.ndarray | None) -> bytes:
+    if mode < 2:
+        return bytes([mode])
+    assert bits is not None
+    return bytes([mode]) + np.packbits(bits.ravel().astype(np.uint8), bitorder="little").tobytes()
+
+
+def read_map(data: bytes, hp: int, wp: int, what: str) -> tuple[int, np.ndarray | None, int]:
+    """(mode, per-block bits or None, bytes used) from the start of a frame body."""
+    if not data:
+        raise FormatError(f"{what}: lossy frame without its filter map")
+    mode = data[0]
+    if mode >= N_MODES:
+        raise FormatError(f"{what}: unknown loop filter mode {mode}")
+    if mode < 2:
+        return mode, None, 1
+    nby, nbx = map_shape(hp, wp, BLOCK_SIDE[mode])
+    n = nby * nbx
+    size = -(-n // 8)
+    if len(data) < 1 + size:
+        raise FormatError(f"{what}: loop filter map is cut short")
+    raw = np.frombuffer(data, np.uint8, size, 1)
+    bits = np.unpackbits(raw, count=n, bitorder="little").astype(bool).reshape(nby, nbx)
+    return mode, bits, 1 + size
+
+
+def _pixel_distance(planes: np.ndarray, tgt: np.ndarray, wplane: np.ndarray) -> np.ndarray:
+    """Each pixel's colour distance as the mode decision measures it (encoder only)."""
+    e = (planes - tgt).astype(np.float64)
+    return np.sqrt(np.einsum("p,pyx->yx", wplane, e * e))
+
+
+def _block_sums(v: np.ndarray, side: int) -> np.ndarray:
+    hp, wp = v.shape
+    nby, nbx = map_shape(hp, wp, side)
+    padded = np.zeros((nby * side, nbx * side))
+    padded[:hp, :wp] = v
+    return padded.reshape(nby, side, nbx, side).sum(axis=(1, 3))
+
+
+def block_mask(mode: int, bits: np.ndarray | None, hp: int, wp: int) -> np.ndarray | None:
+    """Per-pixel switch of a block mode (None for OFF and ALL)."""
+    if mode < 2:
+        return None
+    side = BLOCK_SIDE[mode]
+    return np.repeat(np.repeat(bits, side, 0), side, 1)[:hp, :wp]
+
+
+def choose_map(
+    tgt: np.ndarray, recon: np.ndarray, corrected: np.ndarray, wplane: np.ndarray, lam: float
+) -> tuple[int, np.ndarray | None]:
+    """The mode and block bits of least distance + lam * bits (distance relative to
+    the unfiltered frame's)."""
+    gain = _pixel_distance(recon, tgt, wplane) - _pixel_distance(corrected, tgt, wplane)
+    best = (0.0, MODE_OFF, None)
+    total = float(gain.sum())
+    if -total < best[0]:
+        best = (-total, MODE_ALL, None)
+    for mode, side in BLOCK_SIDE.items():
+        sums = _block_sums(gain, side)
+        bits = sums > 0
+        cost = -float(sums[bits].sum()) + lam * 8 * -(-bits.size // 8)
+        if cost < best[0]:
+            best = (cost, mode, bits)
+    return best[1], best[2]
+
+
+def apply_map(recon: np.ndarray, corr: np.ndarray, mode: int, bits: np.ndarray | None) -> None:
+    """Add the correction where the map switches it on, within each plane's range."""
+    _, hp, wp = recon.shape
+    mask = block_mask(mode, bits, hp, wp)
+    for p, (lo, hi) in enumerate(PLANE_RANGE):
+        c = corr[p] if mask is None else np.where(mask, corr[p], 0)
+        np.clip(recon[p] + c, lo, hi, out=recon[p])

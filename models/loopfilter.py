@@ -1,0 +1,186 @@
+"""`convlstm-loop`: a ConvLSTM in-loop filter for the lossy coding.
+
+The network runs after deblocking, on what the decoder has at that moment: the
+reconstructed YCoCg-R planes, the quantiser step, which 4x4 blocks carried
+levels or were intra (the rest were copied by motion compensation), and its own
+recurrent state from the earlier frames of the group (reset at keyframes). It
+returns a correction of each plane in pixel units; the encoder keeps it where it
+lowers the perceptual distance against the source (loop_filter.py in the lossy
+package signals where), and the corrected frame is both the output and every
+later frame's reference, so what it repairs is not paid for again.
+
+Everything runs at half resolution after a space-to-depth of the inputs (full
+information, four times the channels): small convolutions at full resolution are
+memory-bound on a CPU, and the recurrent state costs a quarter.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .intnet import IN_BITS, QConv, QConvLSTMCell, check_bounds, exact_inference, qconvs, relu
+from .last import LastFramePredictor
+
+# Input channels, all in Q7 integer units: Y - 128, Co / 2, Cg / 2, the step
+# feature, the coded-block map, and the pixel's column and row within its 4x4
+# block (convolutions cannot see where the transform's block edges lie otherwise:
+# at half resolution a block is two samples wide, in either phase).
+N_INPUTS = 7
+CORRECTION_MAX = 31  # pixel units: a filter repairs, it does not repaint
+ACT_ON = 64  # the coded-block map's value where a block carried levels or was intra
+
+
+def step_feature(step_y: int) -> int:
+    """The Y plane's DC step (1/16 units, as the quantiser tables hold it) as one Q7
+    input: an integer square root, so that the fine steps of high qualities stay
+    apart; exact integers on every machine."""
+    return min(127, math.isqrt(16 * max(0, int(step_y))))
+
+
+class LoopFilterNet(nn.Module):
+    name = "convlstm-loop"
+    align = 2
+    # unshuffle (1) + four 3x3 convolutions at half resolution (2 each): 9, plus one
+    # for the alignment of a tile's start: a tile keeps this much halo.
+    reach = 10
+
+    def __init__(self, embed: int = 12, hidden: int = 8, head: int = 12) -> None:
+        super().__init__()
+        self.embed_ch, self.hidden, self.head_ch = embed, hidden, head
+        self.embed = QConv(4 * N_INPUTS, embed, 3, f_in=IN_BITS)
+        self.cell = QConvLSTMCell(embed, hidden)
+        self.head1 = QConv(embed + hidden, head, 3)
+        # four sub-pixels x three planes; zero at first: the untrained filter is off
+        self.head2 = QConv(
+            head, 12, 3, f_out=0, zero_init=True, out_min=-CORRECTION_MAX, out_max=CORRECTION_MAX
+        )
+
+    def config(self) -> dict:
+        return {"embed": self.embed_ch, "hidden": self.hidden, "head": self.head_ch}
+
+    def macs_per_pixel(self) -> int:
+        c = 9 * (4 * N_INPUTS * self.embed_ch)
+        c += 9 * (self.embed_ch + self.hidden) * 4 * self.hidden
+        c += 9 * (self.embed_ch + self.hidden) * self.head_ch + 9 * self.head_ch * 12
+        return c // 4
+
+    def init_state(self, n: int, h: int, w: int, device: torch.device) -> list[torch.Tensor]:
+        z = torch.zeros(n, self.hidden, h // 2, w // 2, device=device)
+        return [z, z.clone()]
+
+    def step(
+        self, x: torch.Tensor, state: list[torch.Tensor], quant: bool
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """x: (N, 5, H, W) inputs in Q7 units, H and W even. Returns the correction
+        (N, 3, H, W) in pixel units of Y, Co, Cg, and the new state."""
+        h, c = state
+        e = relu(self.embed(F.pixel_unshuffle(x, 2), quant))
+        h, c = self.cell(e, h, c, quant)
+        out = self.head2(relu(self.head1(torch.cat([e, h], 1), quant)), quant)
+        return F.pixel_shuffle(out, 2), [h, c]
+
+
+def filter_inputs(planes: np.ndarray, step_y: int, act: np.ndarray) -> np.ndarray:
+    """(3, H, W) YCoCg-R planes, the Y step, the (H/4, W/4) coded-block map ->
+    (7, H, W) int8 network inputs."""
+    _, hp, wp = planes.shape
+    x = np.empty((N_INPUTS, hp, wp), np.int8)
+    x[0] = np.clip(planes[0] - 128, -128, 127)
+    x[1] = np.clip(planes[1] >> 1, -128, 127)
+    x[2] = np.clip(planes[2] >> 1, -128, 127)
+    x[3] = step_feature(step_y)
+    x[4] = np.repeat(np.repeat(act.astype(np.int8) * ACT_ON, 4, 0), 4, 1)[:hp, :wp]
+    x[5] = (np.arange(wp) & 3)[None, :] * 32 - 48
+    x[6] = (np.arange(hp) & 3)[:, None] * 32 - 48
+    return x
+
+
+# Float32 values one window may keep alive (about 64 MB): the band height follows
+# from the frame width, so memory stays bounded at any frame size.
+WINDOW_VALUES = 1 << 24
+
+
+class LearnedLoopFilter:
+    """Exact integer inference of a LoopFilterNet over a whole frame, in bands of
+    rows with a halo of the network's reach, so that memory is bounded at any frame
+    size and banded output equals whole-frame output bit for bit (every value is an
+    exact integer, and zero padding at a band's edge reaches only into its halo).
+
+    The recurrent state is whole-frame at half resolution (h int8, c int16). A step
+    computes the new state into fresh buffers and `commit` keeps it: the encoder
+    runs the filter before knowing whether the frame will use it, and a frame that
+    does not use it leaves the state as it was (on both sides: the decoder then does
+    not run the network at all).
+    """
+
+    def __init__(self, net: LoopFilterNet, band: int | None = None) -> None:
+        self.net = net.eval()
+        for conv in qconvs(net):
+            conv.freeze()
+        check_bounds(net, 128.0)
+        self.band = band
+        self._state: list[torch.Tensor] | None = None
+        self._pending: list[torch.Tensor] | None = None
+
+    def reset(self) -> None:
+        self._state = None
+        self._pending = None
+
+    def _band_rows(self, hp: int, wp: int) -> int:
+        if self.band is not None:
+            return max(2, self.band // 2 * 2)
+        per_row = wp * (4 * N_INPUTS + 2 * (self.net.embed_ch + self.net.hidden) + 12) // 2
+        rows = WINDOW_VALUES // max(1, per_row) - 2 * self.net.reach
+        return max(2 * self.net.reach, rows // 2 * 2)
+
+    def correction(self, planes: np.ndarray, step_y: int, act: np.ndarray) -> np.ndarray:
+        """(3, H, W) int16 corrections of the planes (H, W even), and the new state
+        kept pending until `commit`."""
+        _, hp, wp = planes.shape
+        x = torch.from_numpy(filter_inputs(planes, step_y, act))[None]
+        if self._state is None or self._state[0].shape[-2:] != (hp // 2, wp // 2):
+            self._state = [
+                torch.zeros(1, self.net.hidden, hp // 2, wp // 2, dtype=torch.int8),
+                torch.zeros(1, self.net.hidden, hp // 2, wp // 2, dtype=torch.int16),
+            ]
+        h_new = torch.empty_like(self._state[0])
+        c_new = torch.empty_like(self._state[1])
+        out = np.empty((3, hp, wp), np.int16)
+        rows, halo = self._band_rows(hp, wp), self.net.reach
+        for y0 in range(0, hp, rows):
+            y1 = min(hp, y0 + rows)
+            ya, yb = max(0, y0 - halo), min(hp, y1 + halo)
+            xw = x[:, :, ya:yb].float()
+            sw = [t[:, :, ya // 2 : yb // 2].float() for t in self._state]
+            with exact_inference(fast=True):
+                corr, (h, c) = self.net.step(xw, sw, quant=True)
+            r0, r1 = y0 - ya, y1 - ya
+            out[:, y0:y1] = corr[0, :, r0:r1].to(torch.int16).numpy()
+            h_new[:, :, y0 // 2 : y1 // 2] = h[:, :, r0 // 2 : r1 // 2].to(torch.int8)
+            c_new[:, :, y0 // 2 : y1 // 2] = c[:, :, r0 // 2 : r1 // 2].to(torch.int16)
+        self._pending = [h_new, c_new]
+        return out
+
+    def commit(self) -> None:
+        """The frame used the correction: its new state becomes the state."""
+        if self._pending is not None:
+            self._state = self._pending
+        self._pending = None
+
+
+class LoopFilterPredictor(LastFramePredictor):
+    """The default predictor: the last frame as the frame prediction (a causal
+    network cannot know the motion of the frame it predicts; the transmitted vectors
+    do), with the learned stage where it pays, inside the lossy coding loop. Lossless
+    codings see the last frame, exactly as with `last`."""
+
+    def __init__(self, net: LoopFilterNet, sha256: bytes, band: int | None = None) -> None:
+        super().__init__()
+        self.name = net.name
+        self.weights_sha256 = sha256
+        self.loop_filter = LearnedLoopFilter(net, band)

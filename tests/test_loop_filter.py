@@ -1,0 +1,182 @@
+"""The learned in-loop filter (convlstm-loop): exact, banded = whole-frame, switched
+off it is `last`, trainable, refused when its weights are not the named ones."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fpcodec.codec.errors import FormatError, PredictorUnavailable
+from fpcodec.codec.lossy import loop_filter as lfmap
+from fpcodec.models.loopfilter import LearnedLoopFilter, LoopFilterNet
+from fpcodec.models.train_loopfilter import capture, sample, unrolled_loss
+from fpcodec.models.weights import find_predictor, load_predictor, save_weights
+
+import fpcodec
+
+from .conftest import moving_clip, save_gif
+
+
+def random_filter(seed: int = 0, scale: float = 0.5) -> LoopFilterNet:
+    """A filter with a head that corrects something (a trained one's head is not
+    zero either), deterministic from the seed."""
+    torch.manual_seed(seed)
+    net = LoopFilterNet()
+    with torch.no_grad():
+        net.head2.weight.normal_(0.0, scale)
+    return net
+
+
+@pytest.fixture
+def weights(tmp):
+    return save_weights(random_filter(1), tmp / "w", {"test": True})
+
+
+@pytest.fixture
+def src(tmp):
+    return save_gif(tmp / "in.gif", moving_clip(6, 40, 56, seed=3), durations=50)
+
+
+def _frames(path: Path, weights: Path | None = None) -> list[np.ndarray]:
+    return fpcodec.decode_frames(path, weights=weights)[1]
+
+
+def test_banded_inference_equals_whole_frame():
+    net = random_filter(2)
+    whole, banded = LearnedLoopFilter(net), LearnedLoopFilter(random_filter(2), band=6)
+    rng = np.random.default_rng(0)
+    for _ in range(3):  # the recurrent state must agree too
+        planes = rng.integers(-255, 256, (3, 48, 40))
+        planes[0] = rng.integers(0, 256, (48, 40))
+        act = rng.integers(0, 2, (12, 10))
+        a = whole.correction(planes, 37, act)
+        b = banded.correction(planes, 37, act)
+        np.testing.assert_array_equal(a, b)
+        assert np.abs(a).max() > 0  # the comparison is not between two zero frames
+        whole.commit()
+        banded.commit()
+
+
+def test_switched_off_it_reconstructs_exactly_as_last(tmp, src, weights, monkeypatch):
+    fpcodec.encode(src, tmp / "last.fpc", predictor="last", quality=50)
+    monkeypatch.setattr(
+        "fpcodec.codec.lossy.coder.choose_map", lambda *a, **k: (lfmap.MODE_OFF, None)
+    )
+    fpcodec.encode(src, tmp / "off.fpc", predictor="convlstm-loop", weights=weights, quality=50)
+    for a, b in zip(_frames(tmp / "last.fpc"), _frames(tmp / "off.fpc", weights), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # what it adds when off: the map's mode byte per frame, and the longer name
+    n = len(_frames(tmp / "last.fpc")) + len("convlstm-loop") - len("last")
+    assert (tmp / "off.fpc").stat().st_size - (tmp / "last.fpc").stat().st_size == n
+
+
+def test_filtered_stream_round_trips(tmp, src, weights, monkeypatch):
+    """A random filter rarely helps, so the encoder's choice is forced: every map
+    mode in turn, block maps in a checkerboard."""
+    calls = []
+
+    def forced(tgt, recon, corr, wplane, lam):
+        mode = len(calls) % lfmap.N_MODES
+        calls.append(mode)
+        if mode < 2:
+            return mode, None
+        nby, nbx = lfmap.map_shape(*recon.shape[1:], lfmap.BLOCK_SIDE[mode])
+        return mode, (np.add.outer(np.arange(nby), np.arange(nbx)) % 2).astype(bool)
+
+    monkeypatch.setattr("fpcodec.codec.lossy.coder.choose_map", forced)
+    fpcodec.encode(src, tmp / "a.fpc", predictor="convlstm-loop", weights=weights, quality=30)
+    monkeypatch.undo()
+    assert set(calls) == set(range(lfmap.N_MODES))
+    # the decoder checks every frame's CRC against the encoder's reconstruction
+    frames = _frames(tmp / "a.fpc", weights)
+    fpcodec.encode(src, tmp / "last.fpc", predictor="last", quality=30)
+    assert any((a != b).any() for a, b in zip(frames, _frames(tmp / "last.fpc"), strict=True))
+
+
+def test_filter_map_syntax_is_checked():
+    with pytest.raises(FormatError, match="unknown loop filter mode"):
+        lfmap.read_map(bytes([lfmap.N_MODES]), 64, 64, "frame 1")
+    with pytest.raises(FormatError, match="cut short"):
+        lfmap.read_map(bytes([3]), 128, 128, "frame 1")  # 16 bits needed, none given
+    bits = np.array([[True, False, True], [False, True, True]])
+    data = lfmap.write_map(3, bits)
+    mode, got, used = lfmap.read_map(data + b"xyz", 64, 96, "f")
+    assert (mode, used) == (3, len(data)) and np.array_equal(got, bits)
+
+
+def test_map_never_costs_more_than_off():
+    rng = np.random.default_rng(1)
+    tgt = rng.integers(0, 256, (3, 32, 32))
+    recon = tgt + rng.integers(-3, 4, tgt.shape)
+    worse = recon + rng.integers(-9, 10, tgt.shape)  # a correction that only harms
+    mode, _ = lfmap.choose_map(tgt, recon, worse, np.array([9.0, 1.25, 2.25]), 1.0)
+    assert mode == lfmap.MODE_OFF
+    mode, _ = lfmap.choose_map(tgt, recon, tgt, np.array([9.0, 1.25, 2.25]), 1.0)
+    assert mode == lfmap.MODE_ALL
+
+
+def test_a_few_training_steps_lower_the_loss():
+    frames = np.stack(moving_clip(4, 64, 64, seed=7))[..., :3]
+    seqs = [capture(frames, 20)]
+    torch.manual_seed(0)
+    net = LoopFilterNet()
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    batch = sample(seqs, 4, 32, 2, np.random.default_rng(0))
+    first = float(unrolled_loss(net, *batch, quant=False)[0].detach())
+    for _ in range(12):
+        loss, _ = unrolled_loss(net, *batch, quant=False)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(unrolled_loss(net, *batch, quant=False)[0].detach()) < first
+
+
+def test_weights_whose_hash_does_not_match_are_refused(tmp, weights):
+    bad = tmp / "bad" / weights.name
+    bad.parent.mkdir()
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 1
+    bad.write_bytes(bytes(data))
+    with pytest.raises(PredictorUnavailable) as e:
+        load_predictor("convlstm-loop", bad)
+    assert "\n" not in str(e.value) and "hash" in str(e.value)
+    digest = hashlib.sha256(weights.read_bytes()).digest()
+    assert find_predictor("convlstm-loop", digest, weights).weights_sha256 == digest
+
+
+_DECODE = (
+    "import hashlib, sys, torch, fpcodec; torch.set_num_threads(int(sys.argv[3]));"
+    "fr = fpcodec.decode_frames(sys.argv[1], weights=sys.argv[2])[1];"
+    "print(hashlib.sha256(b''.join(f.tobytes() for f in fr)).hexdigest())"
+)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"threads": "1"},
+        {"threads": "1", "ATEN_CPU_CAPABILITY": "default"},
+        {"threads": "2", "DNNL_MAX_CPU_ISA": "SSE41"},
+    ],
+    ids=["1-thread", "aten-default", "sse41"],
+)
+def test_written_with_two_threads_decodes_identically(tmp, src, weights, env):
+    torch.set_num_threads(2)
+    fpcodec.encode(src, tmp / "a.fpc", predictor="convlstm-loop", weights=weights, quality=30)
+    want = hashlib.sha256(b"".join(f.tobytes() for f in _frames(tmp / "a.fpc", weights)))
+    extra = {k: v for k, v in env.items() if k != "threads"}
+    r = subprocess.run(
+        [sys.executable, "-c", _DECODE, str(tmp / "a.fpc"), str(weights), env["threads"]],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "OMP_NUM_THREADS": "1", **extra},
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == want.hexdigest()
