@@ -120,7 +120,11 @@ def summarise(results: list[dict]) -> dict:
     for r in results:
         if r.get("source_kind") == "gif" and "error" not in r:
             by_clip.setdefault(r["clip"], []).append(r)
-    clips = [clip_summary(rows) for _, rows in sorted(by_clip.items())]
+    clips = [
+        clip_summary(rows)
+        for _, rows in sorted(by_clip.items())
+        if any(r["codec"] == OURS and r["setting"] == "lossless" for r in _ours(rows))
+    ]
     settings = sorted({s for c in clips for s in c["settings"]}, key=_setting_order)
     total_lossless = sum(c["lossless_bytes"] for c in clips)
     totals = {
@@ -238,12 +242,24 @@ def markdown(summary: dict, command: str, commit: str) -> str:
             f"{_cubic(c['bd_rate_vs_gifsicle_cubic'])} | "
             f"{'–' if q is None else q['setting'] + ' ' + _f(q['vs_lossless'])} |"
         )
+    names = sorted({n for c in clips for n in c["anchors"]})
+    full = [n for n in names if all(n in c["anchors"] for c in clips)]
+    ratio = summary["total_lossless_bytes"] / summary["total_source_bytes"]
     lines += [
         "",
         "fpcodec's curve is its Pareto front over lossless, --max-error 1, 2, 4, 8 and "
         "--quality 25..95, the lossless file first.",
         "",
+        "## Lossless anchors, total bytes relative to the source GIFs",
+        "",
+        "| codec | bytes / GIF |",
+        "|---|---|",
+        f"| fpcodec lossless | {ratio:.3f} |",
     ]
+    for n in full:
+        total = sum(c["anchors"][n] for c in clips)
+        lines.append(f"| {n} | {total / summary['total_source_bytes']:.3f} |")
+    lines.append("")
     return "\n".join(lines)
 
 
