@@ -347,9 +347,10 @@ WARM_UP_SETTINGS = (
     {},
     {"palette": False},
     {"palette": False, "entropy": "zstd"},
-    {"max_error": 2},
-    {"quality": 50},
-    {"quality": 50, "entropy": "zstd"},
+    {"max_error": 2},  # a GIF: palette trials, moved indices (palette_nearlossless.py)
+    {"max_error": 2, "palette": False},
+    {"quality": 50, "palette": False},
+    {"quality": 50, "palette": False, "entropy": "zstd"},
 )
 
 
