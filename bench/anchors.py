@@ -72,6 +72,97 @@ def gifsicle(path: Path, frames: list[np.ndarray], durations: list[int]) -> Enco
     return Encoded(len(data), dec, enc, time.perf_counter() - t, {"enc_peak_rss_mb": peak})
 
 
+def gifsicle_lossy(level: int, optimize: int = 3) -> Callable:
+    """`gifsicle -O3 --lossy=N`: what people use today to shrink a GIF with a little
+    loss (LZW-domain: pixels are changed where that extends a dictionary string).
+    -O3 may merge identical frames; where it does, the GIF is made again with -O1,
+    which keeps every frame (the benchmark compares frame by frame)."""
+
+    def run(path: Path, frames: list[np.ndarray], durations: list[int]) -> Encoded:
+        exe = shutil.which("gifsicle")
+        if exe is None:
+            raise AnchorUnavailable("gifsicle is not installed (Debian package gifsicle)")
+        if path.suffix.lower() != ".gif":
+            raise AnchorUnavailable("source is not a GIF")
+        for opt in dict.fromkeys((optimize, 1)):
+            with tempfile.TemporaryDirectory() as d:
+                out = Path(d) / "o.gif"
+                t = time.perf_counter()
+                argv = [exe, f"-O{opt}", f"--lossy={level}", str(path), "-o", str(out)]
+                peak = _tool(argv, 600)
+                enc = time.perf_counter() - t
+                data = out.read_bytes()
+            t = time.perf_counter()
+            dec = _pil_frames(data)
+            dec_s = time.perf_counter() - t
+            if len(dec) == len(frames):
+                break
+        extra = {"enc_peak_rss_mb": peak, "optimize": opt}
+        return Encoded(len(data), dec, enc, dec_s, extra)
+
+    return run
+
+
+JXL_EFFORT = 7  # cjxl's default; effort 9 is several times slower again
+
+
+def jxl(distance: float, effort: int = JXL_EFFORT) -> Callable:
+    """JPEG XL through libjxl's `cjxl` (distance 0: lossless), from the GIF itself
+    (cjxl reads animated GIFs, palette and timing included), decoded back by `djxl`."""
+
+    def run(path: Path, frames: list[np.ndarray], durations: list[int]) -> Encoded:
+        enc_exe, dec_exe = shutil.which("cjxl"), shutil.which("djxl")
+        if enc_exe is None or dec_exe is None:
+            raise AnchorUnavailable("cjxl/djxl are not installed (Debian package libjxl-tools)")
+        if path.suffix.lower() != ".gif":
+            raise AnchorUnavailable("source is not a GIF")
+        with tempfile.TemporaryDirectory() as d:
+            out, back = Path(d) / "o.jxl", Path(d) / "back.apng"
+            t = time.perf_counter()
+            opts = ["-d", str(distance), "-e", str(effort), "--num_threads=1", "--quiet"]
+            try:
+                peak = _tool([enc_exe, str(path), str(out), *opts], 3600)
+            except RuntimeError:
+                # cjxl's GIF reader refuses some disposals: give it the composited
+                # frames as an APNG instead (the same pixels, no palette)
+                apng_in = Path(d) / "in.apng"
+                apng_in.write_bytes(_apng_bytes(frames, durations))
+                t = time.perf_counter()
+                peak = _tool([enc_exe, str(apng_in), str(out), *opts], 3600)
+            enc = time.perf_counter() - t
+            nbytes = out.stat().st_size
+            t = time.perf_counter()
+            subprocess.run(
+                [dec_exe, str(out), str(back), "--num_threads=1"],
+                check=True,
+                capture_output=True,
+                timeout=600,
+            )
+            dec = _pil_frames(back.read_bytes())
+            dec_s = time.perf_counter() - t
+        return Encoded(nbytes, dec, enc, dec_s, {"enc_peak_rss_mb": peak})
+
+    return run
+
+
+def _apng_bytes(frames: list[np.ndarray], durations: list[int]) -> bytes:
+    from PIL import Image
+
+    ims = [Image.fromarray(f, "RGBA") for f in frames]
+    buf = io.BytesIO()
+    ims[0].save(
+        buf,
+        "PNG",
+        save_all=True,
+        append_images=ims[1:],
+        duration=[max(x, 1) for x in durations],
+        loop=0,
+        default_image=False,
+        disposal=1,  # every frame whole (cjxl 0.7 misreads APNG's partial frames)
+    )
+    return buf.getvalue()
+
+
 def _tool(argv: list[str], timeout: float) -> float:
     """Run an anchor's command-line encoder; its own peak resident set in MiB."""
     code, peak, err = run_child(argv, timeout)
@@ -185,6 +276,9 @@ def av1(crf: int) -> Callable:
 # What each anchor runs at, in the report's words.
 SETTINGS_NOTES = {
     "gifsicle": "gifsicle -O3 (its strongest lossless optimisation)",
+    "gifsicle-lossy": "gifsicle -O3 --lossy=N (LZW-domain lossy GIF)",
+    "jxl": f"libjxl cjxl lossless (-d 0), effort {JXL_EFFORT}, from the GIF, one thread",
+    "jxl-lossy": f"libjxl cjxl lossy (-d distance), effort {JXL_EFFORT}, from the GIF, one thread",
     "webp": "Pillow/libwebp lossless, method 4",
     "webp-lossy": "Pillow/libwebp lossy, method 4",
     "apng": "Pillow APNG, optimize",
@@ -269,14 +363,18 @@ def tool_versions() -> dict:
         "pyav": av.__version__,
         "ffmpeg_libavcodec": ".".join(map(str, av.library_versions.get("libavcodec", ()))),
     }
-    for tool, flag in (("gifsicle", "--version"), ("aomenc", "--help")):
+    for tool, flag in (("gifsicle", "--version"), ("aomenc", "--help"), ("cjxl", "--version")):
         exe = shutil.which(tool)
         if exe:
             try:
                 text = subprocess.run(
                     [exe, flag], capture_output=True, text=True, timeout=10
                 ).stdout
-                line = [x for x in text.splitlines() if "gifsicle" in x.lower() or "AOMedia" in x]
+                line = [
+                    x
+                    for x in text.splitlines()
+                    if "gifsicle" in x.lower() or "AOMedia" in x or "cjxl" in x
+                ]
                 versions[tool] = (line[0] if line else text.splitlines()[0]).strip()
             except Exception:
                 versions[tool] = "unknown"

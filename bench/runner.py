@@ -125,6 +125,11 @@ def fpcodec_variants(
 ANCHOR_SETTINGS: dict[str, list[tuple[str, bool, Callable]]] = {
     "gif": [("source", True, anchors.source_gif)],
     "gifsicle": [("-O3", True, anchors.gifsicle)],
+    "gifsicle-lossy": [
+        (f"lossy={n}", False, anchors.gifsicle_lossy(n)) for n in (20, 40, 60, 80, 120, 160, 200)
+    ],
+    "jxl": [("lossless", True, anchors.jxl(0))],
+    "jxl-lossy": [(f"d={d}", False, anchors.jxl(d)) for d in (0.5, 1, 2, 4)],
     "webp": [("lossless", True, anchors.webp(True))],
     "webp-lossy": [(f"q={q}", False, anchors.webp(False, q)) for q in (90, 75, 50, 25)],
     "apng": [("lossless", True, anchors.apng)],
@@ -135,7 +140,9 @@ ANCHOR_SETTINGS: dict[str, list[tuple[str, bool, Callable]]] = {
     "av1": [(f"crf={c}", False, anchors.av1(c)) for c in (20, 28, 36, 44, 52)],
     "av1-444": [(f"cq={c}", False, anchors.aom444(c)) for c in (12, 20, 28, 36, 44, 52)],
 }
-DEFAULT_ANCHORS = list(ANCHOR_SETTINGS)
+# JPEG XL runs only when asked for (--anchors jxl,jxl-lossy): at its default effort
+# cjxl codes about 0.03 Mpx/s here, minutes for one of the corpus's larger GIFs
+DEFAULT_ANCHORS = [n for n in ANCHOR_SETTINGS if n not in ("jxl", "jxl-lossy")]
 
 
 def anchor_variants(names: Iterable[str]) -> list[Variant]:
@@ -345,9 +352,10 @@ WARM_UP_SETTINGS = (
     {},
     {"palette": False},
     {"palette": False, "entropy": "zstd"},
-    {"max_error": 2},
-    {"quality": 50},
-    {"quality": 50, "entropy": "zstd"},
+    {"max_error": 2},  # a GIF: palette trials, moved indices (palette_nearlossless.py)
+    {"max_error": 2, "palette": False},
+    {"quality": 50, "palette": False},
+    {"quality": 50, "palette": False, "entropy": "zstd"},
 )
 
 

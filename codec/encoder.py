@@ -50,6 +50,7 @@ class Encoder:
         self._state = StreamState(header, predictor, gif_screen, palette)
         self._state.lossy_search = preset(speed)
         self._index = 0
+        self._pending: list = []  # (coded frame, duration) not yet written
 
     def add(self, rgba: np.ndarray, duration_ms: int, gif: GifFrame | None = None) -> FrameReport:
         h, w = self.header.height, self.header.width
@@ -59,21 +60,43 @@ class Encoder:
             raise InputError(f"more than {MAX_FRAMES} frames")
         kint = self.header.keyframe_interval
         key = self._index == 0 or (kint > 0 and self._index % kint == 0)
+        if key:
+            self._flush()
+        duration = int(min(max(duration_ms, 0), MAX_DURATION_MS))
         coded = encode_frame(self._state, rgba, key, gif)
-        n = self._writer.write_frame(
-            coded.frame_type,
-            coded.coding,
-            int(min(max(duration_ms, 0), MAX_DURATION_MS)),
-            frame_crc(coded.recon),
-            coded.body,
-            has_alpha=bool((coded.recon[..., 3] != 255).any()),
-        )
-        assert n == len(coded.body) + frame_overhead()
+        state = self._state
+        self._pending.append((coded, duration))
+        if not (state.gop_frames and (state.gop_pure or state.shadow is not None)):
+            self._flush()  # no lossless twin of this GOP to weigh it against
+        n = len(coded.body) + frame_overhead()
         report = FrameReport(self._index, coded.frame_type, coded.coding, n, coded.recon)
         self._index += 1
         return report
 
+    def _flush(self) -> None:
+        """Write the frames held back. A lossy GIF stream holds a GOP until it ends;
+        its lossless twin (gifchoice.Shadow) is written instead when that is smaller, so
+        the frames `add` reported for it may be replaced."""
+        frames = self._pending
+        shadow = self._state.shadow
+        if shadow is not None and len(shadow.frames) == len(frames):
+            if shadow.nbytes < sum(len(c.body) for c, _ in frames):
+                frames = [(s, d) for s, (_, d) in zip(shadow.frames, frames, strict=True)]
+            self._state.shadow = None
+        for coded, duration in frames:
+            n = self._writer.write_frame(
+                coded.frame_type,
+                coded.coding,
+                duration,
+                frame_crc(coded.recon),
+                coded.body,
+                has_alpha=bool((coded.recon[..., 3] != 255).any()),
+            )
+            assert n == len(coded.body) + frame_overhead()
+        self._pending = []
+
     def close(self) -> StreamHeader:
+        self._flush()
         return self._writer.close()
 
     @property

@@ -50,10 +50,16 @@ from .container import (
 from .errors import FormatError
 from .gifcompose import CompositorState, composite
 from .gifparse import GifFrame, GifScreen
-from .lossy import LossyModels, decode_lossy, encode_lossy
+from .lossy import LossyModels, decode_lossy, encode_lossy, keep_decoded
 from .lossy.presets import DEFAULT_PRESET
 from .lossy.presets import preset as lossy_preset
-from .palette import PaletteModels, PaletteStream, decode_palette_frame, encode_palette_frame
+from .palette import (
+    F_KEYSTATE,
+    PaletteModels,
+    PaletteStream,
+    decode_palette_frame,
+    encode_palette_frame,
+)
 from .planecoder import CoderState, PlaneCoder, get_plane_coder
 from .residual import inter_reconstruct, inter_symbols, intra_reconstruct, intra_symbols
 from .sections import Reader, pack
@@ -90,8 +96,14 @@ class StreamState:
             else None
         )
         self.lossy_search = lossy_preset(DEFAULT_PRESET)  # encoder only: --speed
-        # Encoder only: the GIF as parsed, composited frame by frame.
-        self.gif_screen = gif_screen if (allow_palette and header.lossless) else None
+        # Encoder only, lossy GIF streams: the GOP's frames so far, whether they are all
+        # the lossless stream's own, and the lossless GOP once they are not (gifchoice.py)
+        self.gop_frames: list[CodedFrame] = []
+        self.gop_pure = True
+        self.shadow = None
+        # Encoder only: the GIF as parsed, composited frame by frame (exactly, whatever
+        # the decoder's compositor shows in a lossy stream).
+        self.gif_screen = gif_screen if allow_palette else None
         self.enc_compositor: CompositorState | None = None
         if self.gif_screen is not None:
             self.enc_compositor = CompositorState(
@@ -113,11 +125,18 @@ class StreamState:
         self.predictor.reset(h, w)
         self.prev = None
         self.prev_was_palette = False
+        self.gop_frames = []
+        self.gop_pure = True
+        self.shadow = None
+        if self._palette is not None:
+            self._palette.fresh = True  # palette models restart with the GOP's first one
 
     def finish_frame(self, recon: np.ndarray, coding: int) -> None:
         self.predictor.observe(np.ascontiguousarray(recon[..., :3]))
         self.prev = recon
         self.prev_was_palette = coding == CODING_PALETTE
+        if coding == CODING_PALETTE and self.lossy is not None:
+            keep_decoded(np.ascontiguousarray(recon[..., :3]), self.lossy)
 
 
 @dataclass(frozen=True)
@@ -250,35 +269,89 @@ def encode_frame(
     prediction = None if key else state.predictor.predict()
     coded = None
     try:
-        if header.quality:
-            coded = _encode_lossy_frame(state, rgba, key, prediction)
-        else:
+        if header.lossless:
             coded = _try_palette(state, rgba, key, gif, prediction)
+        else:
+            before = _gif_step(state, rgba, gif)
+            if before is not None:
+                coded = choose_gif_coding(state, rgba, key, gif, prediction, before)
+            else:
+                drop_shadow(state)
+                coded = _pixel_frame(state, rgba, key, prediction)
         if coded is None:
-            # lossless pixels switch predictors per pixel (coding 8); the per-channel
-            # error bound of --max-error needs coding 1's RGB residuals
-            switched = header.max_error == 0
-            body, recon = residual_body(
-                rgba,
-                prediction,
-                header.max_error,
-                state.coder,
-                state.alpha,
-                state.plane_coder,
-                switched,
-            )
-            coding = CODING_SWITCHED if switched else CODING_RESIDUAL
-            coded = CodedFrame(KEY if key else PREDICTED, coding, body, recon)
+            coded = _pixel_frame(state, rgba, key, prediction)
     except rangecoder.CodingOverflow:
         coded = None
     if coded is not None and len(coded.body) <= _raw_size(rgba):
         state.finish_frame(coded.recon, coded.coding)
+        if state.gif_screen is not None and not header.lossless:
+            state.gop_frames.append(coded)
         return coded
     # Incompressible: store it raw, as a keyframe so both sides restart their models.
     state.start_gop()
+    drop_shadow(state)  # the GOP's lossless twin ends here too
     coded = _encode_raw(rgba)
     state.finish_frame(coded.recon, coded.coding)
     return coded
+
+
+def _pixel_frame(
+    state: StreamState, rgba: np.ndarray, key: bool, prediction: Prediction | None
+) -> CodedFrame:
+    """The frame coded as pixels: lossy (coding 9), else residuals. Lossless pixels
+    switch predictors per pixel (coding 8); the per-channel error bound of
+    --max-error needs coding 1's RGB residuals."""
+    header = state.header
+    if header.quality:
+        return _encode_lossy_frame(state, rgba, key, prediction)
+    switched = header.max_error == 0
+    body, recon = residual_body(
+        rgba,
+        prediction,
+        header.max_error,
+        state.coder,
+        state.alpha,
+        state.plane_coder,
+        switched,
+    )
+    coding = CODING_SWITCHED if switched else CODING_RESIDUAL
+    return CodedFrame(KEY if key else PREDICTED, coding, body, recon)
+
+
+def _gif_step(state: StreamState, rgba: np.ndarray, gif: GifFrame | None):
+    """Advance the encoder's exact compositor by the parsed GIF frame; returns its
+    state before the frame when the GIF frame reproduces `rgba` exactly, else None."""
+    comp = state.enc_compositor
+    if comp is None:
+        return None
+    if gif is None:
+        state.enc_compositor = None  # the parse stopped: no palette frames from here on
+        return None
+    before = comp.copy()
+    result = composite(comp, gif, state.gif_screen.global_palette)
+    return before if np.array_equal(result, rgba) else None
+
+
+def choose_gif_coding(
+    state: StreamState,
+    rgba: np.ndarray,
+    key: bool,
+    gif: GifFrame,
+    prediction: Prediction | None,
+    before: CompositorState,
+) -> CodedFrame:
+    """A lossy or near-lossless stream's GIF frame: the GIF's own coding (exact, or
+    with indices moved within --max-error) against the pixel coding; the smaller
+    wins (gifchoice.py)."""
+    from .gifchoice import choose
+
+    return choose(state, rgba, key, gif, prediction, before, state.gop_frames)
+
+
+def drop_shadow(state: StreamState) -> None:
+    from .gifchoice import drop_shadow
+
+    drop_shadow(state)
 
 
 def _try_palette(
@@ -403,9 +476,11 @@ def decode_frame(
             raise FormatError(f"{what}: lossy frame in a lossless stream")
         recon = _decode_lossy_frame(state, body, prediction, what)
     elif coding == CODING_PALETTE:
-        if not header.lossless:
-            raise FormatError(f"{what}: palette frame in a lossy stream")
-        if not key and not state.prev_was_palette:
+        # lossless streams hold palette frames only in runs from a palette keyframe;
+        # lossy and near-lossless ones may resync after frames of other codings
+        resync_ok = not key and not header.lossless
+        carries_state = len(body) > 0 and body[0] & F_KEYSTATE
+        if not key and not state.prev_was_palette and not (resync_ok and carries_state):
             raise FormatError(f"{what}: palette frame must follow a palette frame or be a keyframe")
         ps = state.palette
         frame = decode_palette_frame(
@@ -419,6 +494,7 @@ def decode_frame(
                 data, header.height, header.width, header.entropy, what
             ),
             what,
+            state.prev if resync_ok else None,
         )
         recon = composite(ps.compositor, frame, ps.global_palette)
     else:

@@ -545,6 +545,9 @@ def _maps(
 _HEAD = struct.Struct("<BBBBHHHH")
 F_INTERLACE, F_LOCAL, F_TRANSPARENT, F_GCE, F_KEYSTATE = 1, 2, 4, 8, 16
 K_FIRST, K_RGBA, K_BASE, K_GLOBAL, K_PALETTE_BASE = 1, 2, 8, 16, 32
+# a predicted frame's compositor state, drawn over the previous reconstruction (a
+# palette frame after frames of other codings, in lossy and near-lossless streams)
+K_RESYNC = 64
 K_KNOWN = K_FIRST | K_RGBA | K_BASE | K_GLOBAL | K_PALETTE_BASE
 _BASE_HEAD = struct.Struct("<BBB")  # min code size, has a transparent index, that index
 
@@ -558,6 +561,7 @@ class PaletteStream:
     compositor: CompositorState | None = None
     prev_table: np.ndarray | None = None  # reference for coding the next colour table
     prev_syms: np.ndarray | None = None  # (H, W) last index a GIF frame stored per pixel
+    fresh: bool = True  # no palette frame since the keyframe yet (palette_resync.py)
 
     def reset_models(self, height: int, width: int) -> None:
         self.models.reset()
@@ -578,9 +582,14 @@ def encode_palette_frame(
     key: bool,
     prediction: np.ndarray | None,
     encode_base,  # callable(rgba) -> bytes, intra-codes the base canvas
+    resync: bool = False,
 ) -> bytes:
     """Body of a palette frame. ps.compositor must hold the state before this frame
-    (for a keyframe it is sent; afterwards the caller composites the frame)."""
+    (for a keyframe it is sent; afterwards the caller composites the frame).
+
+    resync (predicted frames only): ps.compositor is drawn over the previous
+    reconstruction; its flags travel in a resync state (resync.py), and the models
+    start afresh when `ps.fresh` (the stream's first palette frame since a keyframe)."""
     comp = ps.compositor
     assert comp is not None
     flags = (
@@ -588,7 +597,7 @@ def encode_palette_frame(
         | (F_LOCAL if frame.local_palette is not None else 0)
         | (F_TRANSPARENT if frame.transparency is not None else 0)
         | (F_GCE if frame.has_gce else 0)
-        | (F_KEYSTATE if key else 0)
+        | (F_KEYSTATE if key or resync else 0)
     )
     head = _HEAD.pack(
         flags,
@@ -601,8 +610,13 @@ def encode_palette_frame(
         frame.h,
     )
     parts = [head]
+    if resync:
+        from .palette_resync import encode_resync_state
+
+        parts.append(encode_resync_state(ps, comp))
     if key:
         ps.reset_models(*comp.canvas.shape[:2])
+        ps.fresh = False
         base = _base_canvas(comp)
         coded_base = None if base is None else encode_palette_base(ps.models, base)
         kflags = (
@@ -698,15 +712,24 @@ def decode_palette_frame(
     height: int,
     decode_base,  # callable(bytes) -> rgba
     what: str,
+    previous: np.ndarray | None = None,  # the previous reconstruction (resync frames)
 ) -> GifFrame:
     r = Reader(body, what)
     flags, disposal, tidx, mcs, x, y, w, h = _HEAD.unpack(r.take(_HEAD.size))
-    if bool(flags & F_KEYSTATE) != key:
-        raise FormatError(f"{what}: keyframe state flag disagrees with the frame type")
+    resync = bool(flags & F_KEYSTATE) and not key
+    if resync and previous is None:
+        raise FormatError(f"{what}: palette state on a frame that may not carry one")
     if not 2 <= mcs <= 8 or w == 0 or h == 0 or x + w > width or y + h > height:
         raise FormatError(f"{what}: impossible GIF frame geometry")
+    if key and not flags & F_KEYSTATE:
+        raise FormatError(f"{what}: keyframe state flag disagrees with the frame type")
+    if resync:
+        from .palette_resync import decode_resync_state
+
+        decode_resync_state(ps, r, previous, what)
     if key:
         ps.reset_models(height, width)
+        ps.fresh = False
         kflags, rem_disposal, background = struct.unpack("<BBB", r.take(3))
         if kflags & ~K_KNOWN or (kflags & K_PALETTE_BASE and not kflags & K_BASE):
             raise FormatError(f"{what}: unknown keyframe state flags")

@@ -387,3 +387,58 @@ def test_av1_444_anchor_writes_decodes_and_keeps_chroma():
     assert red[0] - red[1] > 80, red  # still red, not a grey smear
     assert compare(frames, fine.frames)["pd"] < compare(frames, coarse.frames)["pd"]
     assert "av1-444" in anchors.SETTINGS_NOTES and "4:2:0" in anchors.SETTINGS_NOTES["av1"]
+
+
+def _noisy_gif(path):
+    """A small GIF with dither-like noise: something for a lossy GIF coder to remove."""
+    from .conftest import palette_clip, save_gif
+
+    return save_gif(path, palette_clip(n=4, h=24, w=32, colours=64, seed=5))
+
+
+@pytest.mark.skipif(not shutil.which("gifsicle"), reason="gifsicle not installed")
+def test_gifsicle_lossy_anchor_keeps_every_frame_and_shrinks(tmp_path):
+    from fpcodec.bench import anchors
+    from fpcodec.bench.runner import ANCHOR_SETTINGS, compare
+
+    from .conftest import read_frames
+
+    src = _noisy_gif(tmp_path / "s.gif")
+    frames, durations, _ = read_frames(src)
+    mild = anchors.gifsicle_lossy(20)(src, frames, durations)
+    strong = anchors.gifsicle_lossy(200)(src, frames, durations)
+    assert len(mild.frames) == len(strong.frames) == len(frames)
+    assert strong.nbytes <= mild.nbytes
+    assert compare(frames, mild.frames)["pd"] <= compare(frames, strong.frames)["pd"]
+    levels = [s for s, _, _ in ANCHOR_SETTINGS["gifsicle-lossy"]]
+    assert levels[0] == "lossy=20" and levels[-1] == "lossy=200"
+
+
+@pytest.mark.skipif(
+    not (shutil.which("cjxl") and shutil.which("djxl")),
+    reason="cjxl/djxl not installed (Debian package libjxl-tools)",
+)
+def test_jxl_anchors_decode_back_exactly_when_lossless(tmp_path):
+    from fpcodec.bench import anchors
+
+    from .conftest import read_frames
+
+    src = _noisy_gif(tmp_path / "s.gif")
+    frames, durations, _ = read_frames(src)
+    exact = anchors.jxl(0, effort=3)(src, frames, durations)
+    assert len(exact.frames) == len(frames)
+    for a, b in zip(frames, exact.frames, strict=True):
+        np.testing.assert_array_equal(a[..., :3], b[..., :3])
+    lossy = anchors.jxl(2, effort=3)(src, frames, durations)
+    assert len(lossy.frames) == len(frames) and lossy.nbytes > 0
+
+
+def test_gif_lossy_report_front_and_linear_bd_rate():
+    from fpcodec.bench.giflossy import bd_linear, pareto
+
+    front = pareto([(100, 0.0), (100, 0.5), (90, 0.2), (120, 1.0), (50, 3.0)])
+    assert front == [(100, 0.0), (90, 0.2), (50, 3.0)]
+    a = [(200, 0.0), (100, 4.0)]
+    assert abs(bd_linear(a, [(100, 0.0), (50, 4.0)]) + 50) < 1e-6  # half the bytes throughout
+    assert abs(bd_linear(a, a)) < 1e-9
+    assert np.isnan(bd_linear(a, [(10, 5.0), (5, 9.0)]))  # no shared distance

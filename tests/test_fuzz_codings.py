@@ -32,7 +32,10 @@ SETTINGS = {
     "palette": ({}, "palette"),
     "switched": ({"palette": False}, "switched"),
     "residual": ({"palette": False, "max_error": 2}, "residual"),
-    "lossy": ({"quality": 50}, "lossy"),
+    "lossy": ({"palette": False, "quality": 50}, "lossy"),
+    # a GIF at low quality: palette and lossy frames, palette frames that resync
+    "gif-lossy": ({"quality": 10}, "palette"),
+    "gif-near-lossless": ({"max_error": 4}, "palette"),
     "zstd": ({"palette": False, "entropy": "zstd"}, "switched"),
     "raw": ({}, "raw"),
 }
@@ -40,7 +43,8 @@ MUTATIONS = 30
 
 
 def _clip(setting: str) -> list[np.ndarray]:
-    if setting == "palette":
+    if setting in ("palette", "gif-lossy", "gif-near-lossless"):
+        # at quality 10 this GIF mixes palette and lossy frames (palette resyncs)
         return palette_clip(5, 14, 18, colours=16, seed=3)
     # (This clip's first frames cost more coded than stored: raw, checked below.)
     return moving_clip(5, 14, 18, seed=3)

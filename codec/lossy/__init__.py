@@ -20,7 +20,7 @@ One file per stage (docs/ARCHITECTURE.md walks a frame through them):
     deblock.py          the in-loop filter
 """
 
-from .coder import decode_lossy, encode_lossy
+from .coder import decode_lossy, encode_lossy, keep_decoded
 from .models import LossyModels
 from .references import N_REFS, reference_count
 from .syntax import MAX_MV
@@ -32,6 +32,7 @@ __all__ = [
     "LossyModels",
     "decode_lossy",
     "encode_lossy",
+    "keep_decoded",
     "quality_step",
     "reference_count",
     "step_tables",

@@ -173,3 +173,14 @@ def decode_lossy(
     buf = rc.input_buffer(data)
     n, err, recon, _ = _run(False, prd, prd, pred is None, quality, models, buf, lv, fmap)
     return _to_rgb(recon, height, width), bool(err) or n > len(data) + 8
+
+
+def keep_decoded(rgb: np.ndarray, models: LossyModels) -> None:
+    """A frame of another coding (a GIF's palette frame in a lossy stream) becomes the
+    newest reference too: what follows it is predicted from it, and an exact frame is
+    the best reference there is."""
+    h, w = rgb.shape[:2]
+    hp, wp = _padded(h, w)
+    planes = _planes(rgb, hp, wp)
+    _, nmax = start_frame(models, planes, False)
+    keep_frame(models, planes, nmax)

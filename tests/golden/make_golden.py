@@ -46,15 +46,27 @@ RECIPES: dict[str, tuple[str, dict, set[str]]] = {
         {"palette": False, "predictor": "convlstm"},
         {"switched"},
     ),
-    "residual-e2-arith": ("muybridge-crop.gif", {"max_error": 2}, {"residual"}),
-    "residual-e2-zstd": ("muybridge-crop.gif", {"max_error": 2, "entropy": "zstd"}, {"residual"}),
-    "lossy-q50-last": ("muybridge-crop.gif", {"quality": 50}, {"lossy"}),
-    "lossy-q50-zstd": ("muybridge-crop.gif", {"quality": 50, "entropy": "zstd"}, {"lossy"}),
-    "lossy-q50-convlstm": (
+    # palette=False: the pixel codings alone (a GIF's frames would go to coding 2)
+    "residual-e2-arith": ("muybridge-crop.gif", {"max_error": 2, "palette": False}, {"residual"}),
+    "residual-e2-zstd": (
         "muybridge-crop.gif",
-        {"quality": 50, "predictor": "convlstm"},
+        {"max_error": 2, "entropy": "zstd", "palette": False},
+        {"residual"},
+    ),
+    "lossy-q50-last": ("muybridge-crop.gif", {"quality": 50, "palette": False}, {"lossy"}),
+    "lossy-q50-zstd": (
+        "muybridge-crop.gif",
+        {"quality": 50, "entropy": "zstd", "palette": False},
         {"lossy"},
     ),
+    "lossy-q50-convlstm": (
+        "muybridge-crop.gif",
+        {"quality": 50, "predictor": "convlstm", "palette": False},
+        {"lossy"},
+    ),
+    # a GIF at a low quality: palette and lossy frames, resync states, palette
+    # frames as lossy references
+    "gif-q10-mixed": ("muybridge-crop.gif", {"quality": 10}, {"palette", "lossy"}),
     "raw-noise": ("noise.png", {}, {"raw"}),
     # the learned in-loop stage with its shipped weights (filter maps in every frame)
     "lossy-q50-convlstm-loop": (

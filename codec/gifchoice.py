@@ -1,0 +1,239 @@
+"""A GIF frame in a lossy or near-lossless stream: its own coding unless pixels are cheaper.
+
+The palette coding (coding 2) is the best representation of a GIF frame at zero
+distortion, and an exact frame is a valid reconstruction at every setting, so a
+lossy point of a GIF starts from it and can only go down: every frame is coded as
+pixels (coding 9 at --quality, coding 1 at --max-error) and as palette frames (the
+GIF frame itself; at --max-error also with its indices moved within the bound,
+palette_nearlossless.py), each a trial from the same state (trial.py), and the
+smallest valid one is kept.
+
+A palette frame is drawn over the decoder's compositor. After a palette frame that
+is the one the GIF frames drew; after a frame of another coding it is the previous
+reconstruction (a resync, palette_resync.py), which is no longer exact: at
+--max-error the composited frame must still keep the bound everywhere, at
+--quality it must be no more distorted than the pixel coding's frame (squared
+error), or the pixels win. A GIF's disposal of a frame coded as pixels is what
+such a frame misses.
+
+Frame by frame the smaller coding is not always the smaller GOP: a frame coded as
+pixels leaves the palette models behind, and the next palette frame pays for it
+(after a keyframe of pixels the models start again). So once a GOP leaves the
+pure palette chain, a shadow keeps coding it as the lossless stream would (exact
+palette frames, its own predictor), and the encoder writes whichever of the two
+GOPs is smaller (encoder.py): every setting is then at most the lossless file's
+size, GOP by GOP, wherever the lossless file is all palette frames.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+from fpcodec.models.predictor import Prediction
+
+from . import rangecoder
+from .container import CODING_PALETTE, KEY, PREDICTED
+from .gifcompose import CompositorState, composite
+from .gifparse import GifFrame
+from .palette import PaletteStream, encode_palette_frame
+from .palette_nearlossless import near_lossless_frame
+from .palette_resync import resync_compositor
+from .trial import Checkpoint, LossyCheckpoint
+
+KEY_SWITCH = 0.75  # a keyframe coded as pixels must cost at most this much of the palette's
+LEAVE_CHAIN = 0.9  # ...and a frame after a palette frame this much
+
+
+def _sse(recon: np.ndarray, rgba: np.ndarray) -> int:
+    d = recon[..., :3].astype(np.int64) - rgba[..., :3]
+    return int((d * d).sum())
+
+
+def _within(recon: np.ndarray, rgba: np.ndarray, max_error: int) -> bool:
+    """The near-lossless bound: alpha exact, every visible channel within max_error."""
+    if not np.array_equal(recon[..., 3], rgba[..., 3]):
+        return False
+    d = np.abs(recon[..., :3].astype(np.int16) - rgba[..., :3])
+    return int(d.max(initial=0)) <= max_error
+
+
+def _palette_trial(state, rgba, key, frame: GifFrame, prediction, before: CompositorState):
+    """One palette coding of `frame` on a copy of the palette state; returns
+    (coded frame, the state after it) or None when it cannot be coded."""
+    from .framecodec import CodedFrame, encode_intra_image
+
+    ps: PaletteStream = copy.deepcopy(state.palette)
+    resync = not key and not state.prev_was_palette
+    if key:
+        ps.compositor = before.copy()
+        ps.global_palette = state.gif_screen.global_palette
+    elif resync:
+        ps.compositor = resync_compositor(state.prev, before)
+        if ps.fresh:
+            ps.global_palette = state.gif_screen.global_palette
+    try:
+        body = encode_palette_frame(
+            ps,
+            frame,
+            key,
+            None if prediction is None else prediction.rgb,
+            lambda base: encode_intra_image(base, state.header.entropy),
+            resync=resync,
+        )
+    except (ValueError, rangecoder.CodingOverflow):
+        return None
+    recon = composite(ps.compositor, frame, ps.global_palette)
+    return CodedFrame(KEY if key else PREDICTED, CODING_PALETTE, body, recon), ps
+
+
+def _pixel_checkpoint(state):
+    if state.lossy is not None:
+        lossy = LossyCheckpoint(state.lossy)
+        rest = Checkpoint((state, ("alpha",)))
+    else:
+        lossy = None
+        rest = Checkpoint((state, ("alpha", "coder")))
+
+    class _Both:
+        def restore(self) -> None:
+            rest.restore()
+            if lossy is not None:
+                lossy.restore()
+
+    return _Both()
+
+
+class Shadow:
+    """The GOP as the lossless stream codes it, from the frame the mixed one left it."""
+
+    def __init__(self, frames: list, ps: PaletteStream, predictor) -> None:
+        self.frames = frames  # CodedFrame per frame of the GOP so far
+        self.ps = ps
+        self.predictor = predictor
+
+    def step(self, gif: GifFrame) -> bool:
+        """Code the next frame as an exact palette continuation; False: it cannot be."""
+        from .framecodec import CodedFrame
+
+        prediction = self.predictor.predict()
+        try:
+            body = encode_palette_frame(self.ps, gif, False, prediction.rgb, lambda base: b"")
+        except (ValueError, rangecoder.CodingOverflow):
+            return False
+        recon = composite(self.ps.compositor, gif, self.ps.global_palette)
+        self.frames.append(CodedFrame(PREDICTED, CODING_PALETTE, body, recon))
+        self.predictor.observe(np.ascontiguousarray(recon[..., :3]))
+        return True
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(f.body) for f in self.frames)
+
+
+def drop_shadow(state) -> None:
+    """The lossless stream could not code this frame as palette either: no shadow."""
+    state.shadow = None
+    state.gop_pure = False
+
+
+def _track_shadow(state, gif: GifFrame, chosen, exact, gop_frames: list) -> None:
+    """Keep `state.shadow` (the pure palette GOP) in step with this frame."""
+    if state.shadow is not None:
+        if not state.shadow.step(gif):
+            drop_shadow(state)
+        return
+    if not state.gop_pure:
+        return
+    if exact is not None and chosen is exact[0]:
+        return  # still the lossless stream's own frames: no shadow needed
+    if exact is None:
+        drop_shadow(state)
+        return
+    state.gop_pure = False
+    coded, ps = exact
+    predictor = copy.deepcopy(state.predictor)
+    predictor.observe(np.ascontiguousarray(coded.recon[..., :3]))
+    state.shadow = Shadow([*gop_frames, coded], ps, predictor)
+
+
+def choose(
+    state,
+    rgba: np.ndarray,
+    key: bool,
+    gif: GifFrame,
+    prediction: Prediction | None,
+    before: CompositorState,
+    gop_frames: list,
+):
+    """The smallest valid coding of a GIF frame; `state` advances as for that one.
+    gop_frames: the frames of the GOP so far (a shadow starts from them)."""
+    header = state.header
+    frames = [gif]
+    if header.max_error:
+        moved = near_lossless_frame(
+            gif,
+            state.gif_screen.global_palette,
+            header.max_error,
+            _drawn_on_canvas(state, key, before),
+        )
+        if moved is not None:
+            frames.append(moved)
+    palettes = []
+    exact = None
+    for frame in frames:
+        got = _palette_trial(state, rgba, key, frame, prediction, before)
+        if got is None:
+            continue
+        coded, ps = got
+        if frame is gif and (key or state.prev_was_palette):
+            exact = got  # what the lossless stream writes, while the GOP is pure
+        if header.max_error and not _within(coded.recon, rgba, header.max_error):
+            continue  # a resync over pixels the GIF's disposal would have cleared
+        palettes.append((len(coded.body), _sse(coded.recon, rgba), coded, ps))
+    chosen = _choose(state, rgba, key, prediction, palettes)
+    _track_shadow(state, gif, chosen, exact, gop_frames)
+    return chosen
+
+
+def _choose(state, rgba, key, prediction, palettes):
+    from .framecodec import _pixel_frame
+
+    if not palettes:
+        return _pixel_frame(state, rgba, key, prediction)
+    palettes.sort(key=lambda c: c[0])
+    checkpoint = _pixel_checkpoint(state)
+    try:
+        pixels = _pixel_frame(state, rgba, key, prediction)
+    except rangecoder.CodingOverflow:
+        pixels = None
+    best = palettes[0]
+    if pixels is not None:
+        # Leaving the palette chain costs the frames after it (their models miss this
+        # frame; on a keyframe they start afresh at the next palette frame), so the
+        # pixels must be clearly smaller to be taken there.
+        margin = KEY_SWITCH if key else (LEAVE_CHAIN if state.prev_was_palette else 1.0)
+        limit = len(pixels.body) / margin
+        if state.header.quality:
+            # at --quality a palette frame must be no larger and no more distorted
+            sse = _sse(pixels.recon, rgba)
+            ok = [c for c in palettes if c[0] <= limit and c[1] <= sse]
+        else:
+            ok = [c for c in palettes if c[0] <= limit]
+        if not ok:
+            return pixels
+        best = ok[0]
+    checkpoint.restore()
+    state._palette = best[3]
+    return best[2]
+
+
+def _drawn_on_canvas(state, key: bool, before: CompositorState) -> np.ndarray:
+    """What the decoder will draw this frame over (see _palette_trial)."""
+    from .palette import _drawn_on
+
+    if key:
+        return _drawn_on(before)
+    if state.prev_was_palette:
+        return _drawn_on(state.palette.compositor)
+    return _drawn_on(resync_compositor(state.prev, before))

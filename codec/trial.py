@@ -1,0 +1,59 @@
+"""Trial coding: code a frame more than one way, keep one, as if the others never ran.
+
+Every coder adapts its models as it codes, so a trial that is not kept must leave
+no trace in the state the decoder mirrors. A checkpoint copies what a coding may
+change before its trial; `restore()` puts it back.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .lossy import LossyModels
+
+
+class Checkpoint:
+    """Deep copies of some attributes of some objects, to be put back on `restore()`."""
+
+    def __init__(self, *targets: tuple[Any, tuple[str, ...]]) -> None:
+        self._saved = [
+            (owner, {n: copy.deepcopy(getattr(owner, n)) for n in names})
+            for owner, names in targets
+        ]
+
+    def restore(self) -> None:
+        for owner, saved in self._saved:
+            for n, v in saved.items():
+                setattr(owner, n, v)
+
+
+class LossyCheckpoint:
+    """A lossy trial's state. The reference ring can be 100 MB, and a frame writes
+    one slot of it (references.keep_frame: the next free slot or the oldest one), so
+    only those two slots are copied; a ring the trial reallocates is simply dropped.
+    A learned loop filter (lossy/loop_filter.py) is the predictor's own object: its
+    network is shared, and only its recurrent state, which a frame replaces rather
+    than modifies, is put back."""
+
+    _SHARED = ("ring", "loop_filter")
+
+    def __init__(self, models: LossyModels) -> None:
+        self.models = models
+        self.ring = models.ring
+        self.saved = {n: copy.deepcopy(v) for n, v in vars(models).items() if n not in self._SHARED}
+        lf = getattr(models, "loop_filter", None)
+        self.lf_state = None if lf is None else {k: v for k, v in vars(lf).items() if k != "net"}
+        hist = models.history
+        slots = {len(hist) + 1, hist[-1] if hist else 0} - {0}
+        self.slots = {s: self.ring[s].copy() for s in slots if s < self.ring.shape[0]}
+
+    def restore(self) -> None:
+        for n, v in self.saved.items():
+            setattr(self.models, n, v)
+        for s, planes in self.slots.items():
+            self.ring[s] = planes
+        self.models.ring = self.ring
+        if self.lf_state is not None:
+            for k, v in self.lf_state.items():
+                setattr(self.models.loop_filter, k, v)

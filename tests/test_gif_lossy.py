@@ -1,0 +1,165 @@
+"""Lossy and near-lossless settings on GIF sources start from the GIF's own coding.
+
+Every frame of a GIF can be coded exactly as a palette frame, and an exact frame is
+valid at every setting, so no setting may give a larger file than lossless; with
+--max-error the palette frames may also move indices within the bound, which must
+hold on every pixel.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import fpcodec
+
+from .conftest import read_frames
+from .gifbuild import GifFrame, build_gif
+
+SETTINGS = [("max_error", e) for e in (1, 2, 4, 8)] + [
+    ("quality", q) for q in (25, 40, 55, 70, 85, 95)
+]
+
+
+def dithered_gif(n: int = 6, h: int = 32, w: int = 40, seed: int = 0) -> bytes:
+    """A moving gradient, ordered-dithered into a dense palette (64 greys 4 apart and
+    64 colours): webcam-like, many palette colours within a few levels of each other."""
+    rng = np.random.default_rng(seed)
+    greys = np.repeat(np.arange(0, 256, 4)[:, None], 3, axis=1)
+    pal = np.concatenate([greys, rng.integers(0, 256, (64, 3))]).astype(np.uint8)
+    bayer = np.array([[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]]) / 16
+    yy, xx = np.mgrid[0:h, 0:w]
+    frames = []
+    for t in range(n):
+        v = (xx * 5 + yy * 3 + 7 * t) % 256 / 4.0 + bayer[yy % 4, xx % 4] - 0.5
+        idx = np.clip(np.round(v), 0, 63).astype(np.uint8)
+        blob = (yy - 10 - t) ** 2 + (xx - 12 - 2 * t) ** 2 < 30
+        idx[blob] = 64 + rng.integers(0, 64, int(blob.sum()))
+        frames.append(GifFrame(idx, delay_cs=4))
+    return build_gif(w, h, frames, global_palette=pal, loop=0)
+
+
+def cartoon_gif(n: int = 6, h: int = 32, w: int = 40) -> bytes:
+    """Flat colours far apart, a shape moving in partial, transparent frames."""
+    pal = np.array(
+        [[255, 255, 255], [0, 0, 0], [230, 40, 40], [40, 200, 60], [30, 60, 220], [250, 220, 0]],
+        np.uint8,
+    )
+    pal = np.concatenate([pal, np.zeros((2, 3), np.uint8)])
+    yy, xx = np.mgrid[0:h, 0:w]
+    first = np.where((yy // 8 + xx // 8) % 2 == 0, 0, 3).astype(np.uint8)
+    frames = [GifFrame(first, delay_cs=6)]
+    for t in range(1, n):
+        x0, y0 = 2 + 3 * t, 4 + t
+        sub = np.full((12, 14), 7, np.uint8)  # 7: transparent, the canvas shows
+        sy, sx = np.mgrid[0:12, 0:14]
+        sub[(sy - 6) ** 2 + (sx - 7) ** 2 < 20] = 2 + t % 3
+        sub[5:7, 6:8] = 1
+        frames.append(GifFrame(sub, x=x0, y=y0, transparency=7, disposal=1, delay_cs=6))
+    return build_gif(w, h, frames, global_palette=pal, loop=0)
+
+
+SOURCES = {"dithered": dithered_gif, "cartoon": cartoon_gif}
+
+
+def _encode(tmp, name: str, **kw) -> int:
+    src = tmp / f"{name}.gif"
+    if not src.exists():
+        src.write_bytes(SOURCES[name]())
+    out = tmp / f"{name}-{'-'.join(f'{k}{v}' for k, v in kw.items()) or 'lossless'}.fpc"
+    return fpcodec.encode(src, out, force=True, **kw).bytes
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+@pytest.mark.parametrize("setting", SETTINGS, ids=[f"{k}{v}" for k, v in SETTINGS])
+def test_no_setting_is_larger_than_lossless(tmp, name, setting):
+    lossless = _encode(tmp, name)
+    lossy = _encode(tmp, name, **{setting[0]: setting[1]})
+    assert lossy <= lossless, f"{setting}: {lossy} bytes, lossless {lossless}"
+
+
+def _distortion(tmp, path) -> int:
+    ref, _, _ = read_frames(tmp / "src.gif")
+    _, out, _ = fpcodec.decode_frames(path)
+    return sum(
+        int(((a[..., :3].astype(np.int64) - b[..., :3]) ** 2).sum())
+        for a, b in zip(ref, out, strict=True)
+    )
+
+
+def test_quality_is_monotone_on_a_gif(tmp):
+    (tmp / "src.gif").write_bytes(dithered_gif(n=5, seed=3))
+    points = []
+    for q in (25, 40, 55, 70, 85, 95):
+        out = tmp / f"q{q}.fpc"
+        size = fpcodec.encode(tmp / "src.gif", out, quality=q, force=True).bytes
+        points.append((q, size, _distortion(tmp, out)))
+    for (q0, b0, d0), (q1, b1, d1) in itertools.pairwise(points):
+        assert not (b1 < b0 and d1 > d0), f"Q{q1} is worse on both counts than Q{q0}: {points}"
+        assert d1 <= d0, f"Q{q1} more distorted than Q{q0}: {points}"
+
+
+@pytest.mark.parametrize("setting", [("max_error", 4), ("quality", 95), ("quality", 40)])
+def test_lossy_gif_decodes_to_a_gif_of_its_reconstruction(tmp, setting):
+    (tmp / "src.gif").write_bytes(cartoon_gif())
+    fpcodec.encode(tmp / "src.gif", tmp / "s.fpc", force=True, **{setting[0]: setting[1]})
+    codings = fpcodec.info(tmp / "s.fpc")["codings"]
+    _, recon, _ = fpcodec.decode_frames(tmp / "s.fpc")
+    fpcodec.decode(tmp / "s.fpc", tmp / "back.gif", force=True)
+    back, _, _ = read_frames(tmp / "back.gif")
+    assert len(back) == len(recon)
+    if set(codings) == {"palette"}:  # palette frames travel as palette frames, unquantised
+        for a, b in zip(recon, back, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 2**16),
+    max_error=st.integers(1, 12),
+    spread=st.integers(1, 6),
+    partial=st.booleans(),
+)
+def test_palette_near_lossless_keeps_the_bound_on_every_pixel(
+    tmp, seed, max_error, spread, partial
+):
+    """Dense random palettes (colours `spread` apart), partial transparent frames and
+    every disposal: each decoded pixel is within max_error of the source."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 200, 3)
+    pal = np.clip(base + spread * rng.integers(0, 12, (32, 3)), 0, 255).astype(np.uint8)
+    h, w = 14, 17
+    frames = [GifFrame(rng.integers(0, 32, (h, w)).astype(np.uint8), disposal=1)]
+    for i in range(4):
+        if partial:
+            fh, fw = int(rng.integers(2, h)), int(rng.integers(2, w))
+            x, y = int(rng.integers(0, w - fw + 1)), int(rng.integers(0, h - fh + 1))
+        else:
+            fh, fw, x, y = h, w, 0, 0
+        idx = rng.integers(0, 32, (fh, fw)).astype(np.uint8)
+        frames.append(
+            GifFrame(
+                idx,
+                x=x,
+                y=y,
+                disposal=int(rng.integers(0, 4)),
+                transparency=int(rng.integers(0, 32)) if i % 2 else None,
+            )
+        )
+    (tmp / "src.gif").write_bytes(build_gif(w, h, frames, global_palette=pal, loop=0))
+    fpcodec.encode(
+        tmp / "src.gif", tmp / "s.fpc", max_error=max_error, keyframe_interval=3, force=True
+    )
+    ref, _, _ = read_frames(tmp / "src.gif")
+    _, out, _ = fpcodec.decode_frames(tmp / "s.fpc")
+    assert len(out) == len(ref)
+    for a, b in zip(ref, out, strict=True):
+        np.testing.assert_array_equal(a[..., 3], b[..., 3])
+        d = np.abs(a[..., :3].astype(np.int16) - b[..., :3])
+        assert int(d.max(initial=0)) <= max_error
