@@ -71,7 +71,7 @@ RECIPES: dict[str, tuple[str, dict, set[str]]] = {
     # the learned in-loop stage with its shipped weights (filter maps in every frame)
     "lossy-q50-convlstm-loop": (
         "muybridge-crop.gif",
-        {"quality": 50, "predictor": "convlstm-loop"},
+        {"quality": 50, "predictor": "convlstm-loop", "palette": False},
         {"lossy"},
     ),
 }
