@@ -188,9 +188,9 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from fpcodec.models.data import list_clips
     from fpcodec.models.registry import (
         DEFAULT_PREDICTOR,
+        FLOAT_PATH_NAMES,
         FLOAT_SUFFIX,
         available_predictors,
-        trained_names,
     )
 
     import fpcodec
@@ -253,7 +253,7 @@ def run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             if r["strip"] is not None:
                 per_pred[p] = r["strip"][0]
             leaderboard.append(r)
-            if p in trained_names():  # the float network it was quantised from
+            if p in FLOAT_PATH_NAMES:  # the float network it was quantised from
                 leaderboard.append(one_step(c, p + FLOAT_SUFFIX))
         if frames is not None and t and per_pred:
             name = f"strip_{c.stem[:40]}.png"

@@ -50,11 +50,11 @@ class Variant:
 def fpcodec_variants(
     predictors: list[str], max_errors: list[int], qualities: list[int], extras: bool = True
 ) -> list[Variant]:
-    from fpcodec.models.registry import DEFAULT_PREDICTOR, FLOAT_SUFFIX, trained_names
+    from fpcodec.models.registry import DEFAULT_PREDICTOR, FLOAT_PATH_NAMES, FLOAT_SUFFIX
 
     out = []
     for p in predictors:
-        if extras and p in trained_names():
+        if extras and p in FLOAT_PATH_NAMES:
             # The float network beside the integer one it was quantised into: what
             # exact inference costs in bytes (pixel path, where prediction matters).
             out.append(

@@ -59,6 +59,11 @@ def trained_names() -> tuple[str, ...]:
     return TRAINED_NAMES
 
 
+# The trained frame predictors, which have a float reference path (NAME+float); the
+# in-loop filter has none (its float network's corrections are never its output).
+FLOAT_PATH_NAMES = ("convlstm", "convlstm-ae", "cnn2d", "hybrid3d")
+
+
 def available_predictors() -> tuple[str, ...]:
     return (*_PLAIN, *trained_names())
 
@@ -67,7 +72,7 @@ def _split_float(name: str) -> tuple[str, bool]:
     """`convlstm+float` names the float reference path of `convlstm` (benchmark only)."""
     if not name.endswith(FLOAT_SUFFIX):  # the common case must not import torch
         return name, False
-    if name[: -len(FLOAT_SUFFIX)] in trained_names():
+    if name[: -len(FLOAT_SUFFIX)] in FLOAT_PATH_NAMES:
         return name[: -len(FLOAT_SUFFIX)], True
     return name, False
 
