@@ -281,6 +281,13 @@ def _parts(d: Path) -> list[str]:
     return sorted(p.name for p in d.iterdir() if p.name.endswith(".part"))
 
 
+def _default_dispositions() -> None:
+    # a suite run under nohup hands its children SIGHUP ignored, which the CLI rightly
+    # keeps ignoring; the test is of a process that takes the signal
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_DFL)
+
+
 def _signal_mid_run(args: list[str], out_dir: Path, signo: int) -> tuple[int, str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "fpcodec.cli", *args],
@@ -288,6 +295,7 @@ def _signal_mid_run(args: list[str], out_dir: Path, signo: int) -> tuple[int, st
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
+        preexec_fn=_default_dispositions,
     )
     try:
         deadline = time.monotonic() + 120
