@@ -33,13 +33,14 @@ from pathlib import Path
 import numpy as np
 
 QUALITIES = (10, 25, 40, 55, 70)
-PLANE_WEIGHT = np.array([9.0, 1.25, 2.25])
 SIDE = 16
 
 
 def _distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    e = (a - b).astype(np.float64)
-    return np.sqrt(np.einsum("p,pyx->yx", PLANE_WEIGHT, e * e))
+    from fpcodec.codec.lossy.loop_filter import pixel_distance
+    from fpcodec.codec.lossy.transform_quant import PLANE_WEIGHT
+
+    return pixel_distance(a, b, PLANE_WEIGHT)
 
 
 def wiener(recon: np.ndarray, target: np.ndarray) -> np.ndarray:

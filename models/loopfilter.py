@@ -76,7 +76,7 @@ class LoopFilterNet(nn.Module):
     def step(
         self, x: torch.Tensor, state: list[torch.Tensor], quant: bool
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """x: (N, 5, H, W) inputs in Q7 units, H and W even. Returns the correction
+        """x: (N, 7, H, W) inputs in Q7 units (filter_inputs), H and W even. Returns the correction
         (N, 3, H, W) in pixel units of Y, Co, Cg, and the new state."""
         h, c = state
         e = relu(self.embed(F.pixel_unshuffle(x, 2), quant))
@@ -157,7 +157,9 @@ class LearnedLoopFilter:
             ya, yb = max(0, y0 - halo), min(hp, y1 + halo)
             xw = x[:, :, ya:yb].float()
             sw = [t[:, :, ya // 2 : yb // 2].float() for t in self._state]
-            with exact_inference(fast=True):
+            # the GEMM path: plain sums of products, exact by check_bounds; the direct
+            # (oneDNN) path would need LearnedPredictor's per-shape verification first
+            with exact_inference(fast=False):
                 corr, (h, c) = self.net.step(xw, sw, quant=True)
             r0, r1 = y0 - ya, y1 - ya
             out[:, y0:y1] = corr[0, :, r0:r1].to(torch.int16).numpy()

@@ -103,13 +103,11 @@ def _run(enc, tgt, prd, intra, quality, models, buf, lv, fmap=(0, None), search=
 def _loop_filter(enc, tgt, recon, steps, act, lam_pd, models, fmap):
     """The learned in-loop filter, where the frame's map switches it on (in place)."""
     lf = models.loop_filter
-    if lf is None:
+    if lf is None or not (enc or fmap[0]):  # the decoder skips the network when off
         return fmap
+    corr = lf.correction(recon, int(steps[0, 0]), act)
     if enc:
-        corr = lf.correction(recon, int(steps[0, 0]), act)
         fmap = choose_map(tgt, recon, corr, PLANE_WEIGHT, lam_pd)
-    elif fmap[0]:
-        corr = lf.correction(recon, int(steps[0, 0]), act)
     if fmap[0]:
         apply_map(recon, corr, *fmap)
         lf.commit()

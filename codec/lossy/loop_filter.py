@@ -52,7 +52,7 @@ def read_map(data: bytes, hp: int, wp: int, what: str) -> tuple[int, np.ndarray 
     return mode, bits, 1 + size
 
 
-def _pixel_distance(planes: np.ndarray, tgt: np.ndarray, wplane: np.ndarray) -> np.ndarray:
+def pixel_distance(planes: np.ndarray, tgt: np.ndarray, wplane: np.ndarray) -> np.ndarray:
     """Each pixel's colour distance as the mode decision measures it (encoder only)."""
     e = (planes - tgt).astype(np.float64)
     return np.sqrt(np.einsum("p,pyx->yx", wplane, e * e))
@@ -79,7 +79,7 @@ def choose_map(
 ) -> tuple[int, np.ndarray | None]:
     """The mode and block bits of least distance + lam * bits (distance relative to
     the unfiltered frame's)."""
-    gain = _pixel_distance(recon, tgt, wplane) - _pixel_distance(corrected, tgt, wplane)
+    gain = pixel_distance(recon, tgt, wplane) - pixel_distance(corrected, tgt, wplane)
     best = (0.0, MODE_OFF, None)
     total = float(gain.sum())
     if -total < best[0]:
