@@ -16,7 +16,7 @@ from fpcodec.models.predictor import Predictor
 
 from .container import KEY, ContainerWriter, StreamHeader, frame_overhead
 from .errors import InputError
-from .framecodec import StreamState, encode_frame, frame_crc
+from .framecodec import StreamState, encode_frame
 from .gifparse import GifFrame, GifScreen
 from .limits import DEFAULT_KEYFRAME_INTERVAL, MAX_DURATION_MS, MAX_FRAMES
 from .lossy.presets import DEFAULT_PRESET, preset
@@ -65,7 +65,7 @@ class Encoder:
         duration = int(min(max(duration_ms, 0), MAX_DURATION_MS))
         coded = encode_frame(self._state, rgba, key, gif)
         state = self._state
-        self._pending.append((coded, duration))
+        self._pending.append((coded.held(), duration))
         if not (state.gop_frames and (state.gop_pure or state.shadow is not None)):
             self._flush()  # no lossless twin of this GOP to weigh it against
         n = len(coded.body) + frame_overhead()
@@ -88,9 +88,9 @@ class Encoder:
                 coded.frame_type,
                 coded.coding,
                 duration,
-                frame_crc(coded.recon),
+                coded.crc,
                 coded.body,
-                has_alpha=bool((coded.recon[..., 3] != 255).any()),
+                has_alpha=coded.has_alpha,
             )
             assert n == len(coded.body) + frame_overhead()
         self._pending = []

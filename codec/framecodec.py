@@ -98,7 +98,7 @@ class StreamState:
         self.lossy_search = lossy_preset(DEFAULT_PRESET)  # encoder only: --speed
         # Encoder only, lossy GIF streams: the GOP's frames so far, whether they are all
         # the lossless stream's own, and the lossless GOP once they are not (gifchoice.py)
-        self.gop_frames: list[CodedFrame] = []
+        self.gop_frames: list[HeldFrame] = []
         self.gop_pure = True
         self.shadow = None
         # Encoder only: the GIF as parsed, composited frame by frame (exactly, whatever
@@ -145,6 +145,28 @@ class CodedFrame:
     coding: int
     body: bytes
     recon: np.ndarray  # (H, W, 4) uint8, canonical (RGB zero where alpha is zero)
+
+    def held(self) -> HeldFrame:
+        return HeldFrame(
+            self.frame_type,
+            self.coding,
+            self.body,
+            frame_crc(self.recon),
+            bool((self.recon[..., 3] != 255).any()),
+        )
+
+
+@dataclass(frozen=True)
+class HeldFrame:
+    """A coded frame waiting to be written, without its pixels: a lossy GIF stream holds
+    a whole GOP (and its lossless twin) back, and a GOP of reconstructions at the size
+    cap would be gigabytes."""
+
+    frame_type: int
+    coding: int
+    body: bytes
+    crc: int
+    has_alpha: bool
 
 
 def with_alpha(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -219,12 +241,13 @@ def residual_decode(
         r.section(), (3, h, w), mask, coder, spread=spread, temporal=prediction is not None
     )
     r.done()
-    if max_error == 0:
-        bad = (sym < -128) | (sym > 127)
-    else:
+    # extremes rather than masks: three int16-sized boolean temporaries of a frame at
+    # the size cap were 300 MB
+    bad = sym.size and (int(sym.min()) < -128 or int(sym.max()) > 127)
+    if max_error and not bad:
         qmax = (255 + max_error) // (2 * max_error + 1)
-        bad = (sym < -128) | (sym > 127) | (np.abs(sym[0]) > qmax)
-    if bad.any():
+        bad = sym[0].size and (int(sym[0].min()) < -qmax or int(sym[0].max()) > qmax)
+    if bad:
         raise FormatError(f"{what}: residual symbols out of range (damaged stream)")
     if switched:
         rgb = switched_reconstruct(sym, None if prediction is None else prediction.rgb, mask)
@@ -285,7 +308,7 @@ def encode_frame(
     if coded is not None and len(coded.body) <= _raw_size(rgba):
         state.finish_frame(coded.recon, coded.coding)
         if state.gif_screen is not None and not header.lossless:
-            state.gop_frames.append(coded)
+            state.gop_frames.append(coded.held())
         return coded
     # Incompressible: store it raw, as a keyframe so both sides restart their models.
     state.start_gop()

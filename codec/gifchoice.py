@@ -45,17 +45,30 @@ KEY_SWITCH = 0.75  # a keyframe coded as pixels must cost at most this much of t
 LEAVE_CHAIN = 0.9  # ...and a frame after a palette frame this much
 
 
+def _bands(a: np.ndarray, b: np.ndarray):
+    """The two frames' colours in bands of rows of about a megapixel: whole-frame int64
+    differences of a frame at the size cap were 1.6 GB of temporaries."""
+    step = max(1, (1 << 20) // max(1, a.shape[1]))
+    for y in range(0, a.shape[0], step):
+        yield a[y : y + step, :, :3], b[y : y + step, :, :3]
+
+
 def _sse(recon: np.ndarray, rgba: np.ndarray) -> int:
-    d = recon[..., :3].astype(np.int64) - rgba[..., :3]
-    return int((d * d).sum())
+    total = 0
+    for r, s in _bands(recon, rgba):
+        d = r.astype(np.int64) - s
+        total += int((d * d).sum())
+    return total
 
 
 def _within(recon: np.ndarray, rgba: np.ndarray, max_error: int) -> bool:
     """The near-lossless bound: alpha exact, every visible channel within max_error."""
     if not np.array_equal(recon[..., 3], rgba[..., 3]):
         return False
-    d = np.abs(recon[..., :3].astype(np.int16) - rgba[..., :3])
-    return int(d.max(initial=0)) <= max_error
+    return all(
+        int(np.abs(r.astype(np.int16) - s).max(initial=0)) <= max_error
+        for r, s in _bands(recon, rgba)
+    )
 
 
 def _palette_trial(state, rgba, key, frame: GifFrame, prediction, before: CompositorState):
@@ -108,7 +121,7 @@ class Shadow:
     """The GOP as the lossless stream codes it, from the frame the mixed one left it."""
 
     def __init__(self, frames: list, ps: PaletteStream, predictor) -> None:
-        self.frames = frames  # CodedFrame per frame of the GOP so far
+        self.frames = frames  # HeldFrame per frame of the GOP so far
         self.ps = ps
         self.predictor = predictor
 
@@ -122,7 +135,7 @@ class Shadow:
         except (ValueError, rangecoder.CodingOverflow):
             return False
         recon = composite(self.ps.compositor, gif, self.ps.global_palette)
-        self.frames.append(CodedFrame(PREDICTED, CODING_PALETTE, body, recon))
+        self.frames.append(CodedFrame(PREDICTED, CODING_PALETTE, body, recon).held())
         self.predictor.observe(np.ascontiguousarray(recon[..., :3]))
         return True
 
@@ -154,7 +167,7 @@ def _track_shadow(state, gif: GifFrame, chosen, exact, gop_frames: list) -> None
     coded, ps = exact
     predictor = copy.deepcopy(state.predictor)
     predictor.observe(np.ascontiguousarray(coded.recon[..., :3]))
-    state.shadow = Shadow([*gop_frames, coded], ps, predictor)
+    state.shadow = Shadow([*gop_frames, coded.held()], ps, predictor)
 
 
 def choose(

@@ -40,12 +40,16 @@ class CompositorState:
     pending: tuple[int, int, int, int, np.ndarray] | None = None
 
     def copy(self) -> CompositorState:
+        """A state to go back to. The canvas is shared, not copied: `composite` never
+        writes into a canvas it was given (it draws on a copy and replaces it), and the
+        canvases are the frames it returned, which are never modified either. A copy
+        was a frame-sized pass per GIF frame (a 1x1 frame on a 4096x4096 screen)."""
         pending = None
         if self.pending is not None:
             *rect, patch = self.pending
             pending = (*rect, patch.copy())
         return CompositorState(
-            self.canvas.copy(), self.first, self.rgba_mode, self.disposal, self.background, pending
+            self.canvas, self.first, self.rgba_mode, self.disposal, self.background, pending
         )
 
 
@@ -84,13 +88,13 @@ def composite(
         t = frame.transparency
         state.rgba_mode = t is not None
         fill = t if t is not None else 0
-        full = np.full((H, W), fill, np.int64)
+        full = np.full((H, W), fill, np.uint8)  # an int64 one was 268 MB at the cap
         full[y0:y1, x0:x1] = img
         canvas = np.empty((H, W, 4), np.uint8)
         canvas[..., :3] = lut[full]
         canvas[..., 3] = 255
         if t is not None:
-            canvas[full == t] = 0
+            np.copyto(canvas, 0, where=(full == t)[..., None])
         before = None  # disposal 3 of the first frame restores "nothing": see below
         restore_first = t is not None
         changed = [(0, 0, W, H)]
@@ -107,9 +111,14 @@ def composite(
         before = canvas[y0:y1, x0:x1].copy()
         region = canvas[y0:y1, x0:x1]
         t = frame.transparency
-        paint = np.ones(img.shape, bool) if t is None else img != t
-        region[paint, :3] = lut[img[paint]]
-        region[paint, 3] = 255
+        # copyto with a mask: boolean indexing built index arrays of 16 bytes a pixel
+        if t is None:
+            region[..., :3] = lut[img]
+            region[..., 3] = 255
+        else:
+            paint = img != t
+            np.copyto(region[..., :3], lut[img], where=paint[..., None])
+            np.copyto(region[..., 3], 255, where=paint)
         restore_first = False
         changed.append((x0, y0, x1, y1))
     state.pending = _disposal(state, frame, lut, before, restore_first)
@@ -118,7 +127,7 @@ def composite(
         r = canvas[cy0:cy1, cx0:cx1]
         if not state.rgba_mode:
             r[..., 3] = 255
-        r[r[..., 3] == 0, :3] = 0
+        np.copyto(r[..., :3], 0, where=(r[..., 3] == 0)[..., None])
     state.canvas = canvas
     return canvas
 

@@ -34,6 +34,7 @@ import numpy as np
 from numba import njit
 
 from . import rangecoder as rc
+from .colour_index import index_colours
 from .errors import FormatError
 from .gifcompose import CompositorState
 from .gifparse import GifFrame, interlace_rows
@@ -317,7 +318,7 @@ def _code_phrases(
     nb = mcs
     dic = _new_dictionary(clear)
     nxt = eoi + 1
-    rankbuf = np.full((rowmap.shape[0], w), -1, np.int32)
+    rankbuf = np.full((rowmap.shape[0], w), -1, np.int16)  # ranks < 4096: half of int32
     sctx = np.zeros(N_SYM_CTX, np.int64)
     tctx = np.zeros(N_STOP_CTX, np.int64)
     slots = np.zeros(2 * N_SYM_CTX, np.int64)
@@ -427,11 +428,13 @@ def _code_phrases(
 
 
 @njit(cache=True)
-def _nearest_ranks(colours, pal_by_rank, lut, out):
-    """Nearest palette rank of each packed colour (-1 stays -1: invisible).
+def _nearest_ranks(img, use_alpha, pal_by_rank, lut, out):
+    """Nearest palette rank of each pixel of an (h, w, >=3) image; -1 where use_alpha
+    and the pixel is transparent.
 
     Exact colours map to their own rank; others go through a 15-bit colour cube
-    filled on demand with the nearest entry (weighted squared RGB distance).
+    filled on demand with the nearest entry (weighted squared RGB distance). Reads the
+    image in place: a frame at the size cap must not be copied into packed integers.
     """
     n = pal_by_rank.shape[0]
     size = 1024
@@ -445,39 +448,52 @@ def _nearest_ranks(colours, pal_by_rank, lut, out):
         if keys[hh] < 0:
             keys[hh] = c
             vals[hh] = r
-    for i in range(colours.shape[0]):
-        c = colours[i]
-        if c < 0:
-            out[i] = -1
-            continue
-        hh = (c * 2654435761) & (size - 1)
-        found = -1
-        while keys[hh] >= 0:
-            if keys[hh] == c:
-                found = vals[hh]
-                break
-            hh = (hh + 1) & (size - 1)
-        if found >= 0:
-            out[i] = found
-            continue
-        cell = (((c >> 19) & 31) << 10) | (((c >> 11) & 31) << 5) | ((c >> 3) & 31)
-        if lut[cell] < 0:
-            r0 = (((c >> 19) & 31) << 3) + 4
-            g0 = (((c >> 11) & 31) << 3) + 4
-            b0 = (((c >> 3) & 31) << 3) + 4
-            best = 0
-            bestd = 1 << 62
-            for r in range(n):
-                p = pal_by_rank[r]
-                dr = ((p >> 16) & 255) - r0
-                dg = ((p >> 8) & 255) - g0
-                db = (p & 255) - b0
-                d = 3 * dr * dr + 4 * dg * dg + 2 * db * db
-                if d < bestd:
-                    bestd = d
-                    best = r
-            lut[cell] = best
-        out[i] = lut[cell]
+    h, w = out.shape
+    for y in range(h):
+        for x in range(w):
+            if use_alpha and img[y, x, 3] == 0:
+                out[y, x] = -1
+                continue
+            c = (np.int64(img[y, x, 0]) << 16) | (np.int64(img[y, x, 1]) << 8) | img[y, x, 2]
+            hh = (c * 2654435761) & (size - 1)
+            found = -1
+            while keys[hh] >= 0:
+                if keys[hh] == c:
+                    found = vals[hh]
+                    break
+                hh = (hh + 1) & (size - 1)
+            if found >= 0:
+                out[y, x] = found
+                continue
+            cell = (((c >> 19) & 31) << 10) | (((c >> 11) & 31) << 5) | ((c >> 3) & 31)
+            if lut[cell] < 0:
+                r0 = (((c >> 19) & 31) << 3) + 4
+                g0 = (((c >> 11) & 31) << 3) + 4
+                b0 = (((c >> 3) & 31) << 3) + 4
+                best = 0
+                bestd = 1 << 62
+                for r in range(n):
+                    p = pal_by_rank[r]
+                    dr = ((p >> 16) & 255) - r0
+                    dg = ((p >> 8) & 255) - g0
+                    db = (p & 255) - b0
+                    d = 3 * dr * dr + 4 * dg * dg + 2 * db * db
+                    if d < bestd:
+                        bestd = d
+                        best = r
+                lut[cell] = best
+            out[y, x] = lut[cell]
+
+
+@njit(cache=True)
+def _ranks_of_indices(prev, rank, out):
+    """Rank of the index each pixel last stored; -1 where none was stored yet."""
+    n = rank.shape[0]
+    h, w = out.shape
+    for y in range(h):
+        for x in range(w):
+            v = prev[y, x]
+            out[y, x] = -1 if v < 0 else rank[min(v, n - 1)]
 
 
 # ------------------------------------------------------------------ frame level
@@ -527,19 +543,18 @@ def _maps(
     rowmap = interlace_rows(frame.h) if frame.interlace else np.arange(frame.h, dtype=np.int64)
     pal_by_rank = _packed(table[inv_rank])
     models.lut[:] = -1
-    region = canvas[y0:y1, x0:x1]
-    cols = np.where(region[..., 3] != 0, _packed(region[..., :3]), -1).ravel()
-    tmap = np.empty(cols.shape[0], np.int32)
-    _nearest_ranks(cols, pal_by_rank, models.lut, tmap)
+    # int16 maps: ranks are below MAX_PALETTE; three int32 maps of a frame at the size
+    # cap would be 400 MB
+    tmap = np.empty((frame.h, frame.w), np.int16)
+    _nearest_ranks(canvas[y0:y1, x0:x1], True, pal_by_rank, models.lut, tmap)
     if prediction is None:
         pmap = tmap
     else:
-        pcols = _packed(prediction[y0:y1, x0:x1]).ravel()
-        pmap = np.empty(pcols.shape[0], np.int32)
-        _nearest_ranks(pcols, pal_by_rank, models.lut, pmap)
-    prev = prev_syms[y0:y1, x0:x1]
-    qmap = np.where(prev >= 0, rank[np.clip(prev, 0, len(rank) - 1)], -1).astype(np.int32)
-    return rowmap, tmap.reshape(frame.h, frame.w), pmap.reshape(frame.h, frame.w), qmap
+        pmap = np.empty((frame.h, frame.w), np.int16)
+        _nearest_ranks(prediction[y0:y1, x0:x1], False, pal_by_rank, models.lut, pmap)
+    qmap = np.empty((frame.h, frame.w), np.int16)
+    _ranks_of_indices(prev_syms[y0:y1, x0:x1], rank, qmap)
+    return rowmap, tmap, pmap, qmap
 
 
 _HEAD = struct.Struct("<BBBBHHHH")
@@ -683,13 +698,15 @@ def encode_palette_frame(
 
 
 def _drawn_on(comp: CompositorState) -> np.ndarray:
-    """What the next frame is drawn over (the canvas after the pending disposal)."""
+    """What the next frame is drawn over (the canvas after the pending disposal); not
+    to be written into (without a pending disposal it is the compositor's canvas)."""
     if comp.first:
         return np.zeros_like(comp.canvas)
+    if comp.pending is None:
+        return comp.canvas
     canvas = comp.canvas.copy()
-    if comp.pending is not None:
-        x0, y0, x1, y1, patch = comp.pending
-        canvas[y0:y1, x0:x1] = patch
+    x0, y0, x1, y1, patch = comp.pending
+    canvas[y0:y1, x0:x1] = patch
     return canvas
 
 
@@ -795,7 +812,7 @@ def decode_palette_frame(
     rowmap, tmap, pmap, qmap = _maps(
         m, colours, rank, inv_rank, frame, _drawn_on(comp), prediction, ps.prev_syms
     )
-    out_codes = np.zeros(w * h + 4096, np.int32)
+    out_codes = np.zeros(w * h + 4096, np.int16)  # 12-bit codes, -1 for CLEAR
     status, nco = _code_phrases(
         st,
         buf,
@@ -823,7 +840,7 @@ def decode_palette_frame(
     )
     if status != 0 or st[6] > 8:
         raise FormatError(f"{what}: palette stream is damaged")
-    frame.codes = out_codes[:nco].copy()
+    frame.codes = out_codes[:nco].astype(np.int32)
     ps.remember(frame)
     return frame
 
@@ -834,20 +851,21 @@ def decode_palette_frame(
 def _base_table(base: np.ndarray) -> tuple[np.ndarray, np.ndarray, int | None] | None:
     """(colour table, indices (H, W), transparent index) for a canvas of at most 256
     colours (transparency counting as one), or None."""
-    h, w = base.shape[:2]
     visible = base[..., 3] != 0
-    colours, inverse = np.unique(_packed(base[..., :3])[visible], return_inverse=True)
-    n = len(colours) + (0 if visible.all() else 1)
-    if n > 256:
+    opaque = bool(visible.all())
+    exact = index_colours(base, visible, 256 if opaque else 255)
+    if exact is None:
         return None
+    colours, idx = exact
+    n = len(colours) + (0 if opaque else 1)
     mcs = max(2, int(np.ceil(np.log2(max(n, 2)))))
     table = np.zeros((1 << mcs, 3), np.uint8)
     table[: len(colours), 0] = colours >> 16
     table[: len(colours), 1] = (colours >> 8) & 255
     table[: len(colours), 2] = colours & 255
-    tidx = None if visible.all() else len(colours)
-    idx = np.full((h, w), 0 if tidx is None else tidx, np.uint8)
-    idx[visible] = inverse
+    tidx = None if opaque else len(colours)
+    if tidx is not None:
+        idx[~visible] = tidx
     return table, idx, tidx
 
 
@@ -855,7 +873,7 @@ def _code_base(st, buf, enc, m: PaletteModels, table, codes, idx, h, w, mcs, out
     """The canvas as a full-screen frame: table, then its phrase stream. The canvas
     contexts are blank (it is drawn on nothing) and nothing was stored before it."""
     rank, inv_rank = luma_ranks(table)
-    blank = np.full((h, w), -1, np.int32)
+    blank = np.full((h, w), -1, np.int16)
     return _code_phrases(
         st,
         buf,
@@ -932,7 +950,7 @@ def decode_palette_base(
     if len(table) != 1 << mcs:
         raise FormatError(f"{what}: keyframe canvas table disagrees with its code size")
     idx = np.zeros(height * width, np.uint8)
-    out_codes = np.zeros(height * width + 4096, np.int32)
+    out_codes = np.zeros(height * width + 4096, np.int16)
     status, _ = _code_base(
         st, buf, False, m, table, np.zeros(0, np.int32), idx, height, width, mcs, out_codes
     )

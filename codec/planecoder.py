@@ -85,12 +85,15 @@ def _code_planes(
         rc.rc_init_enc(st)
     else:
         rc.rc_init_dec(st, buf)
-    mag = np.zeros((C, H, W), np.int64)
+    # magnitudes of this row and the one above, rows alternating: the contexts reach
+    # no further up, and a whole-frame int64 copy was 24 bytes a pixel
+    mag = np.zeros((C, 2, W), np.int64)
     for y in range(H):
         for x in range(W):
             if not mask[y, x]:
-                if not enc:
-                    for c in range(C):
+                for c in range(C):
+                    mag[c, y & 1, x] = 0
+                    if not enc:
                         sym[c, y, x] = 0
                 continue
             sp = 0
@@ -105,20 +108,20 @@ def _code_planes(
                 sw = 0
                 sn = 0
                 if x > 0:
-                    a += 2 * mag[c, y, x - 1]
+                    a += 2 * mag[c, y & 1, x - 1]
                     sw = sym[c, y, x - 1]
                 if y > 0:
-                    a += 2 * mag[c, y - 1, x]
+                    a += 2 * mag[c, (y - 1) & 1, x]
                     sn = sym[c, y - 1, x]
                     if x > 0:
-                        a += mag[c, y - 1, x - 1]
+                        a += mag[c, (y - 1) & 1, x - 1]
                     if x + 1 < W:
-                        a += mag[c, y - 1, x + 1]
+                        a += mag[c, (y - 1) & 1, x + 1]
                 a = a >> 1
                 if a >= _ACT_Q.shape[0]:
                     a = _ACT_Q.shape[0] - 1
                 act = _ACT_Q[a]
-                if y > 0 and x > 1 and mag[c, y, x - 2] + mag[c, y - 1, x] > 40:
+                if y > 0 and x > 1 and mag[c, y & 1, x - 2] + mag[c, (y - 1) & 1, x] > 40:
                     act = N_ACT - 1
                 tmp = 0
                 if use_temporal:
@@ -166,7 +169,7 @@ def _code_planes(
                     )
                     if not enc:
                         sym[c, y, x] = -m if neg else m
-                mag[c, y, x] = m
+                mag[c, y & 1, x] = m
                 if c == 0:
                     first_mag = m
     if enc:

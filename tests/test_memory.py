@@ -109,3 +109,62 @@ def test_process_peak_memory_is_capped_for_every_coding_and_predictor(tmp, case)
     want = {"gif-near-lossless": "palette", "gif-lossy": "palette"}.get(case, case)
     assert (want if want in ("palette", "raw", "lossy", "residual") else "switched") in err
     assert peak <= cap_mb, f"{case}: peak RSS {peak:.0f} MiB over its cap {cap_mb}"
+
+
+# Issue 20: a decoder's memory is a few frame buffers. The bound is on growth with the
+# frame's area (the fixed costs, interpreter and model tables, cancel between the two
+# sizes): at the size cap (MAX_PIXELS, 33.5 Mpx) 40 bytes a pixel plus the ~200 MiB
+# of a process that has imported fpcodec stays within 1.5 GB. One RGBA frame is 4
+# bytes a pixel. The lossy reference ring is counted as it is at the cap (one slot of
+# 6 bytes a pixel): below REF_PIXELS it holds more frames, a total bounded by
+# REF_PIXELS rather than by the frame's area.
+DECODE_BYTES_PER_PIXEL = 40
+DECODE_CASES = {
+    "palette": {},
+    "switched": {"palette": False},
+    "residual": {"max_error": 2, "palette": False},
+    "lossy": {"quality": 50, "palette": False},
+}
+
+
+def _few_colour_gif(path, h: int, w: int, frames: int = 3):
+    ims = []
+    for t in range(frames):
+        a = np.zeros((h, w), np.uint8)
+        a[:: max(2, h // 32), :] = 2
+        a[h // 8 + 3 * t : h // 3 + 3 * t, w // 5 + 7 * t : w // 2 + 7 * t] = 1
+        a[h // 2 :, w // 2 + t : w // 2 + w // 9 + t] = 3
+        im = Image.fromarray(a, "P")
+        im.putpalette([0, 0, 0, 250, 20, 20, 20, 240, 40, 200, 200, 50] + [0] * 756)
+        ims.append(im)
+    ims[0].save(path, save_all=True, append_images=ims[1:], duration=80, loop=0)
+    return path
+
+
+@pytest.mark.parametrize("case", sorted(DECODE_CASES))
+def test_decoder_memory_is_a_few_frame_buffers(tmp, case):
+    from fpcodec.bench.peakrss import run_child
+    from fpcodec.codec.lossy.references import reference_count
+
+    def ring_bytes(h: int, w: int) -> int:
+        if case != "lossy":
+            return 0
+        hp, wp = -(-h // 8) * 8, -(-w // 8) * 8
+        n = reference_count(hp, wp)
+        return (n + 1 if n > 1 else 1) * 3 * hp * wp * 2
+
+    peaks = {}
+    for h, w in ((64, 64), (2048, 2048)):
+        src = _few_colour_gif(tmp / f"{h}.gif", h, w)
+        fpc = tmp / f"{h}.fpc"
+        fpcodec.encode(src, fpc, predictor="last", **DECODE_CASES[case])
+        assert case in fpcodec.info(fpc)["codings"], fpcodec.info(fpc)["codings"]
+        out = tmp / f"{h}-back.gif"
+        argv = [sys.executable, "-m", "fpcodec.cli", "decode", str(fpc), str(out)]
+        rc, peak, err = run_child(argv, timeout=300)
+        assert rc == 0, err
+        peaks[h * w] = peak * 2**20 - ring_bytes(h, w)
+    (small, p_small), (big, p_big) = sorted(peaks.items())
+    per_pixel = (p_big - p_small) / (big - small) + (6 if case == "lossy" else 0)
+    print(f"{case}: {per_pixel:.1f} bytes a pixel")
+    assert per_pixel <= DECODE_BYTES_PER_PIXEL, f"{case}: {per_pixel:.1f} bytes a pixel"

@@ -14,9 +14,9 @@ from .deblock import deblock
 from .frame import code_frame
 from .loop_filter import apply_map, choose_map, read_map, write_map
 from .models import LossyModels
-from .planes import planes_to_rgb, rgb_to_planes
+from .planes import planes_to_rgb, rgb_into_planes, rgb_to_planes
 from .presets import SLOW
-from .references import keep_frame, start_frame
+from .references import keep_frame, prediction_slot, start_frame
 from .syntax import level_count
 from .transform_quant import DECISION_WEIGHTS, PLANE_WEIGHT, step_tables
 
@@ -64,7 +64,7 @@ def _run(enc, tgt, prd, intra, quality, models, buf, lv, fmap=(0, None), search=
     search: the encoder's speed preset (presets.py)."""
     steps, offs, lam_sad, lam_pd = step_tables(quality, intra)
     _, hp, wp = prd.shape
-    recon = np.zeros(prd.shape, np.int64)
+    recon = np.zeros(prd.shape, np.int16)  # every plane value fits (planes.py)
     act = np.zeros((hp // 4, wp // 4), np.int64)  # blocks with coefficients or intra
     shape = (hp // 8, wp // 8, 2)
     if models.vectors.shape != shape or intra:
@@ -161,13 +161,17 @@ def decode_lossy(
     if models.loop_filter is not None:
         mode, bits, used = read_map(data, hp, wp, what)
         fmap, data = (mode, bits), data[used:]
-    prd = _planes(pred, hp, wp) if pred is not None else np.zeros((3, hp, wp), np.int64)
     lv = _NO_LEVELS
     if entropy == "zstd":
         lv = _unpack_levels(data, level_count(hp, wp))
         if lv is None:
             return np.zeros((height, width, 3), np.uint8), True
         data = b""
+    prd = prediction_slot(models, hp, wp)
+    if pred is not None:
+        rgb_into_planes(np.ascontiguousarray(pred), prd)
+    else:
+        prd[:] = 0
     buf = rc.input_buffer(data)
     n, err, recon, _ = _run(False, prd, prd, pred is None, quality, models, buf, lv, fmap)
     return _to_rgb(recon, height, width), bool(err) or n > len(data) + 8

@@ -14,9 +14,20 @@ from numba import njit
 
 @njit(cache=True)
 def rgb_to_planes(rgb, hp, wp):
-    """(H, W, 3) integers -> (3, hp, wp) int64 [Y, Co, Cg], edges repeated to hp x wp."""
+    """(H, W, 3) integers -> (3, hp, wp) int16 [Y, Co, Cg], edges repeated to hp x wp.
+
+    int16 holds every value (Y 0..255, Co and Cg -255..255); int64 planes made three
+    frame-sized arrays of the lossy coder take 2.4 GB at the size cap."""
+    out = np.empty((3, hp, wp), np.int16)
+    rgb_into_planes(rgb, out)
+    return out
+
+
+@njit(cache=True)
+def rgb_into_planes(rgb, out):
+    """rgb_to_planes into a given (3, hp, wp) array (the decoder's reference slot)."""
     h, w = rgb.shape[0], rgb.shape[1]
-    out = np.empty((3, hp, wp), np.int64)
+    hp, wp = out.shape[1], out.shape[2]
     for y in range(hp):
         sy = y if y < h else h - 1
         for x in range(wp):
@@ -30,7 +41,6 @@ def rgb_to_planes(rgb, hp, wp):
             out[0, y, x] = t + (cg >> 1)
             out[1, y, x] = co
             out[2, y, x] = cg
-    return out
 
 
 @njit(cache=True)

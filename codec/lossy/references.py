@@ -21,17 +21,35 @@ def reference_count(hp: int, wp: int) -> int:
     return max(1, min(N_REFS, REF_PIXELS // (hp * wp)))
 
 
+def _ring_for(models: LossyModels, hp: int, wp: int) -> int:
+    """Allocate the reference ring for this size if needed; returns the reference count."""
+    nmax = reference_count(hp, wp)
+    # slot 0 and the decoded frames kept (none when the predictor's frame is the only
+    # reference: keep_frame stores nothing then)
+    slots = nmax + 1 if nmax > 1 else 1
+    if models.ring.shape != (slots, 3, hp, wp):
+        models.ring = np.zeros((slots, 3, hp, wp), np.int16)
+        models.history = []
+    return nmax
+
+
+def prediction_slot(models: LossyModels, hp: int, wp: int) -> np.ndarray:
+    """Slot 0 of the ring, for the decoder to convert the predictor's frame into in
+    place (a separate frame of planes is 200 MB at the size cap)."""
+    _ring_for(models, hp, wp)
+    return models.ring[0]
+
+
 def start_frame(models: LossyModels, prd: np.ndarray, intra: bool) -> tuple[np.ndarray, int]:
-    """Put the predictor's frame (YCoCg-R planes) in slot 0; returns the reference
-    order (ring slots by reference index) and the reference count."""
+    """Put the predictor's frame (YCoCg-R planes) in slot 0, unless it is there already
+    (prediction_slot); returns the reference order (ring slots by reference index) and
+    the reference count."""
     _, hp, wp = prd.shape
     if intra:
         models.history = []
-    nmax = reference_count(hp, wp)
-    if models.ring.shape != (nmax + 1, 3, hp, wp):
-        models.ring = np.zeros((nmax + 1, 3, hp, wp), np.int16)
-        models.history = []
-    models.ring[0] = prd
+    nmax = _ring_for(models, hp, wp)
+    if not np.may_share_memory(prd, models.ring[0]):
+        models.ring[0] = prd
     if not models.prediction_is_decoded and models.history:
         # a learned predictor: the newest decoded frame leads (its motion is what the
         # vectors describe; a learned frame's corrections blur what they get wrong),
