@@ -102,6 +102,39 @@ def test_filtered_stream_round_trips(tmp, src, weights, monkeypatch):
     assert any((a != b).any() for a, b in zip(frames, _frames(tmp / "last.fpc"), strict=True))
 
 
+def test_the_encoder_weighs_the_corrected_frame(tmp, src, weights, monkeypatch):
+    """A filter that restores the source exactly must be switched on wherever the
+    frame had any error: the map decision compares the corrected frame, not the
+    correction, with the source."""
+    import fpcodec.codec.lossy.coder as coder
+    from fpcodec.models.loopfilter import LearnedLoopFilter
+
+    target = {}
+    decisions = []
+    real_filter, real_choose = coder._loop_filter, lfmap.choose_map
+
+    def keep_target(enc, tgt, *a, **k):
+        target["planes"] = tgt
+        return real_filter(enc, tgt, *a, **k)
+
+    def oracle(self, planes, step_y, act):
+        return (target["planes"] - planes).astype(np.int16)
+
+    def spy(tgt, recon, corrected, wplane, lam):
+        got = real_choose(tgt, recon, corrected, wplane, lam)
+        decisions.append((got[0], bool((recon != tgt).any())))
+        return got
+
+    monkeypatch.setattr(coder, "_loop_filter", keep_target)
+    monkeypatch.setattr(LearnedLoopFilter, "correction", oracle)
+    monkeypatch.setattr(coder, "choose_map", spy)
+    fpcodec.encode(
+        src, tmp / "o.fpc", predictor="convlstm-loop", weights=weights, quality=20, palette=False
+    )
+    assert any(err for _, err in decisions)
+    assert all(mode == lfmap.MODE_ALL for mode, err in decisions if err)
+
+
 def test_filter_map_syntax_is_checked():
     with pytest.raises(FormatError, match="unknown loop filter mode"):
         lfmap.read_map(bytes([lfmap.N_MODES]), 64, 64, "frame 1")

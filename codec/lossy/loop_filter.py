@@ -93,6 +93,14 @@ def choose_map(
     return best[1], best[2]
 
 
+def corrected_planes(recon: np.ndarray, corr: np.ndarray) -> np.ndarray:
+    """The frame with the correction applied everywhere (what choose_map weighs)."""
+    out = np.empty_like(recon)
+    for p, (lo, hi) in enumerate(PLANE_RANGE):
+        np.clip(recon[p] + corr[p], lo, hi, out=out[p])
+    return out
+
+
 def apply_map(recon: np.ndarray, corr: np.ndarray, mode: int, bits: np.ndarray | None) -> None:
     """Add the correction where the map switches it on, within each plane's range."""
     _, hp, wp = recon.shape
