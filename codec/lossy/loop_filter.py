@@ -52,10 +52,24 @@ def read_map(data: bytes, hp: int, wp: int, what: str) -> tuple[int, np.ndarray 
     return mode, bits, 1 + size
 
 
-def pixel_distance(planes: np.ndarray, tgt: np.ndarray, wplane: np.ndarray) -> np.ndarray:
-    """Each pixel's colour distance as the mode decision measures it (encoder only)."""
+def _distance(planes: np.ndarray, tgt: np.ndarray, wplane: np.ndarray) -> np.ndarray:
     e = (planes - tgt).astype(np.float64)
     return np.sqrt(np.einsum("p,pyx->yx", wplane, e * e))
+
+
+def _row_bands(hp: int, wp: int):
+    # about a megapixel a band: whole-frame float64 temporaries were ~70 bytes a pixel
+    step = max(1, (1 << 20) // max(1, wp))
+    return ((y, min(hp, y + step)) for y in range(0, hp, step))
+
+
+def pixel_distance(planes: np.ndarray, tgt: np.ndarray, wplane: np.ndarray) -> np.ndarray:
+    """Each pixel's colour distance as the mode decision measures it (encoder only)."""
+    _, hp, wp = planes.shape
+    out = np.empty((hp, wp))
+    for y0, y1 in _row_bands(hp, wp):
+        out[y0:y1] = _distance(planes[:, y0:y1], tgt[:, y0:y1], wplane)
+    return out
 
 
 def _block_sums(v: np.ndarray, side: int) -> np.ndarray:
@@ -79,7 +93,13 @@ def choose_map(
 ) -> tuple[int, np.ndarray | None]:
     """The mode and block bits of least distance + lam * bits (distance relative to
     the unfiltered frame's)."""
-    gain = pixel_distance(recon, tgt, wplane) - pixel_distance(corrected, tgt, wplane)
+    _, hp, wp = recon.shape
+    gain = np.empty((hp, wp))
+    for y0, y1 in _row_bands(hp, wp):
+        band = slice(y0, y1)
+        gain[band] = _distance(recon[:, band], tgt[:, band], wplane) - _distance(
+            corrected[:, band], tgt[:, band], wplane
+        )
     best = (0.0, MODE_OFF, None)
     total = float(gain.sum())
     if -total < best[0]:
