@@ -53,6 +53,24 @@ def inter_reconstruct(
     return out
 
 
+@njit(cache=True, inline="always")
+def _unpack_symbols(sym, y, x, q):
+    """The pixel's quantised residuals in R, G, B order from its G-relative symbols."""
+    g = np.int64(sym[0, y, x])
+    q[0] = ((sym[1, y, x] + g + 128) & 255) - 128
+    q[1] = g
+    q[2] = ((sym[2, y, x] + g + 128) & 255) - 128
+
+
+@njit(cache=True, inline="always")
+def _dequantise(p, qc, max_error, step):
+    """A channel's value from its prediction and quantised residual."""
+    if max_error == 0:
+        return (p + qc) & 255
+    v = p + qc * step
+    return 0 if v < 0 else (255 if v > 255 else v)
+
+
 @njit(cache=True)
 def _inter(sym, pred, mask, max_error, out):
     """inter_symbols undone, one pixel at a time: the same arithmetic in NumPy took
@@ -66,18 +84,9 @@ def _inter(sym, pred, mask, max_error, out):
                 for c in range(3):
                     out[y, x, c] = 0
                 continue
-            g = np.int64(sym[0, y, x])
-            q[0] = ((sym[1, y, x] + g + 128) & 255) - 128
-            q[1] = g
-            q[2] = ((sym[2, y, x] + g + 128) & 255) - 128
+            _unpack_symbols(sym, y, x, q)
             for c in range(3):
-                p = np.int64(pred[y, x, c])
-                if max_error == 0:
-                    v = (p + q[c]) & 255
-                else:
-                    v = p + q[c] * step
-                    v = 0 if v < 0 else (255 if v > 255 else v)
-                out[y, x, c] = v
+                out[y, x, c] = _dequantise(np.int64(pred[y, x, c]), q[c], max_error, step)
 
 
 def _reconstruct(pred: np.ndarray, q: np.ndarray, mask: np.ndarray, max_error: int) -> np.ndarray:
@@ -125,10 +134,7 @@ def _intra(target, sym, recon, mask, max_error, enc):
                         sym[c, y, x] = 0
                 continue
             if not enc:
-                g = np.int64(sym[0, y, x])
-                q[1] = g
-                q[0] = ((sym[1, y, x] + g + 128) & 255) - 128
-                q[2] = ((sym[2, y, x] + g + 128) & 255) - 128
+                _unpack_symbols(sym, y, x, q)
             for c in range(3):
                 p = med(recon[:, :, c], y, x)
                 if enc:
@@ -139,12 +145,7 @@ def _intra(target, sym, recon, mask, max_error, enc):
                         q[c] = (e + max_error) // step
                     else:
                         q[c] = -((-e + max_error) // step)
-                if max_error == 0:
-                    v = (p + q[c]) & 255
-                else:
-                    v = p + q[c] * step
-                    v = 0 if v < 0 else (255 if v > 255 else v)
-                recon[y, x, c] = v
+                recon[y, x, c] = _dequantise(p, q[c], max_error, step)
             if enc:
                 sym[0, y, x] = q[1]
                 sym[1, y, x] = ((q[0] - q[1] + 128) & 255) - 128
