@@ -13,6 +13,23 @@ import numpy as np
 from numba import njit
 
 
+@njit(cache=True, inline="always")
+def packed_at(img, y, x):
+    """The pixel's colour as 0xRRGGBB."""
+    return (np.int64(img[y, x, 0]) << 16) | (np.int64(img[y, x, 1]) << 8) | img[y, x, 2]
+
+
+@njit(cache=True, inline="always")
+def hash_slot(keys, c):
+    """Slot of colour c in an open-addressing table of packed colours (-1: empty,
+    power-of-two size): its own slot, or the empty one where it would go."""
+    size = keys.shape[0]
+    hh = (c * 2654435761) & (size - 1)
+    while keys[hh] >= 0 and keys[hh] != c:
+        hh = (hh + 1) & (size - 1)
+    return hh
+
+
 @njit(cache=True)
 def _index_colours(img, mask, limit, offset, out):
     """Writes offset + sorted position of each masked pixel's colour into out (0
@@ -28,10 +45,8 @@ def _index_colours(img, mask, limit, offset, out):
             if not mask[y, x]:
                 out[y, x] = 0
                 continue
-            c = (np.int64(img[y, x, 0]) << 16) | (np.int64(img[y, x, 1]) << 8) | img[y, x, 2]
-            hh = (c * 2654435761) & (size - 1)
-            while keys[hh] >= 0 and keys[hh] != c:
-                hh = (hh + 1) & (size - 1)
+            c = packed_at(img, y, x)
+            hh = hash_slot(keys, c)
             if keys[hh] < 0:
                 if n == limit:
                     return np.empty(0, np.int64)

@@ -36,6 +36,7 @@ from . import rangecoder
 from .container import CODING_PALETTE, KEY, PREDICTED
 from .gifcompose import CompositorState, composite
 from .gifparse import GifFrame
+from .limits import row_bands
 from .palette import PaletteStream, encode_palette_frame
 from .palette_nearlossless import near_lossless_frame
 from .palette_resync import resync_compositor
@@ -46,11 +47,9 @@ LEAVE_CHAIN = 0.9  # ...and a frame after a palette frame this much
 
 
 def _bands(a: np.ndarray, b: np.ndarray):
-    """The two frames' colours in bands of rows of about a megapixel: whole-frame int64
-    differences of a frame at the size cap were 1.6 GB of temporaries."""
-    step = max(1, (1 << 20) // max(1, a.shape[1]))
-    for y in range(0, a.shape[0], step):
-        yield a[y : y + step, :, :3], b[y : y + step, :, :3]
+    """The two frames' colours, band by band (limits.row_bands)."""
+    for y0, y1 in row_bands(*a.shape[:2]):
+        yield a[y0:y1, :, :3], b[y0:y1, :, :3]
 
 
 def _sse(recon: np.ndarray, rgba: np.ndarray) -> int:

@@ -34,7 +34,7 @@ import numpy as np
 from numba import njit
 
 from . import rangecoder as rc
-from .colour_index import index_colours
+from .colour_index import hash_slot, index_colours, packed_at
 from .errors import FormatError
 from .gifcompose import CompositorState
 from .gifparse import GifFrame, interlace_rows
@@ -442,9 +442,7 @@ def _nearest_ranks(img, use_alpha, pal_by_rank, lut, out):
     vals = np.zeros(size, np.int32)
     for r in range(n):
         c = pal_by_rank[r]
-        hh = (c * 2654435761) & (size - 1)
-        while keys[hh] >= 0 and keys[hh] != c:
-            hh = (hh + 1) & (size - 1)
+        hh = hash_slot(keys, c)
         if keys[hh] < 0:
             keys[hh] = c
             vals[hh] = r
@@ -454,16 +452,10 @@ def _nearest_ranks(img, use_alpha, pal_by_rank, lut, out):
             if use_alpha and img[y, x, 3] == 0:
                 out[y, x] = -1
                 continue
-            c = (np.int64(img[y, x, 0]) << 16) | (np.int64(img[y, x, 1]) << 8) | img[y, x, 2]
-            hh = (c * 2654435761) & (size - 1)
-            found = -1
-            while keys[hh] >= 0:
-                if keys[hh] == c:
-                    found = vals[hh]
-                    break
-                hh = (hh + 1) & (size - 1)
-            if found >= 0:
-                out[y, x] = found
+            c = packed_at(img, y, x)
+            hh = hash_slot(keys, c)
+            if keys[hh] >= 0:
+                out[y, x] = vals[hh]
                 continue
             cell = (((c >> 19) & 31) << 10) | (((c >> 11) & 31) << 5) | ((c >> 3) & 31)
             if lut[cell] < 0:

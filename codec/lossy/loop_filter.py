@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import FormatError
+from ..limits import row_bands
 
 MODE_OFF = 0
 MODE_ALL = 1
@@ -57,17 +58,11 @@ def _distance(planes: np.ndarray, tgt: np.ndarray, wplane: np.ndarray) -> np.nda
     return np.sqrt(np.einsum("p,pyx->yx", wplane, e * e))
 
 
-def _row_bands(hp: int, wp: int):
-    # about a megapixel a band: whole-frame float64 temporaries were ~70 bytes a pixel
-    step = max(1, (1 << 20) // max(1, wp))
-    return ((y, min(hp, y + step)) for y in range(0, hp, step))
-
-
 def pixel_distance(planes: np.ndarray, tgt: np.ndarray, wplane: np.ndarray) -> np.ndarray:
     """Each pixel's colour distance as the mode decision measures it (encoder only)."""
     _, hp, wp = planes.shape
     out = np.empty((hp, wp))
-    for y0, y1 in _row_bands(hp, wp):
+    for y0, y1 in row_bands(hp, wp):
         out[y0:y1] = _distance(planes[:, y0:y1], tgt[:, y0:y1], wplane)
     return out
 
@@ -95,7 +90,7 @@ def choose_map(
     the unfiltered frame's)."""
     _, hp, wp = recon.shape
     gain = np.empty((hp, wp))
-    for y0, y1 in _row_bands(hp, wp):
+    for y0, y1 in row_bands(hp, wp):
         band = slice(y0, y1)
         gain[band] = _distance(recon[:, band], tgt[:, band], wplane) - _distance(
             corrected[:, band], tgt[:, band], wplane
