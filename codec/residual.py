@@ -25,24 +25,53 @@ from numba import njit
 ORDER = (1, 0, 2)  # code G first: R and B are coded relative to it
 
 
-def _wrap8(a: np.ndarray) -> np.ndarray:
-    return ((a.astype(np.int16) + 128) & 255) - 128
-
-
 def inter_symbols(
     target: np.ndarray, pred: np.ndarray, mask: np.ndarray, max_error: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Symbols (3, H, W) int16 and the reconstruction (H, W, 3) uint8 of a predicted frame."""
-    e = target.astype(np.int16) - pred.astype(np.int16)
+    H, W, _ = target.shape
+    sym = np.empty((3, H, W), np.int16)
+    recon = np.empty((H, W, 3), np.uint8)
+    _inter_forward(target, pred, mask, max_error, sym, recon)
+    return sym, recon
+
+
+@njit(cache=True, inline="always")
+def _wrap8(v):
+    return ((v + 128) & 255) - 128
+
+
+@njit(cache=True, inline="always")
+def _quantise(e, max_error, step):
     if max_error == 0:
-        q = _wrap8(e)
-    else:
-        step = 2 * max_error + 1
-        q = np.sign(e) * ((np.abs(e) + max_error) // step)
-    q = np.where(mask[..., None], q, 0).astype(np.int16)
-    recon = _reconstruct(pred, q, mask, max_error)
-    sym = np.stack([q[..., 1], _wrap8(q[..., 0] - q[..., 1]), _wrap8(q[..., 2] - q[..., 1])])
-    return sym.astype(np.int16), recon
+        return _wrap8(e)
+    if e >= 0:
+        return (e + max_error) // step
+    return -((max_error - e) // step)
+
+
+@njit(cache=True)
+def _inter_forward(target, pred, mask, max_error, sym, out):
+    """A predicted frame's symbols and reconstruction, one pixel at a time: in NumPy
+    the residual, its quantisation, the G-relative planes and the clamp were about
+    60 bytes a pixel of int16 temporaries."""
+    H, W, _ = out.shape
+    step = 2 * max_error + 1
+    q = np.zeros(3, np.int64)
+    for y in range(H):
+        for x in range(W):
+            if not mask[y, x]:
+                for c in range(3):
+                    sym[c, y, x] = 0
+                    out[y, x, c] = 0
+                continue
+            for c in range(3):
+                p = np.int64(pred[y, x, c])
+                q[c] = _quantise(np.int64(target[y, x, c]) - p, max_error, step)
+                out[y, x, c] = _dequantise(p, q[c], max_error, step)
+            sym[0, y, x] = q[1]
+            sym[1, y, x] = _wrap8(q[0] - q[1])
+            sym[2, y, x] = _wrap8(q[2] - q[1])
 
 
 def inter_reconstruct(
@@ -87,17 +116,6 @@ def _inter(sym, pred, mask, max_error, out):
             _unpack_symbols(sym, y, x, q)
             for c in range(3):
                 out[y, x, c] = _dequantise(np.int64(pred[y, x, c]), q[c], max_error, step)
-
-
-def _reconstruct(pred: np.ndarray, q: np.ndarray, mask: np.ndarray, max_error: int) -> np.ndarray:
-    p = pred.astype(np.int16)
-    if max_error == 0:
-        out = (p + q) & 255
-    else:
-        out = np.clip(p + q * (2 * max_error + 1), 0, 255)
-    out = out.astype(np.uint8)
-    out[~mask] = 0
-    return out
 
 
 @njit(cache=True, inline="always")

@@ -50,3 +50,25 @@ def test_an_empty_mask_has_no_colours():
 def test_a_table_that_cannot_fit_uint8_indices_is_refused():
     with pytest.raises(ValueError):
         index_colours(np.zeros((1, 1, 3), np.uint8), np.ones((1, 1), bool), 256, 1)
+
+
+def test_near_lossless_canvas_lookup_equals_searchsorted():
+    """palette_nearlossless's compiled lookup against the NumPy form it replaced: the
+    leftmost table entry of each visible canvas colour, -1 where none or invisible."""
+    from fpcodec.codec.palette_nearlossless import _canvas_indices
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 5, 16, 256):
+        table = rng.integers(0, 4, (n, 3), dtype=np.uint8) * 60  # repeated colours too
+        canvas = rng.integers(0, 4, (31, 29, 4), dtype=np.uint8) * 60
+        canvas[..., 3] = rng.integers(0, 2, (31, 29)) * 255
+        packed = (
+            (table[:, 0].astype(np.int64) << 16) | (table[:, 1].astype(np.int64) << 8) | table[:, 2]
+        )
+        order = np.argsort(packed, kind="stable")
+        keys = packed[order]
+        c = canvas[..., :3].astype(np.int64)
+        want = (c[..., 0] << 16) | (c[..., 1] << 8) | c[..., 2]
+        pos = np.clip(np.searchsorted(keys, want), 0, n - 1)
+        found = (keys[pos] == want) & (canvas[..., 3] != 0)
+        assert np.array_equal(_canvas_indices(table, canvas), np.where(found, order[pos], -1))

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from fpcodec.codec.residual import (
     inter_reconstruct,
     inter_symbols,
@@ -40,3 +41,31 @@ def test_lossless_is_exact_on_extremes():
     sym, recon = inter_symbols(target, pred, mask, 0)
     np.testing.assert_array_equal(recon, target)
     np.testing.assert_array_equal(inter_reconstruct(sym, pred, mask, 0), target)
+
+
+def _inter_reference(target, pred, mask, max_error):
+    """The module docstring's arithmetic in NumPy, as the compiled kernel replaced it."""
+    wrap = lambda a: ((a.astype(np.int16) + 128) & 255) - 128  # noqa: E731
+    e = target.astype(np.int16) - pred.astype(np.int16)
+    step = 2 * max_error + 1
+    q = wrap(e) if max_error == 0 else np.sign(e) * ((np.abs(e) + max_error) // step)
+    q = np.where(mask[..., None], q, 0).astype(np.int16)
+    p = pred.astype(np.int16)
+    out = ((p + q) & 255) if max_error == 0 else np.clip(p + q * step, 0, 255)
+    out = out.astype(np.uint8)
+    out[~mask] = 0
+    sym = np.stack([q[..., 1], wrap(q[..., 0] - q[..., 1]), wrap(q[..., 2] - q[..., 1])])
+    return sym.astype(np.int16), out
+
+
+@pytest.mark.parametrize("max_error", [0, 1, 2, 7, 64])
+def test_compiled_inter_symbols_equal_the_numpy_definition(max_error):
+    from fpcodec.codec.residual import inter_symbols
+
+    rng = np.random.default_rng(max_error)
+    t = rng.integers(0, 256, (23, 41, 3), dtype=np.uint8)
+    p = rng.integers(0, 256, (23, 41, 3), dtype=np.uint8)
+    m = rng.random((23, 41)) < 0.8
+    want_sym, want_rgb = _inter_reference(t, p, m, max_error)
+    sym, rgb = inter_symbols(t, p, m, max_error)
+    assert np.array_equal(sym, want_sym) and np.array_equal(rgb, want_rgb)
