@@ -32,8 +32,16 @@ def inter_symbols(
     H, W, _ = target.shape
     sym = np.empty((3, H, W), np.int16)
     recon = np.empty((H, W, 3), np.uint8)
-    _inter_forward(target, pred, mask, max_error, sym, recon)
+    _inter(target, sym, pred, mask, max_error, recon, True)
     return sym, recon
+
+
+def inter_reconstruct(
+    sym: np.ndarray, pred: np.ndarray, mask: np.ndarray, max_error: int
+) -> np.ndarray:
+    out = np.empty(pred.shape, np.uint8)
+    _inter(np.zeros((1, 1, 3), np.uint8), sym, pred, mask, max_error, out, False)
+    return out
 
 
 @njit(cache=True, inline="always")
@@ -43,6 +51,7 @@ def _wrap8(v):
 
 @njit(cache=True, inline="always")
 def _quantise(e, max_error, step):
+    """A channel's quantised residual (the module docstring's JPEG-LS rule)."""
     if max_error == 0:
         return _wrap8(e)
     if e >= 0:
@@ -50,45 +59,21 @@ def _quantise(e, max_error, step):
     return -((max_error - e) // step)
 
 
-@njit(cache=True)
-def _inter_forward(target, pred, mask, max_error, sym, out):
-    """A predicted frame's symbols and reconstruction, one pixel at a time: in NumPy
-    the residual, its quantisation, the G-relative planes and the clamp were about
-    60 bytes a pixel of int16 temporaries."""
-    H, W, _ = out.shape
-    step = 2 * max_error + 1
-    q = np.zeros(3, np.int64)
-    for y in range(H):
-        for x in range(W):
-            if not mask[y, x]:
-                for c in range(3):
-                    sym[c, y, x] = 0
-                    out[y, x, c] = 0
-                continue
-            for c in range(3):
-                p = np.int64(pred[y, x, c])
-                q[c] = _quantise(np.int64(target[y, x, c]) - p, max_error, step)
-                out[y, x, c] = _dequantise(p, q[c], max_error, step)
-            sym[0, y, x] = q[1]
-            sym[1, y, x] = _wrap8(q[0] - q[1])
-            sym[2, y, x] = _wrap8(q[2] - q[1])
-
-
-def inter_reconstruct(
-    sym: np.ndarray, pred: np.ndarray, mask: np.ndarray, max_error: int
-) -> np.ndarray:
-    out = np.empty(pred.shape, np.uint8)
-    _inter(sym, pred, mask, max_error, out)
-    return out
+@njit(cache=True, inline="always")
+def _pack_symbols(q, sym, y, x):
+    """The pixel's quantised residuals (R, G, B) as G-relative symbols."""
+    sym[0, y, x] = q[1]
+    sym[1, y, x] = _wrap8(q[0] - q[1])
+    sym[2, y, x] = _wrap8(q[2] - q[1])
 
 
 @njit(cache=True, inline="always")
 def _unpack_symbols(sym, y, x, q):
     """The pixel's quantised residuals in R, G, B order from its G-relative symbols."""
     g = np.int64(sym[0, y, x])
-    q[0] = ((sym[1, y, x] + g + 128) & 255) - 128
+    q[0] = _wrap8(sym[1, y, x] + g)
     q[1] = g
-    q[2] = ((sym[2, y, x] + g + 128) & 255) - 128
+    q[2] = _wrap8(sym[2, y, x] + g)
 
 
 @njit(cache=True, inline="always")
@@ -101,9 +86,9 @@ def _dequantise(p, qc, max_error, step):
 
 
 @njit(cache=True)
-def _inter(sym, pred, mask, max_error, out):
-    """inter_symbols undone, one pixel at a time: the same arithmetic in NumPy took
-    about 40 bytes a pixel of int16 temporaries."""
+def _inter(target, sym, pred, mask, max_error, out, enc):
+    """A predicted frame coded (enc: symbols from `target`) or decoded, one pixel at a
+    time: the same arithmetic in NumPy took 40-60 bytes a pixel of int16 temporaries."""
     H, W, _ = out.shape
     step = 2 * max_error + 1
     q = np.zeros(3, np.int64)
@@ -112,10 +97,18 @@ def _inter(sym, pred, mask, max_error, out):
             if not mask[y, x]:
                 for c in range(3):
                     out[y, x, c] = 0
+                    if enc:
+                        sym[c, y, x] = 0
                 continue
-            _unpack_symbols(sym, y, x, q)
+            if not enc:
+                _unpack_symbols(sym, y, x, q)
             for c in range(3):
-                out[y, x, c] = _dequantise(np.int64(pred[y, x, c]), q[c], max_error, step)
+                p = np.int64(pred[y, x, c])
+                if enc:
+                    q[c] = _quantise(np.int64(target[y, x, c]) - p, max_error, step)
+                out[y, x, c] = _dequantise(p, q[c], max_error, step)
+            if enc:
+                _pack_symbols(q, sym, y, x)
 
 
 @njit(cache=True, inline="always")
@@ -156,18 +149,10 @@ def _intra(target, sym, recon, mask, max_error, enc):
             for c in range(3):
                 p = med(recon[:, :, c], y, x)
                 if enc:
-                    e = np.int64(target[y, x, c]) - p
-                    if max_error == 0:
-                        q[c] = ((e + 128) & 255) - 128
-                    elif e >= 0:
-                        q[c] = (e + max_error) // step
-                    else:
-                        q[c] = -((-e + max_error) // step)
+                    q[c] = _quantise(np.int64(target[y, x, c]) - p, max_error, step)
                 recon[y, x, c] = _dequantise(p, q[c], max_error, step)
             if enc:
-                sym[0, y, x] = q[1]
-                sym[1, y, x] = ((q[0] - q[1] + 128) & 255) - 128
-                sym[2, y, x] = ((q[2] - q[1] + 128) & 255) - 128
+                _pack_symbols(q, sym, y, x)
 
 
 def intra_symbols(
