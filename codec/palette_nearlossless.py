@@ -27,6 +27,7 @@ from dataclasses import replace
 import numpy as np
 from numba import njit
 
+from .colour_index import packed_at
 from .gifparse import GifFrame, interlace_rows
 from .palette import colour_table
 
@@ -160,11 +161,7 @@ def _lookup_canvas(keys, order, canvas, out):
             out[y, x] = -1
             if canvas[y, x, 3] == 0:
                 continue
-            want = (
-                (np.int64(canvas[y, x, 0]) << 16)
-                | (np.int64(canvas[y, x, 1]) << 8)
-                | np.int64(canvas[y, x, 2])
-            )
+            want = packed_at(canvas, y, x)
             lo, hi = 0, n
             while lo < hi:  # first key >= want: the leftmost of equal colours
                 mid = (lo + hi) // 2
