@@ -42,13 +42,22 @@ class AlphaState:
     def __init__(self, height: int, width: int) -> None:
         self.probs, self.counts = rc.new_models(N_MASK_CTX)
         self.prev = np.full((height, width), 255, np.uint8)
-        self.full = CoderState(height, width, 1)  # models for 8-bit alpha planes
+        self._full: CoderState | None = None
+
+    @property
+    def full(self) -> CoderState:
+        """Models for 8-bit alpha planes, made on first use: a frame-sized context
+        plane that GIFs and opaque clips never need (a fresh state is a reset one)."""
+        if self._full is None:
+            self._full = CoderState(*self.prev.shape, 1)
+        return self._full
 
     def reset(self) -> None:
         self.probs[:] = rc.PROB_HALF
         self.counts[:] = 0
         self.prev[:] = 255
-        self.full.reset()
+        if self._full is not None:
+            self._full.reset()
 
 
 @njit(cache=True)

@@ -82,7 +82,7 @@ class StreamState:
         self.header = header
         self.predictor = predictor
         self.plane_coder = get_plane_coder(header.entropy)
-        self.coder = CoderState(h, w, 3)
+        self._coder: CoderState | None = None
         self.alpha = AlphaState(h, w)
         self.prev: np.ndarray | None = None  # last reconstructed RGBA frame
         self._palette: PaletteStream | None = None
@@ -111,6 +111,15 @@ class StreamState:
             )
 
     @property
+    def coder(self) -> CoderState:
+        """The residual codings' models, made on first use: a lossy stream's frames
+        never need their frame-sized context plane (a fresh state is a reset one)."""
+        if self._coder is None:
+            h, w = self.header.height, self.header.width
+            self._coder = CoderState(h, w, 3)
+        return self._coder
+
+    @property
     def palette(self) -> PaletteStream:
         if self._palette is None:  # its models are large: made on first use
             self._palette = PaletteStream(PaletteModels())
@@ -118,7 +127,8 @@ class StreamState:
 
     def start_gop(self) -> None:
         h, w = self.header.height, self.header.width
-        self.coder.reset()
+        if self._coder is not None:
+            self._coder.reset()
         self.alpha.reset()
         if self.lossy is not None:
             self.lossy.reset()
@@ -132,11 +142,12 @@ class StreamState:
             self._palette.fresh = True  # palette models restart with the GOP's first one
 
     def finish_frame(self, recon: np.ndarray, coding: int) -> None:
-        self.predictor.observe(np.ascontiguousarray(recon[..., :3]))
+        # a view: the `last` predictor keeps it as it is, and a copy was 3 bytes a pixel
+        self.predictor.observe(recon[..., :3])
         self.prev = recon
         self.prev_was_palette = coding == CODING_PALETTE
         if coding == CODING_PALETTE and self.lossy is not None:
-            keep_decoded(np.ascontiguousarray(recon[..., :3]), self.lossy)
+            keep_decoded(recon[..., :3], self.lossy)
 
 
 @dataclass(frozen=True)
@@ -201,16 +212,22 @@ def residual_body(
         alpha_state.prev = alpha.copy()
     if switched:
         sym, rgb = switched_symbols(rgba, None if prediction is None else prediction.rgb, mask)
+        recon = with_alpha(rgb, alpha)
         spread = None if prediction is None else prediction.spread
-    elif prediction is None:
-        sym, rgb = intra_symbols(rgba, mask, max_error)
-        spread = None
     else:
-        sym, rgb = inter_symbols(rgba[..., :3], prediction.rgb, mask, max_error)
-        spread = prediction.spread
+        # the colour is reconstructed into the RGBA frame itself (black where
+        # invisible, as with_alpha makes it): an RGB copy was 3 bytes a pixel
+        recon = np.empty(rgba.shape, np.uint8)
+        recon[..., 3] = alpha
+        if prediction is None:
+            sym, _ = intra_symbols(rgba, mask, max_error, recon[..., :3])
+            spread = None
+        else:
+            sym, _ = inter_symbols(rgba, prediction.rgb, mask, max_error, recon[..., :3])
+            spread = prediction.spread
     data = plane_coder.encode(sym, mask, coder, spread=spread, temporal=prediction is not None)
     parts.append(pack(data))
-    return b"".join(parts), with_alpha(rgb, alpha)
+    return b"".join(parts), recon
 
 
 def residual_decode(
@@ -352,7 +369,10 @@ def _gif_step(state: StreamState, rgba: np.ndarray, gif: GifFrame | None):
         return None
     before = comp.copy()
     result = composite(comp, gif, state.gif_screen.global_palette)
-    return before if np.array_equal(result, rgba) else None
+    if not np.array_equal(result, rgba):
+        return None
+    comp.canvas = rgba  # the same pixels, held once (composite never writes into it)
+    return before
 
 
 def choose_gif_coding(
@@ -395,6 +415,7 @@ def _try_palette(
     result = composite(comp, gif, state.gif_screen.global_palette)
     if not np.array_equal(result, rgba) or not (key or state.prev_was_palette):
         return None
+    comp.canvas = result = rgba  # the same pixels, held once
     ps = state.palette
     ps.compositor = before
     if key:
@@ -427,19 +448,18 @@ def _encode_lossy_frame(
     else:
         state.alpha.prev = alpha.copy()
     pred = None if prediction is None else prediction.rgb
-    data, rgb = encode_lossy(
+    data, recon = encode_lossy(
         rgba[..., :3],
         pred,
-        alpha != 0,
+        alpha,  # nonzero where visible: no boolean copy of the plane
         state.header.quality,
         state.lossy,
         state.header.entropy,
         state.lossy_search,
+        alpha,  # the RGBA reconstruction directly: an RGB copy was 3 bytes a pixel
     )
     parts.append(pack(data))
-    return CodedFrame(
-        KEY if key else PREDICTED, CODING_LOSSY, b"".join(parts), with_alpha(rgb, alpha)
-    )
+    return CodedFrame(KEY if key else PREDICTED, CODING_LOSSY, b"".join(parts), recon)
 
 
 def _raw_size(rgba: np.ndarray) -> int:

@@ -71,19 +71,21 @@ def _within(recon: np.ndarray, rgba: np.ndarray, max_error: int) -> bool:
 
 
 def _palette_trial(state, rgba, key, frame: GifFrame, prediction, before: CompositorState):
-    """One palette coding of `frame` on a copy of the palette state; returns
-    (coded frame, the state after it) or None when it cannot be coded."""
+    """One palette coding of `frame` on a fork of the palette state; returns (coded
+    frame, the state after it but for the index map, which the fork shares and the
+    frame kept updates) or None when it cannot be coded."""
     from .framecodec import CodedFrame, encode_intra_image
 
-    ps: PaletteStream = copy.deepcopy(state.palette)
     resync = not key and not state.prev_was_palette
     if key:
-        ps.compositor = before.copy()
+        ps = state.palette.fork(before.copy())
         ps.global_palette = state.gif_screen.global_palette
     elif resync:
-        ps.compositor = resync_compositor(state.prev, before)
+        ps = state.palette.fork(resync_compositor(state.prev, before))
         if ps.fresh:
             ps.global_palette = state.gif_screen.global_palette
+    else:
+        ps = state.palette.fork()
     try:
         body = encode_palette_frame(
             ps,
@@ -92,28 +94,35 @@ def _palette_trial(state, rgba, key, frame: GifFrame, prediction, before: Compos
             None if prediction is None else prediction.rgb,
             lambda base: encode_intra_image(base, state.header.entropy),
             resync=resync,
+            remember=False,
         )
     except (ValueError, rangecoder.CodingOverflow):
         return None
     recon = composite(ps.compositor, frame, ps.global_palette)
+    if np.array_equal(recon, rgba):
+        recon = ps.compositor.canvas = rgba  # the same pixels, held once
     return CodedFrame(KEY if key else PREDICTED, CODING_PALETTE, body, recon), ps
 
 
-def _pixel_checkpoint(state):
-    if state.lossy is not None:
-        lossy = LossyCheckpoint(state.lossy)
-        rest = Checkpoint((state, ("alpha",)))
-    else:
-        lossy = None
-        rest = Checkpoint((state, ("alpha", "coder")))
+class _PixelCheckpoint:
+    """What a pixel trial changes: the alpha coder's models (its previous plane is
+    replaced, not written into), and the pixel coder's or the lossy models. A class at
+    module level: one made per call, closing over the copies, lived in a reference
+    cycle, and the copies with it, until the garbage collector ran."""
 
-    class _Both:
-        def restore(self) -> None:
-            rest.restore()
-            if lossy is not None:
-                lossy.restore()
+    def __init__(self, state) -> None:
+        alpha = (state.alpha, ("probs", "counts", "_full"), ("prev",))
+        if state.lossy is not None:
+            self.lossy = LossyCheckpoint(state.lossy)
+            self.rest = Checkpoint(alpha)
+        else:
+            self.lossy = None
+            self.rest = Checkpoint(alpha, (state, ("_coder",)))
 
-    return _Both()
+    def restore(self) -> None:
+        self.rest.restore()
+        if self.lossy is not None:
+            self.lossy.restore()
 
 
 class Shadow:
@@ -164,6 +173,8 @@ def _track_shadow(state, gif: GifFrame, chosen, exact, gop_frames: list) -> None
         return
     state.gop_pure = False
     coded, ps = exact
+    ps.own_index_map()  # the trial left it to the frame kept (_palette_trial)
+    ps.remember(gif)
     predictor = copy.deepcopy(state.predictor)
     predictor.observe(np.ascontiguousarray(coded.recon[..., :3]))
     state.shadow = Shadow([*gop_frames, coded.held()], ps, predictor)
@@ -181,6 +192,10 @@ def choose(
     """The smallest valid coding of a GIF frame; `state` advances as for that one.
     gop_frames: the frames of the GOP so far (a shadow starts from them)."""
     header = state.header
+    # Whichever trial needs the larger buffers runs first, while nothing of the other
+    # is held: the lossy coder's (at --quality; 300 MB more at the size cap otherwise),
+    # else the palette trials' (a moved frame, its reconstruction; 160 MB).
+    pixels = _PixelTrial(state, rgba, key, prediction) if header.quality else None
     frames = [gif]
     if header.max_error:
         moved = near_lossless_frame(
@@ -202,23 +217,42 @@ def choose(
             exact = got  # what the lossless stream writes, while the GOP is pure
         if header.max_error and not _within(coded.recon, rgba, header.max_error):
             continue  # a resync over pixels the GIF's disposal would have cleared
-        palettes.append((len(coded.body), _sse(coded.recon, rgba), coded, ps))
-    chosen = _choose(state, rgba, key, prediction, palettes)
+        candidate = (len(coded.body), _sse(coded.recon, rgba), coded, ps, frame)
+        if header.quality or not palettes:
+            palettes.append(candidate)
+        elif candidate[0] < palettes[0][0]:
+            # without --quality only the bytes decide (_choose), so the smallest is all
+            # that need be kept: each candidate holds a frame and a palette state
+            palettes[0] = candidate
+    if pixels is None:
+        pixels = _PixelTrial(state, rgba, key, prediction)
+    chosen = _choose(state, rgba, key, pixels, palettes)
     _track_shadow(state, gif, chosen, exact, gop_frames)
     return chosen
 
 
-def _choose(state, rgba, key, prediction, palettes):
-    from .framecodec import _pixel_frame
+class _PixelTrial:
+    """The frame coded as pixels (`coded`; None when it overflowed), and the state to
+    go back to if a palette frame is kept instead."""
 
+    def __init__(self, state, rgba, key, prediction) -> None:
+        from .framecodec import _pixel_frame
+
+        self.checkpoint = _PixelCheckpoint(state)
+        try:
+            self.coded = _pixel_frame(state, rgba, key, prediction)
+        except rangecoder.CodingOverflow:
+            self.coded = None
+
+
+def _choose(state, rgba, key, trial: _PixelTrial, palettes):
+    """The pixel coding or the smallest valid palette frame."""
+    pixels, checkpoint = trial.coded, trial.checkpoint
     if not palettes:
-        return _pixel_frame(state, rgba, key, prediction)
+        if pixels is None:
+            raise rangecoder.CodingOverflow()
+        return pixels
     palettes.sort(key=lambda c: c[0])
-    checkpoint = _pixel_checkpoint(state)
-    try:
-        pixels = _pixel_frame(state, rgba, key, prediction)
-    except rangecoder.CodingOverflow:
-        pixels = None
     best = palettes[0]
     if pixels is not None:
         # Leaving the palette chain costs the frames after it (their models miss this
@@ -237,6 +271,7 @@ def _choose(state, rgba, key, prediction, palettes):
         best = ok[0]
     checkpoint.restore()
     state._palette = best[3]
+    best[3].remember(best[4])  # the trials left the shared index map to the frame kept
     return best[2]
 
 

@@ -105,10 +105,11 @@ def composite(
             px0, py0, px1, py1, patch = state.pending
             canvas[py0:py1, px0:px1] = patch
             changed.append((px0, py0, px1, py1))
-        # Only the frame's own rectangle can be restored by its disposal: copying the
-        # whole canvas for it cost a full-screen pass per frame (a 1x1 frame on a
-        # 4096x4096 screen).
-        before = canvas[y0:y1, x0:x1].copy()
+        # Only the frame's own rectangle can be restored by its disposal, and only
+        # "restore previous" needs it: copying the whole canvas for it cost a
+        # full-screen pass per frame (a 1x1 frame on a 4096x4096 screen), and copying
+        # the rectangle for every disposal a frame's worth of memory.
+        before = canvas[y0:y1, x0:x1].copy() if state.disposal >= 3 else None
         region = canvas[y0:y1, x0:x1]
         t = frame.transparency
         # copyto with a mask: boolean indexing built index arrays of 16 bytes a pixel

@@ -27,6 +27,7 @@ the GIF's first frame costs; coding it as pixels cost four times as much.
 
 from __future__ import annotations
 
+import copy
 import struct
 from dataclasses import dataclass
 
@@ -575,6 +576,30 @@ class PaletteStream:
         self.prev_table = None
         self.prev_syms = np.full((height, width), -1, np.int16)
 
+    def fork(self, compositor: CompositorState | None = None) -> PaletteStream:
+        """A copy to code a trial frame on (gifchoice.py), drawn over `compositor` when
+        given (a keyframe's or a resync's), else over this stream's. The models are
+        copied, since a frame updates them in place. The rest is shared: the colour
+        tables (a frame replaces them), the compositor's canvas (CompositorState.copy)
+        and the index map, which a trial must leave alone (encode_palette_frame with
+        remember=False) and only the trial that is kept writes, by `remember`. Each
+        copy of the canvas and the map was 6 bytes a pixel, 192 MiB at the size cap."""
+        return PaletteStream(
+            copy.deepcopy(self.models),
+            self.global_palette,
+            compositor
+            if compositor is not None or self.compositor is None
+            else self.compositor.copy(),
+            self.prev_table,
+            self.prev_syms,
+            self.fresh,
+        )
+
+    def own_index_map(self) -> None:
+        """Stop sharing the index map with the stream this one was forked from."""
+        if self.prev_syms is not None:
+            self.prev_syms = self.prev_syms.copy()
+
     def remember(self, frame: GifFrame) -> None:
         from .gifcompose import frame_pixels
 
@@ -590,13 +615,17 @@ def encode_palette_frame(
     prediction: np.ndarray | None,
     encode_base,  # callable(rgba) -> bytes, intra-codes the base canvas
     resync: bool = False,
+    remember: bool = True,
 ) -> bytes:
     """Body of a palette frame. ps.compositor must hold the state before this frame
     (for a keyframe it is sent; afterwards the caller composites the frame).
 
     resync (predicted frames only): ps.compositor is drawn over the previous
     reconstruction; its flags travel in a resync state (resync.py), and the models
-    start afresh when `ps.fresh` (the stream's first palette frame since a keyframe)."""
+    start afresh when `ps.fresh` (the stream's first palette frame since a keyframe).
+
+    remember=False leaves the index map as it was, for a trial on a fork (see
+    PaletteStream.fork): the caller calls `ps.remember(frame)` if it keeps the frame."""
     comp = ps.compositor
     assert comp is not None
     flags = (
@@ -682,7 +711,8 @@ def encode_palette_frame(
     n = rc.rc_finish_enc(st, buf)
     if status != 0:
         raise ValueError("GIF code stream disagrees with its dictionary")
-    ps.remember(frame)
+    if remember:
+        ps.remember(frame)
     if st[7]:
         raise rc.CodingOverflow()
     parts.append(pack(buf[:n].tobytes()))

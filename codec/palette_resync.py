@@ -48,9 +48,11 @@ def _uniform_fill(pending) -> tuple | None:
 def resync_compositor(previous: np.ndarray, exact: CompositorState) -> CompositorState:
     """What a resync frame is drawn over: the previous reconstruction, under the
     flags of the encoder's exact compositor, with its pending disposal where that is a
-    fill (GIFs that clear every frame to the background need it)."""
+    fill (GIFs that clear every frame to the background need it). Encoder only; the
+    canvas is `previous` itself, as in CompositorState.copy: `composite` never writes
+    into the canvas it is given, and the encoder's reconstructions are not modified."""
     return CompositorState(
-        canvas=previous.copy(),
+        canvas=previous,
         first=False,
         rgba_mode=exact.rgba_mode,
         disposal=exact.disposal,

@@ -63,17 +63,22 @@ class CoderState:
 
     def __init__(self, height: int, width: int, channels: int) -> None:
         self.probs, self.counts = rc.new_models(N_MODELS)
-        self.prev_mag = np.zeros((channels, height, width), dtype=np.uint8)
+        # The temporal context of each channel at each pixel: _TMP_Q of the magnitude
+        # of the channel's last symbol there, 2 bits a channel packed in one byte. The
+        # magnitudes themselves were a byte a channel, and an encoder trial copies this.
+        if channels > 4:
+            raise ValueError("at most four channels share a temporal context byte")
+        self.prev_tmp = np.zeros((height, width), dtype=np.uint8)
 
     def reset(self) -> None:
         self.probs[:] = rc.PROB_HALF
         self.counts[:] = 0
-        self.prev_mag[:] = 0
+        self.prev_tmp[:] = 0
 
 
 @njit(cache=True)
 def _code_planes(
-    sym, mask, spread, use_spread, prev_mag, use_temporal, slot0, probs, counts, buf, enc
+    sym, mask, spread, use_spread, prev_tmp, use_temporal, slot0, probs, counts, buf, enc
 ):
     """Code (C, H, W) int16 symbols in raster order, planes interleaved per pixel.
 
@@ -125,10 +130,7 @@ def _code_planes(
                     act = N_ACT - 1
                 tmp = 0
                 if use_temporal:
-                    t = prev_mag[c, y, x]
-                    if t > 4:
-                        t = 4
-                    tmp = _TMP_Q[t]
+                    tmp = (prev_tmp[y, x] >> (2 * c)) & 3
                 xch = 0
                 if c > 0:
                     f = first_mag
@@ -180,18 +182,20 @@ def _code_planes(
 
 
 @njit(cache=True)
-def _update_prev_mag(prev_mag, sym, mask):
+def _update_prev_tmp(prev_tmp, sym, mask):
+    """The temporal contexts after this frame, for its C channels (the others kept)."""
     C, H, W = sym.shape
-    for c in range(C):
-        for y in range(H):
-            for x in range(W):
+    for y in range(H):
+        for x in range(W):
+            t = np.int64(prev_tmp[y, x])
+            for c in range(C):
+                t &= ~(3 << (2 * c))
                 if mask[y, x]:
-                    v = sym[c, y, x]
+                    v = np.int64(sym[c, y, x])
                     if v < 0:
                         v = -v
-                    prev_mag[c, y, x] = v if v < 255 else 255
-                else:
-                    prev_mag[c, y, x] = 0
+                    t |= _TMP_Q[v if v < 4 else 4] << (2 * c)
+            prev_tmp[y, x] = t
 
 
 class PlaneCoder:
@@ -236,7 +240,7 @@ class ArithPlaneCoder(PlaneCoder):
             mask,
             sp,
             spread is not None,
-            state.prev_mag[:C],
+            state.prev_tmp,
             temporal,
             slot0,
             state.probs,
@@ -246,11 +250,10 @@ class ArithPlaneCoder(PlaneCoder):
         )
         if err:
             raise rc.CodingOverflow()
-        _update_prev_mag(state.prev_mag[:C], sym, mask)
+        _update_prev_tmp(state.prev_tmp, sym, mask)
         return buf[:n].tobytes()
 
     def decode(self, data, shape, mask, state, spread=None, temporal=True, slot0=0):
-        C = shape[0]
         sym = np.zeros(shape, np.int16)
         buf = rc.input_buffer(data)
         sp = spread if spread is not None else np.zeros((1, 1), np.uint8)
@@ -259,7 +262,7 @@ class ArithPlaneCoder(PlaneCoder):
             mask,
             sp,
             spread is not None,
-            state.prev_mag[:C],
+            state.prev_tmp,
             temporal,
             slot0,
             state.probs,
@@ -269,7 +272,7 @@ class ArithPlaneCoder(PlaneCoder):
         )
         if err or n > len(data) + 8:
             raise CorruptError("residual stream is damaged (ran past its end)")
-        _update_prev_mag(state.prev_mag[:C], sym, mask)
+        _update_prev_tmp(state.prev_tmp, sym, mask)
         return sym
 
 

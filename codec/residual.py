@@ -25,13 +25,24 @@ from numba import njit
 ORDER = (1, 0, 2)  # code G first: R and B are coded relative to it
 
 
+def _encoder_arrays(shape: tuple[int, ...], out: np.ndarray | None):
+    """The encoder's symbols, int8 (every symbol fits a byte: see the module
+    docstring; int16 was 6 bytes a pixel), and where its reconstruction goes."""
+    H, W = shape[:2]
+    sym = np.empty((3, H, W), np.int8)
+    return sym, (np.empty((H, W, 3), np.uint8) if out is None else out)
+
+
 def inter_symbols(
-    target: np.ndarray, pred: np.ndarray, mask: np.ndarray, max_error: int
+    target: np.ndarray,
+    pred: np.ndarray,
+    mask: np.ndarray,
+    max_error: int,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Symbols (3, H, W) int16 and the reconstruction (H, W, 3) uint8 of a predicted frame."""
-    H, W, _ = target.shape
-    sym = np.empty((3, H, W), np.int16)
-    recon = np.empty((H, W, 3), np.uint8)
+    """Symbols (3, H, W) int8 and the reconstruction (H, W, 3) uint8 of a predicted
+    frame, written into `out` when given (the colour of an RGBA frame, say)."""
+    sym, recon = _encoder_arrays(target.shape, out)
     _inter(target, sym, pred, mask, max_error, recon, True)
     return sym, recon
 
@@ -156,12 +167,11 @@ def _intra(target, sym, recon, mask, max_error, enc):
 
 
 def intra_symbols(
-    target: np.ndarray, mask: np.ndarray, max_error: int
+    target: np.ndarray, mask: np.ndarray, max_error: int, out: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    H, W, _ = target.shape
-    sym = np.zeros((3, H, W), np.int16)
-    recon = np.zeros((H, W, 3), np.uint8)
-    _intra(np.ascontiguousarray(target[..., :3]), sym, recon, mask, max_error, True)
+    """A keyframe's symbols and reconstruction, as inter_symbols'."""
+    sym, recon = _encoder_arrays(target.shape, out)
+    _intra(target, sym, recon, mask, max_error, True)
     return sym, recon
 
 

@@ -8,19 +8,23 @@ change before its trial; `restore()` puts it back.
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 from .lossy import LossyModels
 
 
 class Checkpoint:
-    """Deep copies of some attributes of some objects, to be put back on `restore()`."""
+    """Attributes of some objects, put back on `restore()`. A target is (owner,
+    copied) or (owner, copied, kept): names in `copied` are deep-copied, since the
+    coding writes into them; names in `kept` are only remembered, since the coding
+    replaces them with new objects and leaves the old ones as they were (an alpha
+    plane of the previous frame, a frame's worth of bytes not copied)."""
 
-    def __init__(self, *targets: tuple[Any, tuple[str, ...]]) -> None:
-        self._saved = [
-            (owner, {n: copy.deepcopy(getattr(owner, n)) for n in names})
-            for owner, names in targets
-        ]
+    def __init__(self, *targets: tuple) -> None:
+        self._saved = []
+        for owner, copied, *kept in targets:
+            saved = {n: copy.deepcopy(getattr(owner, n)) for n in copied}
+            saved.update({n: getattr(owner, n) for n in (kept[0] if kept else ())})
+            self._saved.append((owner, saved))
 
     def restore(self) -> None:
         for owner, saved in self._saved:

@@ -35,7 +35,8 @@ class Predictor(ABC):
 
     @abstractmethod
     def observe(self, frame: np.ndarray) -> None:
-        """Take in the next reconstructed frame, (H, W, 3) uint8."""
+        """Take in the next reconstructed frame, (H, W, 3) uint8: maybe a view of an RGBA
+        frame, never to be written into (a predictor may keep it as it is)."""
 
     @abstractmethod
     def predict(self) -> Prediction:

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from fpcodec.codec.lossy import LossyModels, encode_lossy
-from fpcodec.codec.lossy.coder import _padded, _planes
+from fpcodec.codec.lossy.coder import _padded
+from fpcodec.codec.lossy.planes import rgb_to_planes
 from fpcodec.codec.lossy.transform_quant import PLANE_WEIGHT
 from tqdm import tqdm
 
@@ -100,7 +101,7 @@ def capture(clip: np.ndarray, quality: int) -> Sequence:
     for f in clip:
         _, pred = encode_lossy(np.ascontiguousarray(f), pred, vis, quality, models)
     recon = np.stack([r[0] for r in rec.frames])
-    target = np.stack([_planes(f, hp, wp).astype(np.int16) for f in clip])
+    target = np.stack([rgb_to_planes(f, hp, wp) for f in clip])
     steps = np.array([r[1] for r in rec.frames], np.int64)
     act = np.stack([r[2] for r in rec.frames])
     return Sequence(recon, target, steps, act)

@@ -55,3 +55,25 @@ def test_damaged_stream_is_reported(backend):
     data = coder.encode(sym, mask, CoderState(32, 32, 3))
     with pytest.raises(CorruptError):
         coder.decode(data[: len(data) // 3], sym.shape, mask, CoderState(32, 32, 3))
+
+
+def test_packed_temporal_context_is_the_quantised_magnitude_of_each_channel():
+    """prev_tmp packs _TMP_Q[min(|s|, 4)] of each channel's last symbol (0 where
+    masked out) in two bits a channel; coding fewer channels keeps the others'."""
+    from fpcodec.codec.planecoder import _TMP_Q, _update_prev_tmp
+
+    rng = np.random.default_rng(3)
+    H, W = 9, 11
+    state = CoderState(H, W, 3)
+    sym = rng.integers(-300, 300, (3, H, W)).astype(np.int16)
+    sym[:, 0, :5] = np.arange(-2, 3)  # the small magnitudes, each bucket
+    mask = rng.random((H, W)) < 0.7
+    _update_prev_tmp(state.prev_tmp, sym, mask)
+    levels = _TMP_Q[np.minimum(np.abs(sym.astype(np.int64)), 4)] * mask
+    for c in range(3):
+        assert np.array_equal((state.prev_tmp >> (2 * c)) & 3, levels[c])
+    one = rng.integers(-5, 6, (1, H, W)).astype(np.int16)
+    _update_prev_tmp(state.prev_tmp, one, np.ones((H, W), bool))
+    assert np.array_equal(state.prev_tmp & 3, _TMP_Q[np.minimum(np.abs(one[0]), 4)])
+    for c in (1, 2):
+        assert np.array_equal((state.prev_tmp >> (2 * c)) & 3, levels[c])

@@ -14,7 +14,7 @@ from .deblock import deblock
 from .frame import code_frame
 from .loop_filter import apply_map, choose_map, corrected_planes, read_map, write_map
 from .models import LossyModels
-from .planes import planes_to_rgb, rgb_into_planes, rgb_to_planes
+from .planes import planes_into_rgb, planes_to_rgb, rgb_into_planes, rgb_to_planes
 from .presets import SLOW
 from .references import keep_frame, prediction_slot, start_frame
 from .syntax import level_count
@@ -27,14 +27,6 @@ _ZSTD = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
 def _padded(height: int, width: int) -> tuple[int, int]:
     """Frames are coded padded to a multiple of the 8x8 unit."""
     return -(-height // 8) * 8, -(-width // 8) * 8
-
-
-def _planes(rgb: np.ndarray, hp: int, wp: int) -> np.ndarray:
-    return rgb_to_planes(np.ascontiguousarray(rgb), hp, wp)
-
-
-def _to_rgb(recon: np.ndarray, h: int, w: int) -> np.ndarray:
-    return planes_to_rgb(recon, h, w)
 
 
 def _pack_levels(lv: np.ndarray) -> bytes:
@@ -65,7 +57,7 @@ def _run(enc, tgt, prd, intra, quality, models, buf, lv, fmap=(0, None), search=
     steps, offs, lam_sad, lam_pd = step_tables(quality, intra)
     _, hp, wp = prd.shape
     recon = np.zeros(prd.shape, np.int16)  # every plane value fits (planes.py)
-    act = np.zeros((hp // 4, wp // 4), np.int64)  # blocks with coefficients or intra
+    act = np.zeros((hp // 4, wp // 4), np.uint8)  # blocks with coefficients or intra
     shape = (hp // 8, wp // 8, 2)
     if models.vectors.shape != shape or intra:
         models.vectors = np.zeros(shape, np.int64)
@@ -124,16 +116,27 @@ def encode_lossy(
     models: LossyModels,
     entropy: str = "arith",
     search: np.ndarray = SLOW,
+    alpha: np.ndarray | None = None,
 ) -> tuple[bytes, np.ndarray]:
-    """Code an RGB frame (H, W, 3) against pred (None: intra). Returns (bytes, recon RGB).
-    search: how hard to search (presets.py); no effect on the syntax."""
+    """Code an RGB frame (H, W, 3) against pred (None: intra); visible (H, W) is
+    nonzero where a pixel shows (a mask, or the alpha plane). Returns (bytes, recon):
+    RGB, or with `alpha` given the RGBA frame (black where alpha is 0), made once the
+    coder's own buffers are gone. search: how hard to search (presets.py); no effect
+    on the syntax."""
     h, w = rgb.shape[:2]
     hp, wp = _padded(h, w)
     target = rgb
     if pred is not None and not visible.all():
         target = np.where(visible[..., None], rgb, pred)  # invisible pixels cost little
-    tgt = _planes(target, hp, wp)
-    prd = _planes(pred, hp, wp) if pred is not None else tgt
+    # The frame is read where it lies (a view of the RGBA frame needs no copy), and
+    # the prediction goes straight into the ring's slot 0, as the decoder's does:
+    # two frame-sized copies, 9 bytes a pixel.
+    tgt = rgb_to_planes(target, hp, wp)
+    if pred is None:
+        prd = tgt
+    else:
+        prd = prediction_slot(models, hp, wp)
+        rgb_into_planes(pred, prd)
     lv = np.zeros(level_count(hp, wp), np.int64) if entropy == "zstd" else _NO_LEVELS
     buf = np.zeros(8 * hp * wp + 1024 if not lv.size else 1, np.uint8)
     n, err, recon, fmap = _run(
@@ -144,7 +147,15 @@ def encode_lossy(
     data = _pack_levels(lv) if lv.size else buf[:n].tobytes()
     if models.loop_filter is not None:
         data = write_map(*fmap) + data
-    return data, _to_rgb(recon, h, w)
+    del target, tgt, prd, buf  # before the reconstruction is made: 11 bytes a pixel
+    if alpha is None:
+        return data, planes_to_rgb(recon, h, w)
+    out = np.empty((h, w, 4), np.uint8)
+    out[..., 3] = alpha
+    planes_into_rgb(recon, out[..., :3])
+    if not alpha.all():
+        np.copyto(out[..., :3], 0, where=(alpha == 0)[..., None])  # canonical: invisible black
+    return data, out
 
 
 def decode_lossy(
@@ -176,7 +187,7 @@ def decode_lossy(
         prd[:] = 0
     buf = rc.input_buffer(data)
     n, err, recon, _ = _run(False, prd, prd, pred is None, quality, models, buf, lv, fmap)
-    return _to_rgb(recon, height, width), bool(err) or n > len(data) + 8
+    return planes_to_rgb(recon, height, width), bool(err) or n > len(data) + 8
 
 
 def keep_decoded(rgb: np.ndarray, models: LossyModels) -> None:
@@ -185,6 +196,7 @@ def keep_decoded(rgb: np.ndarray, models: LossyModels) -> None:
     the best reference there is."""
     h, w = rgb.shape[:2]
     hp, wp = _padded(h, w)
-    planes = _planes(rgb, hp, wp)
+    planes = prediction_slot(models, hp, wp)  # where start_frame puts it: no copy
+    rgb_into_planes(rgb, planes)
     _, nmax = start_frame(models, planes, False)
     keep_frame(models, planes, nmax)

@@ -158,7 +158,7 @@ def code_frame(
     else:
         rc.rc_init_dec(st, buf)
     rcs = (st, buf, probs, counts)
-    maps = np.zeros((nby, nbx, B_FIELDS), np.int64)
+    maps = np.zeros((nby, nbx, B_FIELDS), np.int8)  # flags and intra modes: int64 was 40 B/px
     nb = unit_maps(nuy, nux)
     mvs = nb[:, :, U_MV : U_MV + 2]
     use_mv = not intra

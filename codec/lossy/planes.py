@@ -43,10 +43,15 @@ def rgb_into_planes(rgb, out):
             out[2, y, x] = cg
 
 
-@njit(cache=True)
 def planes_to_rgb(planes, h, w):
     """(3, Hp, Wp) [Y, Co, Cg] integers -> (h, w, 3) uint8 RGB, clipped to 0..255."""
-    out = np.empty((h, w, 3), np.uint8)
+    return planes_into_rgb(planes, np.empty((h, w, 3), np.uint8))
+
+
+@njit(cache=True)
+def planes_into_rgb(planes, out):
+    """planes_to_rgb into a given (h, w, 3) array (the colour of an RGBA frame, say)."""
+    h, w = out.shape[0], out.shape[1]
     for y in range(h):
         for x in range(w):
             yy = np.int64(planes[0, y, x])

@@ -34,8 +34,9 @@ def _ring_for(models: LossyModels, hp: int, wp: int) -> int:
 
 
 def prediction_slot(models: LossyModels, hp: int, wp: int) -> np.ndarray:
-    """Slot 0 of the ring, for the decoder to convert the predictor's frame into in
-    place (a separate frame of planes is 200 MB at the size cap)."""
+    """Slot 0 of the ring, to convert the predictor's frame (or a frame of another
+    coding about to be kept) into in place, in encoder and decoder alike (a separate
+    frame of planes is 200 MB at the size cap)."""
     _ring_for(models, hp, wp)
     return models.ring[0]
 
