@@ -53,6 +53,8 @@ def _bands(a: np.ndarray, b: np.ndarray):
 
 
 def _sse(recon: np.ndarray, rgba: np.ndarray) -> int:
+    if recon is rgba:  # an exact trial's frame is the source's (_palette_trial)
+        return 0
     total = 0
     for r, s in _bands(recon, rgba):
         d = r.astype(np.int64) - s
@@ -62,6 +64,8 @@ def _sse(recon: np.ndarray, rgba: np.ndarray) -> int:
 
 def _within(recon: np.ndarray, rgba: np.ndarray, max_error: int) -> bool:
     """The near-lossless bound: alpha exact, every visible channel within max_error."""
+    if recon is rgba:
+        return True
     if not np.array_equal(recon[..., 3], rgba[..., 3]):
         return False
     return all(
@@ -224,7 +228,7 @@ def choose(
             # without --quality only the bytes decide (_choose), so the smallest is all
             # that need be kept: each candidate holds a frame and a palette state
             palettes[0] = candidate
-    if pixels is None:
+    if pixels is None and not _pixels_cannot_win(state, rgba, key, palettes):
         pixels = _PixelTrial(state, rgba, key, prediction)
     chosen = _choose(state, rgba, key, pixels, palettes)
     _track_shadow(state, gif, chosen, exact, gop_frames)
@@ -245,9 +249,31 @@ class _PixelTrial:
             self.coded = None
 
 
-def _choose(state, rgba, key, trial: _PixelTrial, palettes):
-    """The pixel coding or the smallest valid palette frame."""
-    pixels, checkpoint = trial.coded, trial.checkpoint
+def _margin(state, key: bool) -> float:
+    """Leaving the palette chain costs the frames after it (their models miss this
+    frame; on a keyframe they start afresh at the next palette frame), so pixels
+    must be clearly smaller to be taken there: at most this much of the palette's."""
+    return KEY_SWITCH if key else (LEAVE_CHAIN if state.prev_was_palette else 1.0)
+
+
+def _pixels_cannot_win(state, rgba: np.ndarray, key: bool, palettes: list) -> bool:
+    """Without --quality, pixels are kept only when their body is smaller than the
+    smallest palette frame over the margin (_choose). The arithmetic-coded residual
+    codes a zero flag for each channel of each visible pixel, and so writes at least
+    rangecoder.min_coded_bytes of them; when that already loses, the trial need not
+    run (a one-pixel GIF frame on a large screen: the whole screen coded each frame
+    for nothing). The choice, and so every byte, is the trial's."""
+    if not palettes or state.header.quality or state.plane_coder.name != "arith":
+        return False
+    visible = int(np.count_nonzero(rgba[..., 3]))
+    least = rangecoder.min_coded_bytes(3 * visible)
+    return min(c[0] for c in palettes) <= least / _margin(state, key)
+
+
+def _choose(state, rgba, key, trial: _PixelTrial | None, palettes):
+    """The pixel coding or the smallest valid palette frame (trial None: the pixels
+    were known to lose, _pixels_cannot_win)."""
+    pixels = None if trial is None else trial.coded
     if not palettes:
         if pixels is None:
             raise rangecoder.CodingOverflow()
@@ -255,11 +281,7 @@ def _choose(state, rgba, key, trial: _PixelTrial, palettes):
     palettes.sort(key=lambda c: c[0])
     best = palettes[0]
     if pixels is not None:
-        # Leaving the palette chain costs the frames after it (their models miss this
-        # frame; on a keyframe they start afresh at the next palette frame), so the
-        # pixels must be clearly smaller to be taken there.
-        margin = KEY_SWITCH if key else (LEAVE_CHAIN if state.prev_was_palette else 1.0)
-        limit = len(pixels.body) / margin
+        limit = len(pixels.body) / _margin(state, key)
         if state.header.quality:
             # at --quality a palette frame must be no larger and no more distorted
             sse = _sse(pixels.recon, rgba)
@@ -269,7 +291,8 @@ def _choose(state, rgba, key, trial: _PixelTrial, palettes):
         if not ok:
             return pixels
         best = ok[0]
-    checkpoint.restore()
+    if trial is not None:
+        trial.checkpoint.restore()
     state._palette = best[3]
     best[3].remember(best[4])  # the trials left the shared index map to the frame kept
     return best[2]

@@ -21,6 +21,8 @@ decoded bit. One body for both directions is what keeps contexts in lock-step.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -35,6 +37,16 @@ TOP = 1 << 24
 _SHIFT = np.array([min(1 + int(np.log2(n + 1)), 15) for n in range(256)], dtype=np.int64)
 
 STATE_SIZE = 8
+
+
+def min_coded_bytes(adaptive_bits: int) -> int:
+    """A lower bound on the bytes an encoding with this many adaptive decisions writes
+    (for an encoder to skip a trial that is sure to lose). A decision leaves at most
+    1 - P_MIN / PROB_ONE of the range to its symbol, less the split's rounding (under
+    1/256 of P_MIN: the range is at least TOP before a decision), and every 8 bits of
+    narrowing shift a byte out; 40 bits spare cover the start and the flush."""
+    per_decision = -math.log2(1 - P_MIN * (1 - 1 / 256) / PROB_ONE) * (1 - 1e-9)
+    return max(0, math.floor((adaptive_bits * per_decision - 40) / 8))
 
 
 def new_state() -> np.ndarray:

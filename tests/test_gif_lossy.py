@@ -163,3 +163,33 @@ def test_palette_near_lossless_keeps_the_bound_on_every_pixel(
         np.testing.assert_array_equal(a[..., 3], b[..., 3])
         d = np.abs(a[..., :3].astype(np.int16) - b[..., :3])
         assert int(d.max(initial=0)) <= max_error
+
+
+def test_near_lossless_skips_pixel_trials_that_cannot_win_with_the_same_bytes(tmp, monkeypatch):
+    """One-pixel frames on a large screen: the whole-screen pixel trial is skipped when
+    the range coder's lower bound already loses to the palette frame, and the file is
+    the one the trials would have written."""
+    from fpcodec.codec import gifchoice
+
+    from .gifbuild import GifFrame, build_gif
+
+    pal = np.array([[0, 0, 0], [250, 0, 0], [0, 250, 0], [0, 0, 250]], np.uint8)
+    frames = [GifFrame(np.zeros((400, 512), np.uint8))]
+    frames += [GifFrame(np.array([[1 + i % 3]], np.uint8), x=7 * i, y=5 * i) for i in range(6)]
+    src = tmp / "dots.gif"
+    src.write_bytes(build_gif(512, 400, frames, pal))
+    trials = []
+    real = gifchoice._PixelTrial
+
+    def counted(*a):
+        trials.append(1)
+        return real(*a)
+
+    monkeypatch.setattr(gifchoice, "_PixelTrial", counted)
+    fpcodec.encode(src, tmp / "skip.fpc", max_error=2)
+    skipped_trials = len(trials)
+    monkeypatch.setattr(gifchoice, "_pixels_cannot_win", lambda *a: False)
+    trials.clear()
+    fpcodec.encode(src, tmp / "all.fpc", max_error=2)
+    assert len(trials) == 7 and skipped_trials < len(trials)
+    assert (tmp / "skip.fpc").read_bytes() == (tmp / "all.fpc").read_bytes()

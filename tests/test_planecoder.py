@@ -77,3 +77,24 @@ def test_packed_temporal_context_is_the_quantised_magnitude_of_each_channel():
     assert np.array_equal(state.prev_tmp & 3, _TMP_Q[np.minimum(np.abs(one[0]), 4)])
     for c in (1, 2):
         assert np.array_equal((state.prev_tmp >> (2 * c)) & 3, levels[c])
+
+
+@pytest.mark.parametrize("kind", ["zeros", "laplacian"])
+def test_min_coded_bytes_bounds_the_arith_coding_of_the_zero_flags(kind):
+    """Each visible pixel's channels code a zero flag: min_coded_bytes(3 * visible)
+    may never exceed what the coder writes, frame after frame (all-zero frames, whose
+    flags reach the probability limit, are the tight case)."""
+    from fpcodec.codec.rangecoder import min_coded_bytes
+
+    C, H, W = 3, 384, 512  # a bound of about 70 bytes: smaller ones round to 0
+    coder = get_plane_coder("arith")
+    state = CoderState(H, W, C)
+    mask = np.ones((H, W), bool)
+    mask[:5, :7] = False
+    for t in range(6):
+        sym = _planes(kind, (C, H, W), seed=t)
+        n = len(coder.encode(sym, mask, state))
+        least = min_coded_bytes(C * int(mask.sum()))
+        assert 0 < least <= n, (t, least, n)
+    if kind == "zeros":
+        assert least > n // 2  # a bound near what is written, not a vacuous one
