@@ -197,8 +197,9 @@ def choose(
     gop_frames: the frames of the GOP so far (a shadow starts from them)."""
     header = state.header
     # Whichever trial needs the larger buffers runs first, while nothing of the other
-    # is held: the lossy coder's (at --quality; 300 MB more at the size cap otherwise),
-    # else the palette trials' (a moved frame, its reconstruction; 160 MB).
+    # is held: the lossy coder's at --quality (48 MB less at the size cap than the
+    # other order), else the palette trials' (a moved frame and its reconstruction:
+    # 160 MB less).
     pixels = _PixelTrial(state, rgba, key, prediction) if header.quality else None
     frames = [gif]
     if header.max_error:
