@@ -183,9 +183,17 @@ class HeldFrame:
 def with_alpha(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     out = np.empty((*rgb.shape[:2], 4), np.uint8)
     out[..., :3] = rgb
-    out[..., 3] = alpha
-    out[alpha == 0, :3] = 0
-    return out
+    return set_alpha(out, alpha)
+
+
+def set_alpha(rgba: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Complete a frame whose colour a coder wrote into it (np.empty, so that its pages
+    cost nothing while the coder's own buffers are held): alpha, and the canonical
+    black where it is 0."""
+    rgba[..., 3] = alpha
+    if not alpha.all():
+        np.copyto(rgba[..., :3], 0, where=(alpha == 0)[..., None])
+    return rgba
 
 
 # ---------------------------------------------------------------- residual coding
@@ -215,16 +223,16 @@ def residual_body(
         recon = with_alpha(rgb, alpha)
         spread = None if prediction is None else prediction.spread
     else:
-        # the colour is reconstructed into the RGBA frame itself (black where
-        # invisible, as with_alpha makes it): an RGB copy was 3 bytes a pixel
+        # the colour is reconstructed into the RGBA frame itself: an RGB copy was 3
+        # bytes a pixel
         recon = np.empty(rgba.shape, np.uint8)
-        recon[..., 3] = alpha
         if prediction is None:
             sym, _ = intra_symbols(rgba, mask, max_error, recon[..., :3])
             spread = None
         else:
             sym, _ = inter_symbols(rgba, prediction.rgb, mask, max_error, recon[..., :3])
             spread = prediction.spread
+        set_alpha(recon, alpha)
     data = plane_coder.encode(sym, mask, coder, spread=spread, temporal=prediction is not None)
     parts.append(pack(data))
     return b"".join(parts), recon
@@ -405,17 +413,10 @@ def _try_palette(
     prediction: Prediction | None,
 ) -> CodedFrame | None:
     """Palette-code the frame if the parsed GIF frame reproduces it exactly."""
+    before = _gif_step(state, rgba, gif)
+    if before is None or not (key or state.prev_was_palette):
+        return None
     comp = state.enc_compositor
-    if comp is None:
-        return None
-    if gif is None:
-        state.enc_compositor = None  # the parse stopped: no palette frames from here on
-        return None
-    before = comp.copy()
-    result = composite(comp, gif, state.gif_screen.global_palette)
-    if not np.array_equal(result, rgba) or not (key or state.prev_was_palette):
-        return None
-    comp.canvas = result = rgba  # the same pixels, held once
     ps = state.palette
     ps.compositor = before
     if key:
@@ -431,7 +432,7 @@ def _try_palette(
     except ValueError:
         return None  # a code stream this coder cannot represent: code the pixels
     ps.compositor = comp.copy()
-    return CodedFrame(KEY if key else PREDICTED, CODING_PALETTE, body, result)
+    return CodedFrame(KEY if key else PREDICTED, CODING_PALETTE, body, rgba)
 
 
 def _encode_lossy_frame(
@@ -448,7 +449,8 @@ def _encode_lossy_frame(
     else:
         state.alpha.prev = alpha.copy()
     pred = None if prediction is None else prediction.rgb
-    data, recon = encode_lossy(
+    recon = np.empty(rgba.shape, np.uint8)  # the colour is decoded into it: no RGB copy
+    data, _ = encode_lossy(
         rgba[..., :3],
         pred,
         alpha,  # nonzero where visible: no boolean copy of the plane
@@ -456,10 +458,12 @@ def _encode_lossy_frame(
         state.lossy,
         state.header.entropy,
         state.lossy_search,
-        alpha,  # the RGBA reconstruction directly: an RGB copy was 3 bytes a pixel
+        recon[..., :3],
     )
     parts.append(pack(data))
-    return CodedFrame(KEY if key else PREDICTED, CODING_LOSSY, b"".join(parts), recon)
+    return CodedFrame(
+        KEY if key else PREDICTED, CODING_LOSSY, b"".join(parts), set_alpha(recon, alpha)
+    )
 
 
 def _raw_size(rgba: np.ndarray) -> int:

@@ -80,7 +80,8 @@ class CoderState:
 def _code_planes(
     sym, mask, spread, use_spread, prev_tmp, use_temporal, slot0, probs, counts, buf, enc
 ):
-    """Code (C, H, W) int16 symbols in raster order, planes interleaved per pixel.
+    """Code (C, H, W) symbols (int8 from the encoders, int16 decoded) in raster
+    order, planes interleaved per pixel.
 
     In decode mode `sym` is filled in. Returns (bytes written or read, error flag).
     """

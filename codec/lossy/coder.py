@@ -116,13 +116,13 @@ def encode_lossy(
     models: LossyModels,
     entropy: str = "arith",
     search: np.ndarray = SLOW,
-    alpha: np.ndarray | None = None,
+    out: np.ndarray | None = None,
 ) -> tuple[bytes, np.ndarray]:
     """Code an RGB frame (H, W, 3) against pred (None: intra); visible (H, W) is
-    nonzero where a pixel shows (a mask, or the alpha plane). Returns (bytes, recon):
-    RGB, or with `alpha` given the RGBA frame (black where alpha is 0), made once the
-    coder's own buffers are gone. search: how hard to search (presets.py); no effect
-    on the syntax."""
+    nonzero where a pixel shows (a mask, or the alpha plane). Returns (bytes, recon
+    RGB), the reconstruction written into `out` when given (the colour of an RGBA
+    frame, say), only once the coder's own buffers are gone. search: how hard to
+    search (presets.py); no effect on the syntax."""
     h, w = rgb.shape[:2]
     hp, wp = _padded(h, w)
     target = rgb
@@ -147,15 +147,8 @@ def encode_lossy(
     data = _pack_levels(lv) if lv.size else buf[:n].tobytes()
     if models.loop_filter is not None:
         data = write_map(*fmap) + data
-    del target, tgt, prd, buf  # before the reconstruction is made: 11 bytes a pixel
-    if alpha is None:
-        return data, planes_to_rgb(recon, h, w)
-    out = np.empty((h, w, 4), np.uint8)
-    out[..., 3] = alpha
-    planes_into_rgb(recon, out[..., :3])
-    if not alpha.all():
-        np.copyto(out[..., :3], 0, where=(alpha == 0)[..., None])  # canonical: invisible black
-    return data, out
+    del target, tgt, prd, buf  # before the reconstruction is written: 11 bytes a pixel
+    return data, planes_into_rgb(recon, np.empty((h, w, 3), np.uint8) if out is None else out)
 
 
 def decode_lossy(
