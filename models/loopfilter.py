@@ -85,18 +85,23 @@ class LoopFilterNet(nn.Module):
         return F.pixel_shuffle(out, 2), [h, c]
 
 
-def filter_inputs(planes: np.ndarray, step_y: int, act: np.ndarray) -> np.ndarray:
+def filter_inputs(
+    planes: np.ndarray, step_y: int, act: np.ndarray, rows: tuple[int, int] | None = None
+) -> np.ndarray:
     """(3, H, W) YCoCg-R planes, the Y step, the (H/4, W/4) coded-block map ->
-    (7, H, W) int8 network inputs."""
+    (7, H, W) int8 network inputs; with rows=(y0, y1), those rows only (a band's
+    inputs: the whole frame's are 7 bytes a pixel)."""
     _, hp, wp = planes.shape
-    x = np.empty((N_INPUTS, hp, wp), np.int8)
-    x[0] = np.clip(planes[0] - 128, -128, 127)
-    x[1] = np.clip(planes[1] >> 1, -128, 127)
-    x[2] = np.clip(planes[2] >> 1, -128, 127)
+    y0, y1 = (0, hp) if rows is None else rows
+    x = np.empty((N_INPUTS, y1 - y0, wp), np.int8)
+    x[0] = np.clip(planes[0, y0:y1] - 128, -128, 127)
+    x[1] = np.clip(planes[1, y0:y1] >> 1, -128, 127)
+    x[2] = np.clip(planes[2, y0:y1] >> 1, -128, 127)
     x[3] = step_feature(step_y)
-    x[4] = np.repeat(np.repeat(act.astype(np.int8) * ACT_ON, 4, 0), 4, 1)[:hp, :wp]
+    a = act[y0 // 4 : -(-y1 // 4)].astype(np.int8) * ACT_ON
+    x[4] = np.repeat(np.repeat(a, 4, 0), 4, 1)[y0 - y0 // 4 * 4 :][: y1 - y0, :wp]
     x[5] = (np.arange(wp) & 3)[None, :] * 32 - 48
-    x[6] = (np.arange(hp) & 3)[:, None] * 32 - 48
+    x[6] = (np.arange(y0, y1) & 3)[:, None] * 32 - 48
     return x
 
 
@@ -139,10 +144,9 @@ class LearnedLoopFilter:
         return max(2 * self.net.reach, rows // 2 * 2)
 
     def correction(self, planes: np.ndarray, step_y: int, act: np.ndarray) -> np.ndarray:
-        """(3, H, W) int16 corrections of the planes (H, W even), and the new state
-        kept pending until `commit`."""
+        """(3, H, W) int8 corrections of the planes (H, W even; each within
+        CORRECTION_MAX), and the new state kept pending until `commit`."""
         _, hp, wp = planes.shape
-        x = torch.from_numpy(filter_inputs(planes, step_y, act))[None]
         if self._state is None or self._state[0].shape[-2:] != (hp // 2, wp // 2):
             self._state = [
                 torch.zeros(1, self.net.hidden, hp // 2, wp // 2, dtype=torch.int8),
@@ -150,19 +154,19 @@ class LearnedLoopFilter:
             ]
         h_new = torch.empty_like(self._state[0])
         c_new = torch.empty_like(self._state[1])
-        out = np.empty((3, hp, wp), np.int16)
+        out = np.empty((3, hp, wp), np.int8)
         rows, halo = self._band_rows(hp, wp), self.net.reach
         for y0 in range(0, hp, rows):
             y1 = min(hp, y0 + rows)
             ya, yb = max(0, y0 - halo), min(hp, y1 + halo)
-            xw = x[:, :, ya:yb].float()
+            xw = torch.from_numpy(filter_inputs(planes, step_y, act, (ya, yb)))[None].float()
             sw = [t[:, :, ya // 2 : yb // 2].float() for t in self._state]
             # the GEMM path: plain sums of products, exact by check_bounds; the direct
             # (oneDNN) path would need LearnedPredictor's per-shape verification first
             with exact_inference(fast=False):
                 corr, (h, c) = self.net.step(xw, sw, quant=True)
             r0, r1 = y0 - ya, y1 - ya
-            out[:, y0:y1] = corr[0, :, r0:r1].to(torch.int16).numpy()
+            out[:, y0:y1] = corr[0, :, r0:r1].to(torch.int8).numpy()
             h_new[:, :, y0 // 2 : y1 // 2] = h[:, :, r0 // 2 : r1 // 2].to(torch.int8)
             c_new[:, :, y0 // 2 : y1 // 2] = c[:, :, r0 // 2 : r1 // 2].to(torch.int16)
         self._pending = [h_new, c_new]

@@ -120,8 +120,8 @@ def test_the_encoder_weighs_the_corrected_frame(tmp, src, weights, monkeypatch):
     def oracle(self, planes, step_y, act):
         return (target["planes"] - planes).astype(np.int16)
 
-    def spy(tgt, recon, corrected, wplane, lam):
-        got = real_choose(tgt, recon, corrected, wplane, lam)
+    def spy(tgt, recon, corr, wplane, lam):
+        got = real_choose(tgt, recon, corr, wplane, lam)
         decisions.append((got[0], bool((recon != tgt).any())))
         return got
 
@@ -151,9 +151,10 @@ def test_map_never_costs_more_than_off():
     tgt = rng.integers(0, 256, (3, 32, 32))
     recon = tgt + rng.integers(-3, 4, tgt.shape)
     worse = recon + rng.integers(-9, 10, tgt.shape)  # a correction that only harms
-    mode, _ = lfmap.choose_map(tgt, recon, worse, np.array([9.0, 1.25, 2.25]), 1.0)
+    w = np.array([9.0, 1.25, 2.25])
+    mode, _ = lfmap.choose_map(tgt, recon, worse - recon, w, 1.0)
     assert mode == lfmap.MODE_OFF
-    mode, _ = lfmap.choose_map(tgt, recon, tgt, np.array([9.0, 1.25, 2.25]), 1.0)
+    mode, _ = lfmap.choose_map(tgt, recon, tgt - recon, w, 1.0)
     assert mode == lfmap.MODE_ALL
 
 
@@ -225,3 +226,18 @@ def test_written_with_two_threads_decodes_identically(tmp, src, weights, env):
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == want.hexdigest()
+
+
+@pytest.mark.parametrize("rows", [(0, 8), (3, 13), (10, 24), (22, 24)])
+def test_a_bands_inputs_are_the_whole_frames_rows(rows):
+    """The filter builds its inputs band by band (7 bytes a pixel for the whole
+    frame); each band's must be exactly those rows of the whole frame's, phase of
+    the 4x4 grid and coded-block map included."""
+    from fpcodec.models.loopfilter import filter_inputs
+
+    rng = np.random.default_rng(3)
+    planes = rng.integers(-255, 256, (3, 24, 40)).astype(np.int16)
+    planes[0] = rng.integers(0, 256, (24, 40))
+    act = rng.integers(0, 2, (6, 10)).astype(np.uint8)
+    whole = filter_inputs(planes, 37, act)
+    assert np.array_equal(filter_inputs(planes, 37, act, rows), whole[:, rows[0] : rows[1]])

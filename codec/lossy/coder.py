@@ -12,7 +12,7 @@ from ..planecoder import ZSTD_LEVEL
 from ..zstd_bounded import decompress
 from .deblock import deblock
 from .frame import code_frame
-from .loop_filter import apply_map, choose_map, corrected_planes, read_map, write_map
+from .loop_filter import apply_map, choose_map, read_map, write_map
 from .models import LossyModels
 from .planes import planes_into_rgb, planes_to_rgb, rgb_into_planes, rgb_to_planes
 from .presets import SLOW
@@ -99,9 +99,7 @@ def _loop_filter(enc, tgt, recon, steps, act, lam_pd, models, fmap):
         return fmap
     corr = lf.correction(recon, int(steps[0, 0]), act)
     if enc:
-        # the corrected frame, not the correction: weighing the correction itself
-        # against the source kept the filter off on every frame
-        fmap = choose_map(tgt, recon, corrected_planes(recon, corr), PLANE_WEIGHT, lam_pd)
+        fmap = choose_map(tgt, recon, corr, PLANE_WEIGHT, lam_pd)
     if fmap[0]:
         apply_map(recon, corr, *fmap)
         lf.commit()

@@ -83,17 +83,28 @@ def block_mask(mode: int, bits: np.ndarray | None, hp: int, wp: int) -> np.ndarr
     return np.repeat(np.repeat(bits, side, 0), side, 1)[:hp, :wp]
 
 
+def _corrected(recon: np.ndarray, corr: np.ndarray) -> np.ndarray:
+    """Planes with the correction applied everywhere, within each plane's range."""
+    out = np.empty_like(recon)
+    for p, (lo, hi) in enumerate(PLANE_RANGE):
+        np.clip(recon[p] + corr[p], lo, hi, out=out[p])
+    return out
+
+
 def choose_map(
-    tgt: np.ndarray, recon: np.ndarray, corrected: np.ndarray, wplane: np.ndarray, lam: float
+    tgt: np.ndarray, recon: np.ndarray, corr: np.ndarray, wplane: np.ndarray, lam: float
 ) -> tuple[int, np.ndarray | None]:
     """The mode and block bits of least distance + lam * bits (distance relative to
-    the unfiltered frame's)."""
+    the unfiltered frame's). The frame is weighed corrected, not the correction
+    (weighing the correction itself against the source kept the filter off on every
+    frame), one band of rows at a time: a whole corrected frame is 6 bytes a pixel."""
     _, hp, wp = recon.shape
     gain = np.empty((hp, wp))
     for y0, y1 in row_bands(hp, wp):
         band = slice(y0, y1)
-        gain[band] = _distance(recon[:, band], tgt[:, band], wplane) - _distance(
-            corrected[:, band], tgt[:, band], wplane
+        r = recon[:, band]
+        gain[band] = _distance(r, tgt[:, band], wplane) - _distance(
+            _corrected(r, corr[:, band]), tgt[:, band], wplane
         )
     best = (0.0, MODE_OFF, None)
     total = float(gain.sum())
@@ -106,14 +117,6 @@ def choose_map(
         if cost < best[0]:
             best = (cost, mode, bits)
     return best[1], best[2]
-
-
-def corrected_planes(recon: np.ndarray, corr: np.ndarray) -> np.ndarray:
-    """The frame with the correction applied everywhere (what choose_map weighs)."""
-    out = np.empty_like(recon)
-    for p, (lo, hi) in enumerate(PLANE_RANGE):
-        np.clip(recon[p] + corr[p], lo, hi, out=out[p])
-    return out
 
 
 def apply_map(recon: np.ndarray, corr: np.ndarray, mode: int, bits: np.ndarray | None) -> None:
