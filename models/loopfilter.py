@@ -99,7 +99,7 @@ def filter_inputs(
     x[2] = np.clip(planes[2, y0:y1] >> 1, -128, 127)
     x[3] = step_feature(step_y)
     a = act[y0 // 4 : -(-y1 // 4)].astype(np.int8) * ACT_ON
-    x[4] = np.repeat(np.repeat(a, 4, 0), 4, 1)[y0 - y0 // 4 * 4 :][: y1 - y0, :wp]
+    x[4] = np.repeat(np.repeat(a, 4, 0), 4, 1)[y0 % 4 : y0 % 4 + y1 - y0, :wp]
     x[5] = (np.arange(wp) & 3)[None, :] * 32 - 48
     x[6] = (np.arange(y0, y1) & 3)[:, None] * 32 - 48
     return x

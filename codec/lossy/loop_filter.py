@@ -83,14 +83,6 @@ def block_mask(mode: int, bits: np.ndarray | None, hp: int, wp: int) -> np.ndarr
     return np.repeat(np.repeat(bits, side, 0), side, 1)[:hp, :wp]
 
 
-def _corrected(recon: np.ndarray, corr: np.ndarray) -> np.ndarray:
-    """Planes with the correction applied everywhere, within each plane's range."""
-    out = np.empty_like(recon)
-    for p, (lo, hi) in enumerate(PLANE_RANGE):
-        np.clip(recon[p] + corr[p], lo, hi, out=out[p])
-    return out
-
-
 def choose_map(
     tgt: np.ndarray, recon: np.ndarray, corr: np.ndarray, wplane: np.ndarray, lam: float
 ) -> tuple[int, np.ndarray | None]:
@@ -102,9 +94,10 @@ def choose_map(
     gain = np.empty((hp, wp))
     for y0, y1 in row_bands(hp, wp):
         band = slice(y0, y1)
-        r = recon[:, band]
-        gain[band] = _distance(r, tgt[:, band], wplane) - _distance(
-            _corrected(r, corr[:, band]), tgt[:, band], wplane
+        corrected = recon[:, band].copy()
+        apply_map(corrected, corr[:, band], MODE_ALL, None)
+        gain[band] = _distance(recon[:, band], tgt[:, band], wplane) - _distance(
+            corrected, tgt[:, band], wplane
         )
     best = (0.0, MODE_OFF, None)
     total = float(gain.sum())
