@@ -312,3 +312,20 @@ def test_the_documented_cluster_config_is_valid_for_ray_up():
     config = yaml.safe_load((Path(__file__).parents[1] / "docs" / "ray-cluster.yaml").read_text())
     jsonschema.validate(config, schema)  # what `ray up` checks before it starts anything
     assert config["provider"]["type"] == "local"
+
+
+def test_sweep_after_a_stop_removes_only_the_cancelled_outputs_temporary_files(tmp_path):
+    # The names mkstemp gives atomic_file; glob characters in a name must match literally.
+    cancelled = [tmp_path / "a[1].gif.fpc", tmp_path / "sub" / "b*.gif.fpc"]
+    (tmp_path / "sub").mkdir()
+    parts = [p.with_name(f".{p.name}.k3j_x9.part") for p in cancelled]
+    kept = [
+        tmp_path / ".a1.gif.fpc.k3j_x9.part",  # what an unescaped [1] would match
+        tmp_path / "sub" / ".bb.gif.fpc.zz.part",  # what an unescaped * would match
+        tmp_path / "a[1].gif.fpc",  # a finished output of the same name
+    ]
+    for p in parts + kept:
+        p.write_bytes(b"x")
+    batch.sweep_partial_outputs(str(p) for p in cancelled)
+    assert not any(p.exists() for p in parts)
+    assert all(p.exists() for p in kept)

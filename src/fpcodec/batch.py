@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -321,6 +322,18 @@ def process(task: Task) -> dict[str, Any]:
     return rec
 
 
+def sweep_partial_outputs(outputs: Iterable[str]) -> None:
+    """Removes the temporary files of outputs whose task was cancelled.
+
+    A cancelled task removes its own temporary file as its KeyboardInterrupt
+    unwinds, but Ray can report it cancelled before that has run (and a pool
+    worker that is killed never runs it), so the driver sweeps what is left."""
+    for out in map(Path, outputs):
+        for part in out.parent.glob(f".{glob.escape(out.name)}.*.part"):
+            with contextlib.suppress(OSError):
+                part.unlink()
+
+
 def lost_record(task: Task, why: str) -> dict[str, Any]:
     """The record of a file whose worker kept dying: the engine gave up retrying."""
     rec = _blank_record(task)
@@ -553,6 +566,14 @@ def run_batch(
         else:
             print(msg, file=sys.stderr, flush=True)
 
+    unfinished: set[str] = set()  # outputs of tasks handed out whose record has not come back
+
+    def handed_out(tasks: Iterable[Task]) -> Iterator[Task]:
+        for task in tasks:
+            unfinished.add(task.output)
+            yield task
+
+    tasks = handed_out(tasks)
     writer = ManifestWriter(manifest_p)
     t0 = time.perf_counter()
     try:
@@ -575,6 +596,7 @@ def run_batch(
                     process, tasks, jobs=jobs, stop=stop, lost=lost_record, max_retries=max_retries
                 )
             for rec in results:
+                unfinished.discard(str(dst_abs / rec["output"]))
                 if rec["status"] != "skipped":  # the manifest holds it already
                     writer.write(rec)
                 summary.add(rec)
@@ -587,6 +609,8 @@ def run_batch(
                     refresh=False,
                 )
             summary.interrupted = stop.requested
+            if stop.requested:
+                sweep_partial_outputs(unfinished)
     finally:
         writer.close()
         bar.close()
