@@ -46,9 +46,11 @@ def max_plane_bytes(width: int, height: int, channels: int = 4, bytes_per_sample
     return channels * width * height * bytes_per_sample + 1024
 
 
-def row_bands(height: int, width: int, pixels: int = 1 << 20) -> list[tuple[int, int]]:
-    """(first, end) rows of bands of about `pixels` pixels: whole-frame temporaries of
-    a frame at the size cap (float64 or int64, several per pixel) are gigabytes, one
-    band's are megabytes."""
-    step = max(1, pixels // max(1, width))
+def row_bands(
+    height: int, width: int, pixels: int = 1 << 20, multiple: int = 1
+) -> list[tuple[int, int]]:
+    """(first, end) rows of bands of about `pixels` pixels, each but the last a whole
+    `multiple` of rows: whole-frame temporaries of a frame at the size cap (float64
+    or int64, several per pixel) are gigabytes, one band's are megabytes."""
+    step = max(1, pixels // max(1, width) // multiple) * multiple
     return [(y, min(height, y + step)) for y in range(0, height, step)]

@@ -89,24 +89,30 @@ def choose_map(
     """The mode and block bits of least distance + lam * bits (distance relative to
     the unfiltered frame's). The frame is weighed corrected, not the correction
     (weighing the correction itself against the source kept the filter off on every
-    frame), one band of rows at a time: a whole corrected frame is 6 bytes a pixel."""
+    frame), one band of whole 64-row blocks at a time, each band's gain summed into
+    every block size's sums at once: a whole corrected frame is 6 bytes a pixel, a
+    whole gain map 8 and its padded copy 8 more."""
     _, hp, wp = recon.shape
-    gain = np.empty((hp, wp))
-    for y0, y1 in row_bands(hp, wp):
+    sums = {side: np.zeros(map_shape(hp, wp, side)) for side in BLOCK_SIDE.values()}
+    total = 0.0
+    top = max(BLOCK_SIDE.values())
+    for y0, y1 in row_bands(hp, wp, multiple=top):
         band = slice(y0, y1)
         corrected = recon[:, band].copy()
         apply_map(corrected, corr[:, band], MODE_ALL, None)
-        gain[band] = _distance(recon[:, band], tgt[:, band], wplane) - _distance(
+        gain = _distance(recon[:, band], tgt[:, band], wplane) - _distance(
             corrected, tgt[:, band], wplane
         )
+        total += float(gain.sum())
+        for side, s in sums.items():
+            # a band's block sums are the whole map's, bit for bit: each block lies in one band
+            s[y0 // side : -(-y1 // side)] = _block_sums(gain, side)
     best = (0.0, MODE_OFF, None)
-    total = float(gain.sum())
     if -total < best[0]:
         best = (-total, MODE_ALL, None)
     for mode, side in BLOCK_SIDE.items():
-        sums = _block_sums(gain, side)
-        bits = sums > 0
-        cost = -float(sums[bits].sum()) + lam * 8 * -(-bits.size // 8)
+        bits = sums[side] > 0
+        cost = -float(sums[side][bits].sum()) + lam * 8 * -(-bits.size // 8)
         if cost < best[0]:
             best = (cost, mode, bits)
     return best[1], best[2]
