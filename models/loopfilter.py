@@ -17,6 +17,7 @@ memory-bound on a CPU, and the recurrent state costs a quarter.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -116,11 +117,13 @@ class LearnedLoopFilter:
     size and banded output equals whole-frame output bit for bit (every value is an
     exact integer, and zero padding at a band's edge reaches only into its halo).
 
-    The recurrent state is whole-frame at half resolution (h int8, c int16). A step
-    computes the new state into fresh buffers and `commit` keeps it: the encoder
-    runs the filter before knowing whether the frame will use it, and a frame that
-    does not use it leaves the state as it was (on both sides: the decoder then does
-    not run the network at all).
+    The recurrent state is whole-frame at half resolution (h int8, c int16). The
+    encoder's step (`correction`) computes the new state into fresh buffers and
+    `commit` keeps it: the encoder runs the filter before knowing whether the frame
+    will use it, and a frame that does not use it leaves the state as it was (on
+    both sides: the decoder then does not run the network at all). The decoder
+    knows the frame's map first, so its step (`filter_in_place`) writes the state
+    and the planes where they lie.
     """
 
     def __init__(self, net: LoopFilterNet, band: int | None = None) -> None:
@@ -143,34 +146,82 @@ class LearnedLoopFilter:
         rows = WINDOW_VALUES // max(1, per_row) - 2 * self.net.reach
         return max(2 * self.net.reach, rows // 2 * 2)
 
-    def correction(self, planes: np.ndarray, step_y: int, act: np.ndarray) -> np.ndarray:
-        """(3, H, W) int8 corrections of the planes (H, W even; each within
-        CORRECTION_MAX), and the new state kept pending until `commit`."""
-        _, hp, wp = planes.shape
+    def _start(self, hp: int, wp: int) -> None:
         if self._state is None or self._state[0].shape[-2:] != (hp // 2, wp // 2):
             self._state = [
                 torch.zeros(1, self.net.hidden, hp // 2, wp // 2, dtype=torch.int8),
                 torch.zeros(1, self.net.hidden, hp // 2, wp // 2, dtype=torch.int16),
             ]
+
+    def _bands(self, hp: int, wp: int) -> list[tuple[int, int, int, int]]:
+        """(y0, y1, ya, yb): each band's rows and the rows its window reads."""
+        rows, halo = self._band_rows(hp, wp), self.net.reach
+        return [
+            (y0, min(hp, y0 + rows), max(0, y0 - halo), min(hp, y0 + rows + halo))
+            for y0 in range(0, hp, rows)
+        ]
+
+    def _band_step(
+        self, planes: np.ndarray, step_y: int, act: np.ndarray, band: tuple[int, int, int, int]
+    ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+        """One band's int8 correction and new state rows, from copies of its window."""
+        y0, y1, ya, yb = band
+        xw = torch.from_numpy(filter_inputs(planes, step_y, act, (ya, yb)))[None].float()
+        sw = [t[:, :, ya // 2 : yb // 2].float() for t in self._state]
+        # the GEMM path: plain sums of products, exact by check_bounds; the direct
+        # (oneDNN) path would need LearnedPredictor's per-shape verification first
+        with exact_inference(fast=False):
+            corr, (h, c) = self.net.step(xw, sw, quant=True)
+        r0, r1 = y0 - ya, y1 - ya
+        return (
+            corr[0, :, r0:r1].to(torch.int8).numpy(),
+            h[:, :, r0 // 2 : r1 // 2].to(torch.int8),
+            c[:, :, r0 // 2 : r1 // 2].to(torch.int16),
+        )
+
+    def correction(self, planes: np.ndarray, step_y: int, act: np.ndarray) -> np.ndarray:
+        """(3, H, W) int8 corrections of the planes (H, W even; each within
+        CORRECTION_MAX), and the new state kept pending until `commit` (the encoder's
+        step: it weighs the correction before it knows whether the frame keeps it)."""
+        _, hp, wp = planes.shape
+        self._start(hp, wp)
         h_new = torch.empty_like(self._state[0])
         c_new = torch.empty_like(self._state[1])
         out = np.empty((3, hp, wp), np.int8)
-        rows, halo = self._band_rows(hp, wp), self.net.reach
-        for y0 in range(0, hp, rows):
-            y1 = min(hp, y0 + rows)
-            ya, yb = max(0, y0 - halo), min(hp, y1 + halo)
-            xw = torch.from_numpy(filter_inputs(planes, step_y, act, (ya, yb)))[None].float()
-            sw = [t[:, :, ya // 2 : yb // 2].float() for t in self._state]
-            # the GEMM path: plain sums of products, exact by check_bounds; the direct
-            # (oneDNN) path would need LearnedPredictor's per-shape verification first
-            with exact_inference(fast=False):
-                corr, (h, c) = self.net.step(xw, sw, quant=True)
-            r0, r1 = y0 - ya, y1 - ya
-            out[:, y0:y1] = corr[0, :, r0:r1].to(torch.int8).numpy()
-            h_new[:, :, y0 // 2 : y1 // 2] = h[:, :, r0 // 2 : r1 // 2].to(torch.int8)
-            c_new[:, :, y0 // 2 : y1 // 2] = c[:, :, r0 // 2 : r1 // 2].to(torch.int16)
+        for band in self._bands(hp, wp):
+            y0, y1 = band[0], band[1]
+            out[:, y0:y1], h_new[:, :, y0 // 2 : y1 // 2], c_new[:, :, y0 // 2 : y1 // 2] = (
+                self._band_step(planes, step_y, act, band)
+            )
         self._pending = [h_new, c_new]
         return out
+
+    def filter_in_place(
+        self,
+        planes: np.ndarray,
+        step_y: int,
+        act: np.ndarray,
+        apply: Callable[[np.ndarray, np.ndarray, int, int], None],
+    ) -> None:
+        """The decoder's step, on a frame whose map keeps the correction: the state
+        and the planes are written where they lie, band by band, with no frame-sized
+        correction or second state (9 bytes a pixel at the size cap). A band's results
+        are written once no later band's window reads its rows (the windows read
+        copies), so the output is `correction`'s, then `apply` of it, then `commit`.
+        apply(planes, corr, y0, y1) adds a band's correction to rows y0..y1."""
+        _, hp, wp = planes.shape
+        self._start(hp, wp)
+        self._pending = None
+        bands = self._bands(hp, wp)
+        waiting: list[tuple[tuple[int, int, int, int], tuple]] = []
+        for i, band in enumerate(bands):
+            waiting.append((band, self._band_step(planes, step_y, act, band)))
+            reads_from = bands[i + 1][2] if i + 1 < len(bands) else hp
+            while waiting and waiting[0][0][1] <= reads_from:
+                (y0, y1, _, _), (corr, h, c) = waiting.pop(0)
+                apply(planes, corr, y0, y1)
+                self._state[0][:, :, y0 // 2 : y1 // 2] = h
+                self._state[1][:, :, y0 // 2 : y1 // 2] = c
 
     def commit(self) -> None:
         """The frame used the correction: its new state becomes the state."""

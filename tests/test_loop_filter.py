@@ -63,6 +63,39 @@ def test_banded_inference_equals_whole_frame():
         banded.commit()
 
 
+@pytest.mark.parametrize("band", [2, 6, 12, None])
+def test_the_decoders_in_place_step_equals_correct_apply_commit(band):
+    """The decoder writes planes and state where they lie, band by band (bands
+    narrower than the network's reach included); it must give what the encoder's
+    correction, apply_map and commit give, frame after frame, in every map mode."""
+    reference, in_place = (
+        LearnedLoopFilter(random_filter(4)),
+        LearnedLoopFilter(random_filter(4), band=band),
+    )
+    rng = np.random.default_rng(1)
+    hp, wp = 136, 40  # 64-pixel blocks straddle the bands
+    for mode in [lfmap.MODE_ALL, *lfmap.BLOCK_SIDE, lfmap.MODE_ALL]:
+        planes = rng.integers(-255, 256, (3, hp, wp)).astype(np.int16)
+        planes[0] = rng.integers(0, 256, (hp, wp))
+        act = rng.integers(0, 2, (hp // 4, wp // 4))
+        bits = None
+        if mode in lfmap.BLOCK_SIDE:
+            bits = rng.integers(0, 2, lfmap.map_shape(hp, wp, lfmap.BLOCK_SIDE[mode])) > 0
+        expected = planes.copy()
+        corr = reference.correction(expected, 37, act)
+        lfmap.apply_map(expected, corr, mode, bits)
+        reference.commit()
+
+        def apply(p, c, y0, y1, mode=mode, bits=bits):
+            lfmap.apply_map(p[:, y0:y1], c, mode, bits, y0)
+
+        in_place.filter_in_place(planes, 37, act, apply)
+        np.testing.assert_array_equal(planes, expected)
+        assert (corr != 0).any()
+        for a, b in zip(reference._state, in_place._state, strict=True):
+            assert torch.equal(a, b)
+
+
 def test_switched_off_it_reconstructs_exactly_as_last(tmp, src, weights, monkeypatch):
     # palette=False: every frame lossy (a GIF's palette frames carry no filter map)
     fpcodec.encode(src, tmp / "last.fpc", predictor="last", quality=50, palette=False)

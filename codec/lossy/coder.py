@@ -97,9 +97,15 @@ def _loop_filter(enc, tgt, recon, steps, act, lam_pd, models, fmap):
     lf = models.loop_filter
     if lf is None or not (enc or fmap[0]):  # the decoder skips the network when off
         return fmap
+    if not enc:  # the map is known: planes and state are written where they lie
+
+        def apply(planes: np.ndarray, corr: np.ndarray, y0: int, y1: int) -> None:
+            apply_map(planes[:, y0:y1], corr, *fmap, y0)
+
+        lf.filter_in_place(recon, int(steps[0, 0]), act, apply)
+        return fmap
     corr = lf.correction(recon, int(steps[0, 0]), act)
-    if enc:
-        fmap = choose_map(tgt, recon, corr, PLANE_WEIGHT, lam_pd)
+    fmap = choose_map(tgt, recon, corr, PLANE_WEIGHT, lam_pd)
     if fmap[0]:
         apply_map(recon, corr, *fmap)
         lf.commit()

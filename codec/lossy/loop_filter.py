@@ -75,12 +75,15 @@ def _block_sums(v: np.ndarray, side: int) -> np.ndarray:
     return padded.reshape(nby, side, nbx, side).sum(axis=(1, 3))
 
 
-def block_mask(mode: int, bits: np.ndarray | None, hp: int, wp: int) -> np.ndarray | None:
-    """Per-pixel switch of a block mode (None for OFF and ALL)."""
+def block_mask(
+    mode: int, bits: np.ndarray | None, hp: int, wp: int, y0: int = 0
+) -> np.ndarray | None:
+    """Per-pixel switch of a block mode for rows y0..y0+hp (None for OFF and ALL)."""
     if mode < 2:
         return None
     side = BLOCK_SIDE[mode]
-    return np.repeat(np.repeat(bits, side, 0), side, 1)[:hp, :wp]
+    rows = np.repeat(bits[y0 // side : -(-(y0 + hp) // side)], side, 0)
+    return np.repeat(rows, side, 1)[y0 % side : y0 % side + hp, :wp]
 
 
 def choose_map(
@@ -118,10 +121,13 @@ def choose_map(
     return best[1], best[2]
 
 
-def apply_map(recon: np.ndarray, corr: np.ndarray, mode: int, bits: np.ndarray | None) -> None:
-    """Add the correction where the map switches it on, within each plane's range."""
+def apply_map(
+    recon: np.ndarray, corr: np.ndarray, mode: int, bits: np.ndarray | None, y0: int = 0
+) -> None:
+    """Add the correction where the map switches it on, within each plane's range;
+    recon and corr may be a band of the frame that starts at row y0."""
     _, hp, wp = recon.shape
-    mask = block_mask(mode, bits, hp, wp)
+    mask = block_mask(mode, bits, hp, wp, y0)
     for p, (lo, hi) in enumerate(PLANE_RANGE):
         c = corr[p] if mask is None else np.where(mask, corr[p], 0)
         np.clip(recon[p] + c, lo, hi, out=recon[p])
