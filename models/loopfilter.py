@@ -139,12 +139,29 @@ class LearnedLoopFilter:
         self._state = None
         self._pending = None
 
-    def _band_rows(self, hp: int, wp: int) -> int:
+    def _work_per_pixel(self) -> int:
+        """Float32 values a window holds per pixel at its peak: the exact (GEMM) path
+        unfolds a 3x3 convolution's input, 9 values per input channel and half-res
+        sample, beside the layers' outputs."""
+        n = self.net
+        cins = (4 * N_INPUTS, n.embed_ch + n.hidden, n.head_ch)
+        return (9 * max(cins) + 2 * (4 * N_INPUTS + 5 * n.hidden + n.embed_ch + 12)) // 4
+
+    def _tile(self, hp: int, wp: int) -> tuple[int, int]:
+        """(rows, columns) of a tile: a window of a tile and its halo holds about
+        WINDOW_VALUES floats. Whole-width bands while they are at least four halos
+        high, else square tiles: a band of a wide frame would be mostly halo, each
+        halo row computed twice."""
+        reach = self.net.reach
         if self.band is not None:
-            return max(2, self.band // 2 * 2)
-        per_row = wp * (4 * N_INPUTS + 2 * (self.net.embed_ch + self.net.hidden) + 12) // 2
-        rows = WINDOW_VALUES // max(1, per_row) - 2 * self.net.reach
-        return max(2 * self.net.reach, rows // 2 * 2)
+            side = max(2, self.band // 2 * 2)
+            return side, side
+        area = WINDOW_VALUES // self._work_per_pixel()
+        rows = (area // max(1, wp) - 2 * reach) // 2 * 2
+        if rows >= 8 * reach:
+            return rows, wp
+        side = max(2 * reach, (math.isqrt(area) - 2 * reach) // 2 * 2)
+        return side, min(side, wp)
 
     def _start(self, hp: int, wp: int) -> None:
         if self._state is None or self._state[0].shape[-2:] != (hp // 2, wp // 2):
@@ -155,7 +172,7 @@ class LearnedLoopFilter:
 
     def _bands(self, hp: int, wp: int) -> list[tuple[int, int, int, int]]:
         """(y0, y1, ya, yb): each band's rows and the rows its window reads."""
-        rows, halo = self._band_rows(hp, wp), self.net.reach
+        rows, halo = self._tile(hp, wp)[0], self.net.reach
         return [
             (y0, min(hp, y0 + rows), max(0, y0 - halo), min(hp, y0 + rows + halo))
             for y0 in range(0, hp, rows)
@@ -166,18 +183,28 @@ class LearnedLoopFilter:
     ) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
         """One band's int8 correction and new state rows, from copies of its window."""
         y0, y1, ya, yb = band
-        xw = torch.from_numpy(filter_inputs(planes, step_y, act, (ya, yb)))[None].float()
-        sw = [t[:, :, ya // 2 : yb // 2].float() for t in self._state]
-        # the GEMM path: plain sums of products, exact by check_bounds; the direct
-        # (oneDNN) path would need LearnedPredictor's per-shape verification first
-        with exact_inference(fast=False):
-            corr, (h, c) = self.net.step(xw, sw, quant=True)
+        _, hp, wp = planes.shape
+        cols, halo = self._tile(hp, wp)[1], self.net.reach
+        x = filter_inputs(planes, step_y, act, (ya, yb))
         r0, r1 = y0 - ya, y1 - ya
-        return (
-            corr[0, :, r0:r1].to(torch.int8).numpy(),
-            h[:, :, r0 // 2 : r1 // 2].to(torch.int8),
-            c[:, :, r0 // 2 : r1 // 2].to(torch.int16),
-        )
+        corr = np.empty((3, y1 - y0, wp), np.int8)
+        h_new = torch.empty((1, self.net.hidden, (y1 - y0) // 2, wp // 2), dtype=torch.int8)
+        c_new = torch.empty(h_new.shape, dtype=torch.int16)
+        for x0 in range(0, wp, cols):
+            # columns as rows: zero padding at a window's side reaches only its halo
+            x1 = min(wp, x0 + cols)
+            xa, xb = max(0, x0 - halo), min(wp, x1 + halo)
+            xw = torch.from_numpy(x[:, :, xa:xb])[None].float()
+            sw = [t[:, :, ya // 2 : yb // 2, xa // 2 : xb // 2].float() for t in self._state]
+            # the GEMM path: plain sums of products, exact by check_bounds; the direct
+            # (oneDNN) path would need LearnedPredictor's per-shape verification first
+            with exact_inference(fast=False):
+                out, (h, c) = self.net.step(xw, sw, quant=True)
+            c0, c1 = x0 - xa, x1 - xa
+            corr[:, :, x0:x1] = out[0, :, r0:r1, c0:c1].to(torch.int8).numpy()
+            h_new[..., x0 // 2 : x1 // 2] = h[:, :, r0 // 2 : r1 // 2, c0 // 2 : c1 // 2]
+            c_new[..., x0 // 2 : x1 // 2] = c[:, :, r0 // 2 : r1 // 2, c0 // 2 : c1 // 2]
+        return corr, h_new, c_new
 
     def correction(self, planes: np.ndarray, step_y: int, act: np.ndarray) -> np.ndarray:
         """(3, H, W) int8 corrections of the planes (H, W even; each within
