@@ -106,6 +106,28 @@ def test_structured_gif_survives_fpc_and_gif_output(tmp, predictor):
         assert_same_visible(a, b)
 
 
+def test_a_large_frame_is_quantised_from_a_sample_to_its_nearest_table_colours(tmp, monkeypatch):
+    """Beyond QUANTISE_WHOLE painted pixels the table comes from a sample; the pixels
+    still show about the table colours nearest to the decoder's reconstruction."""
+    from fpcodec.codec import gifwriter
+
+    monkeypatch.setattr(gifwriter, "QUANTISE_WHOLE", 100)
+    rng = np.random.default_rng(1)
+    src = tmp / "many.png"
+    Image.fromarray(rng.integers(0, 256, (30, 40, 3)).astype(np.uint8)).save(src)
+    fpcodec.encode(src, tmp / "m.fpc", predictor="last")
+    assert fpcodec.decode(tmp / "m.fpc", tmp / "m.gif").quantised_frames == 1
+    recon = fpcodec.decode_frames(tmp / "m.fpc")[1][0][..., :3].reshape(-1, 1, 3).astype(int)
+    shown, _, _ = read_frames(tmp / "m.gif")
+    out = shown[0][..., :3].reshape(-1, 3).astype(int)
+    used = np.unique(out, axis=0)
+    assert 50 < len(used) <= 100  # the table of a sample of 100 pixels
+    nearest = int(((recon - used[None]) ** 2).sum(axis=2).min(axis=1).sum())
+    # Pillow maps to a table through its own colour cache: near the nearest colours,
+    # not exactly them
+    assert nearest <= int(((recon[:, 0] - out) ** 2).sum()) <= 1.25 * nearest
+
+
 def test_gif_output_with_many_colours_is_quantised_and_counted(tmp):
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (20, 20, 3)).astype(np.uint8) for _ in range(2)]
