@@ -109,6 +109,9 @@ def filter_inputs(
 # Float32 values one window may keep alive (about 64 MB): the band height follows
 # from the frame width, so memory stays bounded at any frame size.
 WINDOW_VALUES = 1 << 24
+# Pixels of one band of rows, whose inputs and results (about 20 bytes a pixel) are
+# held whole-width: a wide frame's bands are lower than its tiles are wide.
+BAND_PIXELS = 1 << 21
 
 
 class LearnedLoopFilter:
@@ -160,8 +163,11 @@ class LearnedLoopFilter:
         rows = (area // max(1, wp) - 2 * reach) // 2 * 2
         if rows >= 8 * reach:
             return rows, wp
+        # a band's results wait whole-width for the next band (filter_in_place)
         side = max(2 * reach, (math.isqrt(area) - 2 * reach) // 2 * 2)
-        return side, min(side, wp)
+        rows = max(2 * reach, min(side, BAND_PIXELS // wp) // 2 * 2)
+        cols = max(2 * reach, (area // (rows + 2 * reach) - 2 * reach) // 2 * 2)
+        return rows, min(cols, wp)
 
     def _start(self, hp: int, wp: int) -> None:
         if self._state is None or self._state[0].shape[-2:] != (hp // 2, wp // 2):
