@@ -319,6 +319,8 @@ def test_sweep_after_a_stop_removes_only_the_cancelled_outputs_temporary_files(t
     cancelled = [tmp_path / "a[1].gif.fpc", tmp_path / "sub" / "b*.gif.fpc"]
     (tmp_path / "sub").mkdir()
     parts = [p.with_name(f".{p.name}.k3j_x9.part") for p in cancelled]
+    parts += [p.with_name(f".{p.name}.k3j_x9.part.fpc") for p in cancelled]  # process's
+    parts += [p.with_name(f"..{p.name}.k3j_x9.part.fpc.q_2.part") for p in cancelled]
     kept = [
         tmp_path / ".a1.gif.fpc.k3j_x9.part",  # what an unescaped [1] would match
         tmp_path / "sub" / ".bb.gif.fpc.zz.part",  # what an unescaped * would match

@@ -325,13 +325,17 @@ def process(task: Task) -> dict[str, Any]:
 def sweep_partial_outputs(outputs: Iterable[str]) -> None:
     """Removes the temporary files of outputs whose task was cancelled.
 
-    A cancelled task removes its own temporary file as its KeyboardInterrupt
-    unwinds, but Ray can report it cancelled before that has run (and a pool
-    worker that is killed never runs it), so the driver sweeps what is left."""
+    A cancelled task removes its own temporary files as its KeyboardInterrupt
+    unwinds, but a worker that is killed never does (Ray's, on cancel; a pool's, when
+    it dies), so the driver sweeps what is left: the output's own `.NAME.*.part`, the
+    encode's file inside it (`.NAME.*.part.fpc`, process) and that encode's own
+    temporary file (`..NAME.*.part.fpc.*.part`)."""
     for out in map(Path, outputs):
-        for part in out.parent.glob(f".{glob.escape(out.name)}.*.part"):
-            with contextlib.suppress(OSError):
-                part.unlink()
+        name = glob.escape(out.name)
+        for pattern in (f".{name}.*.part", f".{name}.*.part.fpc", f"..{name}.*.part.fpc.*.part"):
+            for part in out.parent.glob(pattern):
+                with contextlib.suppress(OSError):
+                    part.unlink()
 
 
 def lost_record(task: Task, why: str) -> dict[str, Any]:

@@ -87,8 +87,8 @@ def ray_map(
 
     Ray re-runs a task whose worker died up to max_retries times; after that
     `lost` makes its result. At most twice the cluster's CPUs are in flight. On
-    stop, unfinished tasks are cancelled (a running one gets KeyboardInterrupt, so
-    its temporary output is removed) and what had finished is still returned."""
+    stop, unfinished tasks are cancelled (a running one's worker is killed; the
+    caller removes its temporary files) and what had finished is still returned."""
     import ray
     from ray.exceptions import RayError, RayTaskError, TaskCancelledError
 
@@ -111,7 +111,10 @@ def ray_map(
                 pending[remote.remote(init, fn, item)] = item
             if stop.requested:
                 for ref in pending.keys() - cancelled:
-                    ray.cancel(ref)
+                    # force: the worker is killed, so that once every cancelled task
+                    # has resolved none is still writing, and the caller can sweep
+                    # its temporary files (batch.sweep_partial_outputs)
+                    ray.cancel(ref, force=True)
                     cancelled.add(ref)
             if not pending:
                 return
