@@ -111,6 +111,41 @@ def lzw_encode(indices: np.ndarray, min_code_size: int) -> bytes:
     return out[:n].tobytes()
 
 
+@njit(cache=True)
+def _nearest_colours(rgb, paint, table, first, out):
+    """out[y, x] = first + the index of the table colour (n, 3) nearest to pixel
+    (y, x) in squared RGB distance (the lowest index on a tie), where painted. Each
+    distinct colour is searched once while a small open-addressed memo has room."""
+    size = 1 << 16
+    keys = np.full(size, -1, np.int64)
+    vals = np.zeros(size, np.uint8)
+    stored = 0
+    n = table.shape[0]
+    for y in range(rgb.shape[0]):
+        for x in range(rgb.shape[1]):
+            if not paint[y, x]:
+                continue
+            r, g, b = np.int64(rgb[y, x, 0]), np.int64(rgb[y, x, 1]), np.int64(rgb[y, x, 2])
+            key = (r << 16) | (g << 8) | b
+            slot = (key * 2654435761) & (size - 1)
+            while keys[slot] != -1 and keys[slot] != key:
+                slot = (slot + 1) & (size - 1)
+            if keys[slot] == key:
+                out[y, x] = vals[slot]
+                continue
+            best, best_d = 0, np.int64(1) << 62
+            for i in range(n):
+                dr, dg, db = r - table[i, 0], g - table[i, 1], b - table[i, 2]
+                d = dr * dr + dg * dg + db * db
+                if d < best_d:
+                    best, best_d = i, d
+            out[y, x] = best + first
+            if stored < size // 2:  # half full at most: probes stay short
+                keys[slot] = key
+                vals[slot] = best + first
+                stored += 1
+
+
 def _sub_blocks(data: bytes) -> bytes:
     parts = [bytes([len(data[i : i + 255])]) + data[i : i + 255] for i in range(0, len(data), 255)]
     return b"".join(parts) + b"\x00"
@@ -275,10 +310,5 @@ class GifWriter:
         if n <= QUANTISE_WHOLE:
             indices[paint] = np.asarray(strip)[0] + np.uint8(first)
             return packed, indices
-        table = Image.new("P", (1, 1))
-        table.putpalette(pal.astype(np.uint8).ravel().tolist())
-        for a, b in row_bands(*paint.shape):
-            band = np.ascontiguousarray(region[a:b, :, :3])
-            mapped = Image.fromarray(band, "RGB").quantize(palette=table, dither=Image.Dither.NONE)
-            np.copyto(indices[a:b], np.asarray(mapped) + np.uint8(first), where=paint[a:b])
+        _nearest_colours(region, paint, pal.astype(np.int64), first, indices)
         return packed, indices
