@@ -4,7 +4,8 @@ each pixel's position in it, in one pass over the image in place.
 The GIF writer and the palette keyframe canvas both need this for whole frames; done
 with numpy (packing to int64, np.unique with its inverse) a frame at the size cap
 took about 1.5 GB of temporaries. Here it takes the uint8 index image only, and stops
-as soon as the image has more colours than a table may hold.
+as soon as the image has more colours than a table may hold. `nearest_colours` maps
+pixels to a given table instead (the GIF writer's quantised large frames).
 """
 
 from __future__ import annotations
@@ -64,6 +65,38 @@ def _index_colours(img, mask, limit, offset, out):
             if mask[y, x]:
                 out[y, x] = offset + position[out[y, x]]
     return found[:n][order]
+
+
+@njit(cache=True)
+def nearest_colours(img, mask, table, offset, out):
+    """out[y, x] = offset + the index of the table colour (n, 3) nearest to pixel
+    (y, x) in squared RGB distance (the lowest index on a tie), where masked. Each
+    distinct colour is searched once while a memo of them has room."""
+    keys = np.full(1 << 16, -1, np.int64)
+    vals = np.zeros(1 << 16, np.uint8)
+    stored = 0
+    h, w = mask.shape
+    for y in range(h):
+        for x in range(w):
+            if not mask[y, x]:
+                continue
+            c = packed_at(img, y, x)
+            hh = hash_slot(keys, c)
+            if keys[hh] == c:
+                out[y, x] = vals[hh]
+                continue
+            r, g, b = c >> 16, (c >> 8) & 0xFF, c & 0xFF
+            best, best_d = 0, np.int64(1) << 62
+            for i in range(table.shape[0]):
+                dr, dg, db = r - table[i, 0], g - table[i, 1], b - table[i, 2]
+                d = dr * dr + dg * dg + db * db
+                if d < best_d:
+                    best, best_d = i, d
+            out[y, x] = offset + best
+            if stored < keys.shape[0] // 2:  # half full at most: probes stay short
+                keys[hh] = c
+                vals[hh] = offset + best
+                stored += 1
 
 
 def index_colours(
