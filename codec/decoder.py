@@ -53,3 +53,7 @@ class Decoder:
             yield DecodedFrame(
                 chunk.index, rgba, chunk.duration_ms, chunk.frame_type, chunk.coding, chunk.size
             )
+        # The stream is over: its models, references and the learned stage's state
+        # (600 MB at the size cap) go before the consumer's last work, a GIF writer's
+        # last frame, which it emits at close.
+        self._state = None

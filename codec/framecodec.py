@@ -564,15 +564,19 @@ def _decode_lossy_frame(
             r.section(), amode, state.alpha, state.plane_coder.name, state.plane_coder
         )
     else:
-        alpha = np.full((h, w), 255, np.uint8)
-        state.alpha.prev = alpha.copy()
+        # one plane for both: the frame copies it, and nothing writes into it but the
+        # alpha models' reset, which makes it 255 again
+        alpha = state.alpha.prev = np.full((h, w), 255, np.uint8)
     data = r.section()
     r.done()
     pred = None if prediction is None else prediction.rgb
-    rgb, damaged = decode_lossy(data, pred, h, w, header.quality, state.lossy, header.entropy, what)
+    recon = np.empty((h, w, 4), np.uint8)  # the colour is decoded into it, as the encoder's
+    _, damaged = decode_lossy(
+        data, pred, h, w, header.quality, state.lossy, header.entropy, what, recon[..., :3]
+    )
     if damaged:
         raise FormatError(f"{what}: lossy stream is damaged")
-    return with_alpha(rgb, alpha)
+    return set_alpha(recon, alpha)
 
 
 def _decode_raw(body: bytes, header: StreamHeader, what: str) -> np.ndarray:

@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit
 
 from .colour_index import index_colours, nearest_colours
+from .heap import release_free_memory
 from .limits import row_bands
 
 DISPOSE_NONE = 1
@@ -137,12 +138,22 @@ def _changed(a, b, out):
                 out[y, x] = False
 
 
-def _bbox(m: np.ndarray) -> tuple[int, int, int, int] | None:
+def _bbox(m: np.ndarray | None) -> tuple[int, int, int, int] | None:
+    if m is None:
+        return None
     ys = np.flatnonzero(m.any(axis=1))
     if ys.size == 0:
         return None
     xs = np.flatnonzero(m.any(axis=0))
     return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
+
+
+def _union(
+    a: tuple[int, int, int, int] | None, b: tuple[int, int, int, int] | None
+) -> tuple[int, int, int, int] | None:
+    if a is None or b is None:
+        return a or b
+    return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
 
 
 class GifWriter:
@@ -174,18 +185,27 @@ class GifWriter:
         self._f.write(b";")
 
     def _emit(self, target: np.ndarray, duration_ms: int, nxt: np.ndarray | None) -> None:
+        release_free_memory(self.width * self.height)  # the decoder's, before the masks
+        # Frame-sized masks, each made once and combined in place: with the copies of
+        # NumPy's operators they were 200 MiB at the size cap, a decode's peak.
         visible = target[..., 3] != 0
         changed = np.empty(visible.shape, bool)
         _changed(self._canvas, target, changed)
-        clear_after = visible & (nxt[..., 3] == 0) if nxt is not None else np.zeros_like(visible)
+        clear_after = None
+        if nxt is not None:
+            clear_after = nxt[..., 3] == 0
+            clear_after &= visible
+        cleared = _bbox(clear_after)
+        del clear_after
         if self._first:
             rect = (0, 0, self.width, self.height)
         else:
-            rect = _bbox(changed | clear_after) or (0, 0, 1, 1)
+            rect = _union(_bbox(changed), cleared) or (0, 0, 1, 1)
         x0, y0, x1, y1 = rect
         region = target[y0:y1, x0:x1]
         vis = visible[y0:y1, x0:x1]
-        delta = changed[y0:y1, x0:x1] & vis
+        delta = changed[y0:y1, x0:x1]  # `changed` is not needed after: in place
+        delta &= vis
         # The first frame of a clip with transparency must declare a transparent index,
         # or readers (Pillow among them) drop alpha for the whole animation.
         need_transparent_index = not vis.all() or (self._first and self.has_alpha)
@@ -194,7 +214,7 @@ class GifWriter:
         # compresses better painted in full; keep whichever exact option is smaller.
         # Disposal 2 clears to the frame's own transparent index (Pillow, browsers):
         # a frame that must be cleared afterwards declares one.
-        dispose = DISPOSE_BACKGROUND if clear_after.any() else DISPOSE_NONE
+        dispose = DISPOSE_BACKGROUND if cleared else DISPOSE_NONE
         need_transparent_index |= dispose == DISPOSE_BACKGROUND
         best: tuple[bytes, np.ndarray, bool] | None = None
         for paint, transparent in ((delta, True), (vis, need_transparent_index)):
@@ -270,7 +290,9 @@ class GifWriter:
         else:
             step = -(-n // QUANTISE_WHOLE)
             bands = row_bands(*paint.shape)
-            cols = np.concatenate([region[a:b][paint[a:b]][::step, :3] for a, b in bands])
+            # each band's sample copied out: a view would keep the band's painted
+            # pixels alive until the concatenation (144 MiB at the size cap)
+            cols = np.concatenate([region[a:b][paint[a:b]][::step, :3].copy() for a, b in bands])
         strip = Image.fromarray(cols[None, :, :], "RGB").quantize(255, dither=Image.Dither.NONE)
         pal = np.array(strip.getpalette()[: 255 * 3], np.uint32).reshape(-1, 3)
         packed = (pal[:, 0] << 16) | (pal[:, 1] << 8) | pal[:, 2]

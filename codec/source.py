@@ -9,6 +9,7 @@ produced one at a time so memory stays bounded by a frame, not by the clip.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import stat
 import sys
@@ -61,7 +62,9 @@ class Source:
     nbytes: int = 0  # size of the input as read (a pipe has no size to stat)
     _spool: Path | None = None  # the temporary copy of a piped input, removed on close
 
-    def frames(self) -> Iterator[Frame]:
+    def frames(self, gif: bool = True) -> Iterator[Frame]:
+        """gif: also parse each GIF frame as the file stores it (Frame.gif), which only
+        palette coding reads (a frame of indices, 32 MiB at the size cap)."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -131,10 +134,10 @@ class PillowSource(Source):
         while True:
             yield None
 
-    def frames(self) -> Iterator[Frame]:
+    def frames(self, gif: bool = True) -> Iterator[Frame]:
         im = self._im
         w, h = self.info.width, self.info.height
-        parsed = self._gif_frames()
+        parsed = self._gif_frames() if gif else itertools.repeat(None)
         for i in range(self.info.frame_count or 1):
             try:
                 with warnings.catch_warnings():
@@ -178,7 +181,7 @@ class VideoSource(Source):
         n = self._stream.frames or None
         self.info = SourceInfo(w, h, n, None, "video")
 
-    def frames(self) -> Iterator[Frame]:
+    def frames(self, gif: bool = True) -> Iterator[Frame]:
         stream = self._stream
         w, h = self.info.width, self.info.height
         tb = float(stream.time_base) if stream.time_base else 0.0

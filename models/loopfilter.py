@@ -22,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fpcodec.codec.heap import release_free_memory
 from torch import nn
 
 from .intnet import IN_BITS, QConv, QConvLSTMCell, check_bounds, exact_inference, qconvs, relu
@@ -112,6 +113,11 @@ WINDOW_VALUES = 1 << 24
 # Pixels of one band of rows, whose inputs and results (about 20 bytes a pixel) are
 # held whole-width: a wide frame's bands are lower than its tiles are wide.
 BAND_PIXELS = 1 << 21
+# Padded pixels up to which the encoder keeps a frame's correction and new state
+# (9 bytes a pixel) from weighing them to keeping them; a larger frame runs the
+# network again to keep them, in place as the decoder does: twice the network's
+# time where the frame keeps the filter, 300 MB less at the size cap.
+KEEP_PIXELS = 1 << 22
 
 
 class LearnedLoopFilter:
@@ -137,10 +143,12 @@ class LearnedLoopFilter:
         self.band = band
         self._state: list[torch.Tensor] | None = None
         self._pending: list[torch.Tensor] | None = None
+        self._weighed: np.ndarray | None = None  # the correction `weigh` kept
 
     def reset(self) -> None:
         self._state = None
         self._pending = None
+        self._weighed = None
 
     def _work_per_pixel(self) -> int:
         """Float32 values a window holds per pixel at its peak: the exact (GEMM) path
@@ -226,8 +234,55 @@ class LearnedLoopFilter:
             out[:, y0:y1], h_new[:, :, y0 // 2 : y1 // 2], c_new[:, :, y0 // 2 : y1 // 2] = (
                 self._band_step(planes, step_y, act, band)
             )
+            release_free_memory(hp * wp)  # the band's windows
         self._pending = [h_new, c_new]
         return out
+
+    def weigh(
+        self,
+        planes: np.ndarray,
+        step_y: int,
+        act: np.ndarray,
+        gains: Callable[[np.ndarray, int, int], None],
+    ) -> None:
+        """The encoder's first step: gains(corr, y0, y1) sees each band's correction
+        of rows y0..y1 before the frame's map is chosen; then `keep` or `discard`.
+        The state does not move. A frame of up to KEEP_PIXELS keeps its correction
+        and pending state for `keep`; a larger one keeps nothing."""
+        _, hp, wp = planes.shape
+        self._weighed = self._pending = None
+        if hp * wp <= KEEP_PIXELS:
+            corr = self.correction(planes, step_y, act)
+            self._weighed = corr
+            for y0, y1, _, _ in self._bands(hp, wp):
+                gains(corr[:, y0:y1], y0, y1)
+            return
+        self._start(hp, wp)
+        for band in self._bands(hp, wp):
+            gains(self._band_step(planes, step_y, act, band)[0], band[0], band[1])
+            release_free_memory(hp * wp)  # the band's windows
+
+    def keep(
+        self,
+        planes: np.ndarray,
+        step_y: int,
+        act: np.ndarray,
+        apply: Callable[[np.ndarray, np.ndarray, int, int], None],
+    ) -> None:
+        """The frame keeps the correction `weigh` saw, on the planes it weighed
+        (unchanged since): apply(planes, corr, y0, y1) adds it band by band, and the
+        state moves on; the same planes and state as correction, apply, commit."""
+        corr, self._weighed = self._weighed, None
+        if corr is None:
+            self.filter_in_place(planes, step_y, act, apply)
+            return
+        for y0, y1, _, _ in self._bands(*planes.shape[1:]):
+            apply(planes, corr[:, y0:y1], y0, y1)
+        self.commit()
+
+    def discard(self) -> None:
+        """The frame does not keep the correction: the state stays as it was."""
+        self._weighed = self._pending = None
 
     def filter_in_place(
         self,
@@ -249,6 +304,7 @@ class LearnedLoopFilter:
         waiting: list[tuple[tuple[int, int, int, int], tuple]] = []
         for i, band in enumerate(bands):
             waiting.append((band, self._band_step(planes, step_y, act, band)))
+            release_free_memory(hp * wp)  # the band's windows
             reads_from = bands[i + 1][2] if i + 1 < len(bands) else hp
             while waiting and waiting[0][0][1] <= reads_from:
                 (y0, y1, _, _), (corr, h, c) = waiting.pop(0)

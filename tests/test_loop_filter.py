@@ -4,6 +4,7 @@ off it is `last`, trainable, refused when its weights are not the named ones."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import subprocess
 import sys
@@ -99,9 +100,7 @@ def test_the_decoders_in_place_step_equals_correct_apply_commit(band):
 def test_switched_off_it_reconstructs_exactly_as_last(tmp, src, weights, monkeypatch):
     # palette=False: every frame lossy (a GIF's palette frames carry no filter map)
     fpcodec.encode(src, tmp / "last.fpc", predictor="last", quality=50, palette=False)
-    monkeypatch.setattr(
-        "fpcodec.codec.lossy.coder.choose_map", lambda *a, **k: (lfmap.MODE_OFF, None)
-    )
+    monkeypatch.setattr(lfmap.MapGains, "choose", lambda self, lam: (lfmap.MODE_OFF, None))
     fpcodec.encode(
         src, tmp / "off.fpc", predictor="convlstm-loop", weights=weights, quality=50, palette=False
     )
@@ -112,20 +111,24 @@ def test_switched_off_it_reconstructs_exactly_as_last(tmp, src, weights, monkeyp
     assert (tmp / "off.fpc").stat().st_size - (tmp / "last.fpc").stat().st_size == n
 
 
-def test_filtered_stream_round_trips(tmp, src, weights, monkeypatch):
-    """A random filter rarely helps, so the encoder's choice is forced: every map
-    mode in turn, block maps in a checkerboard."""
-    calls = []
+def _forced_maps(calls: list[int]):
+    """A MapGains.choose that takes every map mode in turn, block maps in a checkerboard
+    (a random filter rarely helps, so the encoder's choice is forced)."""
 
-    def forced(tgt, recon, corr, wplane, lam):
+    def forced(self, lam):
         mode = len(calls) % lfmap.N_MODES
         calls.append(mode)
         if mode < 2:
             return mode, None
-        nby, nbx = lfmap.map_shape(*recon.shape[1:], lfmap.BLOCK_SIDE[mode])
+        nby, nbx = lfmap.map_shape(len(self.rows), self.wp, lfmap.BLOCK_SIDE[mode])
         return mode, (np.add.outer(np.arange(nby), np.arange(nbx)) % 2).astype(bool)
 
-    monkeypatch.setattr("fpcodec.codec.lossy.coder.choose_map", forced)
+    return forced
+
+
+def test_filtered_stream_round_trips(tmp, src, weights, monkeypatch):
+    calls: list[int] = []
+    monkeypatch.setattr(lfmap.MapGains, "choose", _forced_maps(calls))
     fpcodec.encode(src, tmp / "a.fpc", predictor="convlstm-loop", weights=weights, quality=30)
     monkeypatch.undo()
     assert set(calls) == set(range(lfmap.N_MODES))
@@ -133,6 +136,66 @@ def test_filtered_stream_round_trips(tmp, src, weights, monkeypatch):
     frames = _frames(tmp / "a.fpc", weights)
     fpcodec.encode(src, tmp / "last.fpc", predictor="last", quality=30)
     assert any((a != b).any() for a, b in zip(frames, _frames(tmp / "last.fpc"), strict=True))
+
+
+def _with_band(band: int):
+    real_init = LearnedLoopFilter.__init__
+
+    def init(self, net, _band=None):
+        real_init(self, net, band)
+
+    return init
+
+
+def test_a_large_frames_second_pass_writes_what_the_kept_correction_does(
+    tmp, src, weights, monkeypatch
+):
+    """Above KEEP_PIXELS the encoder keeps neither the correction nor the new state
+    while it chooses the map, and runs the network again to keep them: the same file,
+    in every map mode, with bands narrower than the network's reach."""
+    import fpcodec.models.loopfilter as lf
+
+    files = []
+    for keep_pixels, band in ((lf.KEEP_PIXELS, None), (0, None), (0, 6)):
+        calls: list[int] = []
+        monkeypatch.setattr(lfmap.MapGains, "choose", _forced_maps(calls))
+        monkeypatch.setattr(lf, "KEEP_PIXELS", keep_pixels)
+        if band is not None:
+            monkeypatch.setattr(lf.LearnedLoopFilter, "__init__", _with_band(band))
+        out = tmp / f"k{keep_pixels}-{band}.fpc"
+        fpcodec.encode(
+            src, out, predictor="convlstm-loop", weights=weights, quality=30, palette=False
+        )
+        monkeypatch.undo()
+        assert set(calls) == set(range(lfmap.N_MODES))
+        files.append(out.read_bytes())
+        _frames(out, weights)  # every frame's CRC against the encoder's reconstruction
+    assert files[0] == files[1] == files[2]
+
+
+def test_the_maps_sums_do_not_depend_on_the_banding():
+    rng = np.random.default_rng(5)
+    hp, wp = 150, 88  # blocks of every side straddle the bands
+    tgt = rng.integers(-60, 200, (3, hp, wp)).astype(np.int16)
+    recon = (tgt + rng.integers(-6, 7, tgt.shape)).astype(np.int16)
+    corr = rng.integers(-4, 5, tgt.shape).astype(np.int8)
+    w = np.array([0.5, 0.3, 0.2])
+    chosen = []
+    for cuts in ((0, hp), (0, 7, 64, 65, 130, hp), (*range(0, hp, 2), hp)):
+        gains = lfmap.MapGains(hp, wp, w)
+        for y0, y1 in itertools.pairwise(cuts):
+            gains.add(tgt[:, y0:y1], recon[:, y0:y1], corr[:, y0:y1], y0)
+        chosen.append(gains)
+    for side in lfmap.BLOCK_SIDE.values():
+        sums = [g._sums(side) for g in chosen]
+        assert all(np.array_equal(sums[0], s) for s in sums[1:])
+    for lam in (0.0, 0.5, 50.0):
+        picks = [g.choose(lam) for g in chosen]
+        for mode, bits in picks[1:]:
+            assert mode == picks[0][0]
+            assert (bits is None) == (picks[0][1] is None)
+            if bits is not None:
+                assert np.array_equal(bits, picks[0][1])
 
 
 def test_the_encoder_weighs_the_corrected_frame(tmp, src, weights, monkeypatch):
@@ -144,23 +207,23 @@ def test_the_encoder_weighs_the_corrected_frame(tmp, src, weights, monkeypatch):
 
     target = {}
     decisions = []
-    real_filter, real_choose = coder._loop_filter, lfmap.choose_map
+    real_filter, real_choose = coder._loop_filter, lfmap.MapGains.choose
 
-    def keep_target(enc, tgt, *a, **k):
-        target["planes"] = tgt
-        return real_filter(enc, tgt, *a, **k)
+    def keep_target(enc, tgt, recon, *a, **k):
+        target["planes"], target["error"] = tgt, bool((recon != tgt).any())
+        return real_filter(enc, tgt, recon, *a, **k)
 
     def oracle(self, planes, step_y, act):
         return (target["planes"] - planes).astype(np.int16)
 
-    def spy(tgt, recon, corr, wplane, lam):
-        got = real_choose(tgt, recon, corr, wplane, lam)
-        decisions.append((got[0], bool((recon != tgt).any())))
+    def spy(self, lam):
+        got = real_choose(self, lam)
+        decisions.append((got[0], target["error"]))
         return got
 
     monkeypatch.setattr(coder, "_loop_filter", keep_target)
     monkeypatch.setattr(LearnedLoopFilter, "correction", oracle)
-    monkeypatch.setattr(coder, "choose_map", spy)
+    monkeypatch.setattr(lfmap.MapGains, "choose", spy)
     fpcodec.encode(
         src, tmp / "o.fpc", predictor="convlstm-loop", weights=weights, quality=20, palette=False
     )

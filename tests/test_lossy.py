@@ -282,6 +282,36 @@ def test_reference_count_bounds_decoder_memory():
     assert reference_count(16384, 2048) == 1
 
 
+def test_with_one_reference_the_ring_is_let_go_and_nothing_changes(monkeypatch):
+    """Where the predictor's frame is the only reference (frames over half of
+    REF_PIXELS), the ring is released once a frame's units are coded; the streams are
+    the ones the ring kept would give, and the decoder follows."""
+    clip = moving_clip(4, 40, 48, seed=11)
+    monkeypatch.setattr(references, "REF_PIXELS", 40 * 48)
+    assert references.reference_count(40, 48) == 1
+
+    def run():
+        em, dm = LossyModels(), LossyModels()
+        prev_e = prev_d = None
+        datas = []
+        for f in clip:
+            data, prev_e = encode_lossy(f, prev_e, np.ones(f.shape[:2], bool), 40, em)
+            assert em.ring.size == 0 or not released[0]
+            dec, damaged = decode_lossy(data, prev_d, 40, 48, 40, dm)
+            assert not damaged
+            np.testing.assert_array_equal(dec, prev_e)
+            prev_d = dec
+            datas.append(data)
+        return datas
+
+    released = [True]
+    kept_free = run()
+    released[0] = False
+    monkeypatch.setattr(references, "release_slot", lambda models, nmax: None)
+    monkeypatch.setattr("fpcodec.codec.lossy.coder.release_slot", lambda models, nmax: None)
+    assert run() == kept_free
+
+
 def _third_frame_levels(frames):
     """Three 40x48 frames coded with the zstd backend (whose symbols are plain to
     edit): the streams and the third frame's unpacked symbols."""

@@ -220,3 +220,31 @@ def test_encoder_memory_is_a_few_frame_buffers(tmp, case):
     per_pixel = (p_big - p_small) / (big - small) + (6 if "quality" in ENCODE_CASES[case] else 0)
     print(f"{case}: {per_pixel:.1f} bytes a pixel")
     assert per_pixel <= ENCODE_BYTES_PER_PIXEL, f"{case}: {per_pixel:.1f} bytes a pixel"
+
+
+def test_free_heap_pages_go_back_to_the_system_between_phases():
+    """codec/heap.py: the free pages a large frame's band temporaries leave between
+    blocks that live on are resident until trimmed (glibc); a frame under
+    TRIM_PIXELS does not pay for the walk."""
+    from fpcodec.codec import heap
+
+    if heap._TRIM is None:
+        pytest.skip("no malloc_trim here (not glibc)")
+
+    def resident_mib() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096 / 2**20
+
+    # blocks under the mmap threshold, each followed by a small one that stays:
+    # freeing the large ones leaves holes that the heap cannot shrink past
+    big, kept = [], []
+    for _ in range(400):
+        big.append(np.ones(100_000, np.uint8))
+        kept.append(np.ones(64, np.uint8))
+    del big
+    before = resident_mib()
+    heap.release_free_memory(heap.TRIM_PIXELS - 1)
+    assert resident_mib() > before - 5  # below the threshold: nothing is walked
+    heap.release_free_memory(heap.TRIM_PIXELS)
+    assert resident_mib() < before - 20
+    assert len(kept) == 400

@@ -12,7 +12,15 @@ from fpcodec.codec.gifparse import iter_frames, parse_screen
 
 import fpcodec
 
-from .conftest import BADINPUT, CORPUS, assert_same_visible, needs, read_frames
+from .conftest import (
+    BADINPUT,
+    CORPUS,
+    assert_same_visible,
+    moving_clip,
+    needs,
+    read_frames,
+    save_gif,
+)
 from .gifbuild import GifFrame, build_gif
 
 
@@ -312,3 +320,27 @@ def test_keyframe_canvas_table_of_too_many_colours_falls_back():
     few[:2, :2] = 0
     table, idx, tidx = _base_table(few)
     assert tidx is not None and len(table) == 16 and (idx[:2, :2] == tidx).all()
+
+
+def test_without_palette_coding_the_source_does_not_parse_gif_frames(tmp, monkeypatch):
+    """Only palette coding reads a frame as the GIF stores it; --no-palette encodes
+    the same pixels without parsing them (a frame of indices at the size cap)."""
+    from fpcodec.codec.source import open_source
+
+    path = save_gif(tmp / "p.gif", moving_clip(3, 24, 32, seed=2), durations=40)
+    with open_source(path) as src:
+        parsed = list(src.frames())
+    with open_source(path) as src:
+        plain = list(src.frames(gif=False))
+    assert all(f.gif is not None for f in parsed)
+    assert all(f.gif is None for f in plain)
+    for a, b in zip(parsed, plain, strict=True):
+        np.testing.assert_array_equal(a.rgba, b.rgba)
+        assert a.duration_ms == b.duration_ms
+    seen = []
+    real = type(src).frames
+    monkeypatch.setattr(
+        type(src), "frames", lambda self, gif=True: seen.append(gif) or real(self, gif)
+    )
+    fpcodec.encode(path, tmp / "n.fpc", palette=False)
+    assert seen == [False]

@@ -8,15 +8,16 @@ import numpy as np
 import zstandard
 
 from .. import rangecoder as rc
+from ..heap import release_free_memory
 from ..planecoder import ZSTD_LEVEL
 from ..zstd_bounded import decompress
 from .deblock import deblock
 from .frame import code_frame
-from .loop_filter import apply_map, choose_map, read_map, write_map
+from .loop_filter import MapGains, apply_map, read_map, write_map
 from .models import LossyModels
 from .planes import planes_into_rgb, planes_to_rgb, rgb_into_planes, rgb_to_planes
 from .presets import SLOW
-from .references import keep_frame, prediction_slot, start_frame
+from .references import keep_frame, prediction_slot, release_slot, start_frame
 from .syntax import level_count
 from .transform_quant import DECISION_WEIGHTS, PLANE_WEIGHT, step_tables
 
@@ -55,6 +56,8 @@ def _run(enc, tgt, prd, intra, quality, models, buf, lv, fmap=(0, None), search=
     filter map). fmap: the decoder's filter map (mode, bits); the encoder chooses it.
     search: the encoder's speed preset (presets.py)."""
     steps, offs, lam_sad, lam_pd = step_tables(quality, intra)
+    if tgt is None:  # decoding: code_frame reads no target
+        tgt = prd
     _, hp, wp = prd.shape
     recon = np.zeros(prd.shape, np.int16)  # every plane value fits (planes.py)
     act = np.zeros((hp // 4, wp // 4), np.uint8)  # blocks with coefficients or intra
@@ -83,6 +86,13 @@ def _run(enc, tgt, prd, intra, quality, models, buf, lv, fmap=(0, None), search=
         mv1s,
         search,
     )
+    # The prediction's planes are read by code_frame only; where they are the only
+    # reference, the ring lets them go before the loop filter and the RGB output.
+    prd = None
+    if not enc:
+        tgt = None
+    release_slot(models, nmax)
+    release_free_memory(hp * wp)  # what motion search and coding left free
     if not err:
         # edges are left alone where nothing was coded and the motion did not change:
         # re-filtering copied content every frame blurs a static picture
@@ -97,18 +107,29 @@ def _loop_filter(enc, tgt, recon, steps, act, lam_pd, models, fmap):
     lf = models.loop_filter
     if lf is None or not (enc or fmap[0]):  # the decoder skips the network when off
         return fmap
-    if not enc:  # the map is known: planes and state are written where they lie
+    step = int(steps[0, 0])
+    if enc:  # the encoder weighs the correction before it knows whether the frame keeps it
+        _, hp, wp = recon.shape
+        gains = MapGains(hp, wp, PLANE_WEIGHT)
+        lf.weigh(
+            recon,
+            step,
+            act,
+            lambda corr, y0, y1: gains.add(tgt[:, y0:y1], recon[:, y0:y1], corr, y0),
+        )
+        fmap = gains.choose(lam_pd)
+        if not fmap[0]:
+            lf.discard()
+            return fmap
+    mode, bits = fmap
 
-        def apply(planes: np.ndarray, corr: np.ndarray, y0: int, y1: int) -> None:
-            apply_map(planes[:, y0:y1], corr, *fmap, y0)
+    def apply(planes: np.ndarray, corr: np.ndarray, y0: int, y1: int) -> None:
+        apply_map(planes[:, y0:y1], corr, mode, bits, y0)
 
-        lf.filter_in_place(recon, int(steps[0, 0]), act, apply)
-        return fmap
-    corr = lf.correction(recon, int(steps[0, 0]), act)
-    fmap = choose_map(tgt, recon, corr, PLANE_WEIGHT, lam_pd)
-    if fmap[0]:
-        apply_map(recon, corr, *fmap)
-        lf.commit()
+    if enc:
+        lf.keep(recon, step, act, apply)
+    else:  # the map is known: planes and state are written where they lie
+        lf.filter_in_place(recon, step, act, apply)
     return fmap
 
 
@@ -136,23 +157,38 @@ def encode_lossy(
     # the prediction goes straight into the ring's slot 0, as the decoder's does:
     # two frame-sized copies, 9 bytes a pixel.
     tgt = rgb_to_planes(target, hp, wp)
-    if pred is None:
-        prd = tgt
-    else:
-        prd = prediction_slot(models, hp, wp)
-        rgb_into_planes(pred, prd)
+    del target
     lv = np.zeros(level_count(hp, wp), np.int64) if entropy == "zstd" else _NO_LEVELS
     buf = np.zeros(8 * hp * wp + 1024 if not lv.size else 1, np.uint8)
+    # only _run holds the prediction's planes, so that it can let them go (release_slot)
     n, err, recon, fmap = _run(
-        True, tgt, prd, pred is None, quality, models, buf, lv, search=search
+        True,
+        tgt,
+        tgt if pred is None else _prediction_planes(models, pred, hp, wp),
+        pred is None,
+        quality,
+        models,
+        buf,
+        lv,
+        search=search,
     )
     if err:
         raise rc.CodingOverflow()
     data = _pack_levels(lv) if lv.size else buf[:n].tobytes()
     if models.loop_filter is not None:
         data = write_map(*fmap) + data
-    del target, tgt, prd, buf  # before the reconstruction is written: 11 bytes a pixel
+    del tgt, buf  # before the reconstruction is written: 11 bytes a pixel
     return data, planes_into_rgb(recon, np.empty((h, w, 3), np.uint8) if out is None else out)
+
+
+def _prediction_planes(models: LossyModels, pred: np.ndarray | None, hp: int, wp: int):
+    """The prediction's planes in the ring's slot 0 (zero for an intra frame)."""
+    prd = prediction_slot(models, hp, wp)
+    if pred is None:
+        prd[:] = 0
+    else:
+        rgb_into_planes(pred, prd)
+    return prd
 
 
 def decode_lossy(
@@ -164,8 +200,11 @@ def decode_lossy(
     models: LossyModels,
     entropy: str = "arith",
     what: str = "lossy frame",
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, bool]:
-    """Returns (recon RGB, damaged flag); a malformed filter map raises FormatError."""
+    """Returns (recon RGB, damaged flag), the reconstruction written into `out` when
+    given (the colour of an RGBA frame: no RGB frame beside it, 96 MiB at the size
+    cap); a malformed filter map raises FormatError."""
     hp, wp = _padded(height, width)
     fmap = (0, None)
     if models.loop_filter is not None:
@@ -175,16 +214,26 @@ def decode_lossy(
     if entropy == "zstd":
         lv = _unpack_levels(data, level_count(hp, wp))
         if lv is None:
-            return np.zeros((height, width, 3), np.uint8), True
+            return np.zeros((height, width, 3), np.uint8) if out is None else out, True
         data = b""
-    prd = prediction_slot(models, hp, wp)
-    if pred is not None:
-        rgb_into_planes(np.ascontiguousarray(pred), prd)
-    else:
-        prd[:] = 0
     buf = rc.input_buffer(data)
-    n, err, recon, _ = _run(False, prd, prd, pred is None, quality, models, buf, lv, fmap)
-    return planes_to_rgb(recon, height, width), bool(err) or n > len(data) + 8
+    if pred is not None:
+        pred = np.ascontiguousarray(pred)
+    # only _run holds the prediction's planes, so that it can let them go (release_slot)
+    n, err, recon, _ = _run(
+        False,
+        None,
+        _prediction_planes(models, pred, hp, wp),
+        pred is None,
+        quality,
+        models,
+        buf,
+        lv,
+        fmap,
+    )
+    del buf
+    rgb = planes_to_rgb(recon, height, width) if out is None else planes_into_rgb(recon, out)
+    return rgb, bool(err) or n > len(data) + 8
 
 
 def keep_decoded(rgb: np.ndarray, models: LossyModels) -> None:

@@ -19,6 +19,7 @@ MODE_OFF = 0
 MODE_ALL = 1
 # block modes: the side of a block that one bit switches
 BLOCK_SIDE = {2: 64, 3: 32, 4: 16}
+_FINEST = min(BLOCK_SIDE.values())
 N_MODES = 2 + len(BLOCK_SIDE)
 PLANE_RANGE = ((0, 255), (-255, 255), (-255, 255))  # Y, Co, Cg of 8-bit RGB
 
@@ -67,14 +68,6 @@ def pixel_distance(planes: np.ndarray, tgt: np.ndarray, wplane: np.ndarray) -> n
     return out
 
 
-def _block_sums(v: np.ndarray, side: int) -> np.ndarray:
-    hp, wp = v.shape
-    nby, nbx = map_shape(hp, wp, side)
-    padded = np.zeros((nby * side, nbx * side))
-    padded[:hp, :wp] = v
-    return padded.reshape(nby, side, nbx, side).sum(axis=(1, 3))
-
-
 def block_mask(
     mode: int, bits: np.ndarray | None, hp: int, wp: int, y0: int = 0
 ) -> np.ndarray | None:
@@ -86,39 +79,66 @@ def block_mask(
     return np.repeat(rows, side, 1)[y0 % side : y0 % side + hp, :wp]
 
 
+class MapGains:
+    """What keeping the correction gains, gathered band by band, and the map chosen
+    from it. Each row's gain is summed per 16 columns (the smallest block side, half
+    a byte a pixel), blocks of every side from those row sums: the sums, and so the
+    map, are the same bit for bit however the frame was cut into bands (the encoder
+    cuts by memory, along the network's bands or along row_bands)."""
+
+    def __init__(self, hp: int, wp: int, wplane: np.ndarray) -> None:
+        self.wp, self.wplane = wp, wplane
+        self.rows = np.zeros((hp, map_shape(1, wp, _FINEST)[1]))
+
+    def add(self, tgt: np.ndarray, recon: np.ndarray, corr: np.ndarray, y0: int) -> None:
+        """Rows y0.. of the frame: target, reconstruction and correction bands. The
+        frame is weighed corrected, not the correction (weighing the correction
+        itself against the source kept the filter off on every frame)."""
+        corrected = recon.copy()
+        apply_map(corrected, corr, MODE_ALL, None)
+        gain = _distance(recon, tgt, self.wplane) - _distance(corrected, tgt, self.wplane)
+        n, nbx = gain.shape[0], self.rows.shape[1]
+        padded = np.zeros((n, nbx * _FINEST))
+        padded[:, : self.wp] = gain
+        self.rows[y0 : y0 + n] = padded.reshape(n, nbx, _FINEST).sum(axis=2)
+
+    def _sums(self, side: int) -> np.ndarray:
+        hp, nbx = self.rows.shape
+        nby = -(-hp // side)
+        rows = np.zeros((nby * side, nbx))
+        rows[:hp] = self.rows
+        by_rows = rows.reshape(nby, side, nbx).sum(axis=1)
+        k = side // _FINEST
+        cols = np.zeros((nby, -(-nbx // k) * k))
+        cols[:, :nbx] = by_rows
+        return cols.reshape(nby, -1, k).sum(axis=2)
+
+    def choose(self, lam: float) -> tuple[int, np.ndarray | None]:
+        """The mode and block bits of least distance + lam * bits (distance relative
+        to the unfiltered frame's)."""
+        finest = self._sums(_FINEST)
+        best = (0.0, MODE_OFF, None)
+        if -float(finest.sum()) < best[0]:
+            best = (-float(finest.sum()), MODE_ALL, None)
+        for mode, side in BLOCK_SIDE.items():
+            sums = finest if side == _FINEST else self._sums(side)
+            bits = sums > 0
+            cost = -float(sums[bits].sum()) + lam * 8 * -(-bits.size // 8)
+            if cost < best[0]:
+                best = (cost, mode, bits)
+        return best[1], best[2]
+
+
 def choose_map(
     tgt: np.ndarray, recon: np.ndarray, corr: np.ndarray, wplane: np.ndarray, lam: float
 ) -> tuple[int, np.ndarray | None]:
-    """The mode and block bits of least distance + lam * bits (distance relative to
-    the unfiltered frame's). The frame is weighed corrected, not the correction
-    (weighing the correction itself against the source kept the filter off on every
-    frame), one band of whole 64-row blocks at a time, each band's gain summed into
-    every block size's sums at once: a whole corrected frame is 6 bytes a pixel, a
-    whole gain map 8 and its padded copy 8 more."""
+    """MapGains over a whole frame's correction, in bands of rows (a whole corrected
+    frame is 6 bytes a pixel, a whole gain map 8)."""
     _, hp, wp = recon.shape
-    sums = {side: np.zeros(map_shape(hp, wp, side)) for side in BLOCK_SIDE.values()}
-    total = 0.0
-    top = max(BLOCK_SIDE.values())
-    for y0, y1 in row_bands(hp, wp, multiple=top):
-        band = slice(y0, y1)
-        corrected = recon[:, band].copy()
-        apply_map(corrected, corr[:, band], MODE_ALL, None)
-        gain = _distance(recon[:, band], tgt[:, band], wplane) - _distance(
-            corrected, tgt[:, band], wplane
-        )
-        total += float(gain.sum())
-        for side, s in sums.items():
-            # a band's block sums are the whole map's, bit for bit: each block lies in one band
-            s[y0 // side : -(-y1 // side)] = _block_sums(gain, side)
-    best = (0.0, MODE_OFF, None)
-    if -total < best[0]:
-        best = (-total, MODE_ALL, None)
-    for mode, side in BLOCK_SIDE.items():
-        bits = sums[side] > 0
-        cost = -float(sums[side][bits].sum()) + lam * 8 * -(-bits.size // 8)
-        if cost < best[0]:
-            best = (cost, mode, bits)
-    return best[1], best[2]
+    gains = MapGains(hp, wp, wplane)
+    for y0, y1 in row_bands(hp, wp):
+        gains.add(tgt[:, y0:y1], recon[:, y0:y1], corr[:, y0:y1], y0)
+    return gains.choose(lam)
 
 
 def apply_map(

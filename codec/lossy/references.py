@@ -63,6 +63,16 @@ def start_frame(models: LossyModels, prd: np.ndarray, intra: bool) -> tuple[np.n
     return order, nmax
 
 
+def release_slot(models: LossyModels, nmax: int) -> None:
+    """Once a frame's units are coded: at a size with one reference, the predictor's
+    frame in slot 0, nothing of the ring outlives the frame (keep_frame keeps nothing,
+    and the next frame converts its own prediction into a fresh slot), so the ring
+    goes before the loop filter and the RGB output: 192 MiB at the size cap, in
+    encoder and decoder alike. A checkpoint holding the ring (trial.py) keeps it."""
+    if nmax == 1:
+        models.ring = np.zeros((0, 3, 0, 0), np.int16)
+
+
 def keep_frame(models: LossyModels, recon: np.ndarray, nmax: int) -> None:
     """The decoded frame becomes the newest reference; the oldest frame's slot takes it
     once all are in use."""

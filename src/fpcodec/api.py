@@ -184,7 +184,7 @@ def encode(
         with _output_file(output, _inputs(input), force) as tmp, open(tmp, "wb") as f:
             enc = Encoder(f, header, pred, info.gif_screen, palette, speed)
             with _bar(info.frame_count, "encode", progress) as bar:
-                for frame in src.frames():
+                for frame in src.frames(gif=palette):
                     enc.add(frame.rgba, frame.duration_ms, frame.gif)
                     bar.update()
             if enc.frames == 0:
