@@ -18,6 +18,7 @@ from .container import KEY, ContainerWriter, StreamHeader, frame_overhead
 from .errors import InputError
 from .framecodec import StreamState, encode_frame
 from .gifparse import GifFrame, GifScreen
+from .heap import release_free_memory
 from .limits import DEFAULT_KEYFRAME_INTERVAL, MAX_DURATION_MS, MAX_FRAMES
 from .lossy.presets import DEFAULT_PRESET, preset
 
@@ -63,6 +64,9 @@ class Encoder:
         if key:
             self._flush()
         duration = int(min(max(duration_ms, 0), MAX_DURATION_MS))
+        # what reading the frame left free (Pillow draws a frame in 16 MiB blocks and
+        # frees its RGBA conversion once copied out: heap holes of 256 MiB at the cap)
+        release_free_memory(h * w)
         coded = encode_frame(self._state, rgba, key, gif)
         state = self._state
         self._pending.append((coded.held(), duration))
