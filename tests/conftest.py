@@ -85,10 +85,12 @@ def save_gif(
 
 
 def read_frames(path: Path) -> tuple[list[np.ndarray], list[int], int | None]:
-    """Reference reading: Pillow's composited RGBA frames, durations, loop."""
+    """Reference reading: Pillow's composited RGBA frames, durations, loop, each frame
+    converted whole (the encoder's source converts only what changed)."""
     from fpcodec.codec.source import open_source
 
     with open_source(path) as src:
+        src.incremental = False
         frames = list(src.frames())
         return [f.rgba for f in frames], [f.duration_ms for f in frames], src.info.loop
 

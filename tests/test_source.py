@@ -1,0 +1,96 @@
+"""Reading sources: a GIF's frames converted where they changed equal Pillow's whole
+frames, on every disposal, transparency, interlace and palette layout, the malformed
+inputs and the corpus."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fpcodec.codec.errors import FpcError
+from fpcodec.codec.source import open_source
+
+from .conftest import BADINPUT, CORPUS, needs
+from .gifbuild import GifFrame, build_gif
+from .test_palette import structured_gif
+
+
+def _both(path):
+    out = []
+    for incremental in (True, False):
+        with open_source(path) as src:
+            src.incremental = incremental
+            out.append([(f.rgba, f.duration_ms) for f in src.frames()])
+    return out
+
+
+def _assert_same(path) -> int:
+    changed, whole = _both(path)
+    assert len(changed) == len(whole)
+    for (a, da), (b, db) in zip(changed, whole, strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert da == db
+    return len(whole)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_frames_converted_where_they_changed_equal_whole_frames(tmp, seed):
+    disposals = [(1, 2, 3, 0), (2, 3, 0, 2), (1, 4, 5, 7), (0, 3, 3, 1)][seed % 4]
+    data = structured_gif(
+        seed,
+        disposals,
+        interlace=seed % 2 == 1,
+        global_palette=seed % 3 != 2,
+        transparency_first=seed % 3 == 0,
+    )
+    (tmp / "s.gif").write_bytes(data)
+    assert _assert_same(tmp / "s.gif") == 7
+
+
+def test_a_one_pixel_frame_converts_one_pixel(tmp, monkeypatch):
+    """What the third frame on converts is the two frames' rectangles, not the screen."""
+    import fpcodec.codec.source as source
+
+    base = (np.arange(64 * 48).reshape(48, 64) % 4).astype(np.uint8)
+    frames = [GifFrame(base)] + [
+        GifFrame(np.array([[t % 4]], np.uint8), x=3 * t, y=2 * t, disposal=1 + t % 3)
+        for t in range(6)
+    ]
+    pal = np.array([[0, 0, 0], [250, 20, 20], [20, 240, 40], [200, 200, 50]], np.uint8)
+    (tmp / "one.gif").write_bytes(build_gif(64, 48, frames, pal))
+    boxes = []
+    real = source._update
+    monkeypatch.setattr(source, "_update", lambda b, im, box: boxes.append(box) or real(b, im, box))
+    assert _assert_same(tmp / "one.gif") == 7
+    assert len(boxes) == 5  # every frame after the second
+    assert all((x1 - x0) * (y1 - y0) <= 16 for x0, y0, x1, y1 in boxes)
+
+
+def _read_or_refuse(path, incremental: bool):
+    try:
+        with open_source(path) as src:
+            src.incremental = incremental
+            return [f.rgba for f in src.frames()]
+    except FpcError as e:
+        return str(e)
+
+
+@needs(BADINPUT)
+def test_malformed_inputs_read_alike_either_way():
+    paths = sorted(BADINPUT.glob("*.gif"))
+    assert paths
+    for path in paths:
+        a, b = _read_or_refuse(path, True), _read_or_refuse(path, False)
+        if isinstance(b, str):
+            assert a == b, path.name  # the same one-line refusal
+        else:
+            assert len(a) == len(b), path.name
+            for x, y in zip(a, b, strict=True):
+                np.testing.assert_array_equal(x, y, err_msg=path.name)
+
+
+@needs(CORPUS)
+def test_corpus_gifs_read_alike_either_way():
+    paths = sorted(CORPUS.glob("*.gif"))[::12]
+    assert paths
+    for path in paths:
+        _assert_same(path)
