@@ -178,7 +178,13 @@ class PillowSource(Source):
         if mode != prev[1] or mode not in ("RGB", "RGBA"):
             return None
         (a0, b0, a1, b1), (c0, d0, c1, d1) = prev[2], extent
-        return min(a0, c0), min(b0, d0), max(a1, c1), max(b1, d1)
+        box = min(a0, c0), min(b0, d0), max(a1, c1), max(b1, d1)
+        h, w = prev[0].shape[:2]
+        if 2 * (box[2] - box[0]) * (box[3] - box[1]) > w * h:
+            # most of the screen: a whole conversion is cheaper, and the copy of the
+            # frame before and a converted crop beside it were two frames more memory
+            return None
+        return box
 
     def close(self) -> None:
         self._im.close()

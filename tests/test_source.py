@@ -33,7 +33,12 @@ def _assert_same(path) -> int:
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_frames_converted_where_they_changed_equal_whole_frames(tmp, seed):
+def test_frames_converted_where_they_changed_equal_whole_frames(tmp, seed, monkeypatch):
+    import fpcodec.codec.source as source
+
+    boxes = []
+    real = source._update
+    monkeypatch.setattr(source, "_update", lambda b, im, box: boxes.append(box) or real(b, im, box))
     disposals = [(1, 2, 3, 0), (2, 3, 0, 2), (1, 4, 5, 7), (0, 3, 3, 1)][seed % 4]
     data = structured_gif(
         seed,
@@ -44,6 +49,7 @@ def test_frames_converted_where_they_changed_equal_whole_frames(tmp, seed):
     )
     (tmp / "s.gif").write_bytes(data)
     assert _assert_same(tmp / "s.gif") == 7
+    assert boxes  # some frames were converted in part (the rest: most of the screen)
 
 
 def test_a_one_pixel_frame_converts_one_pixel(tmp, monkeypatch):
