@@ -119,8 +119,9 @@ def _sub_blocks(data: bytes) -> bytes:
 
 @njit(cache=True)
 def _changed(a, b, out):
-    """Per pixel: do two canonical RGBA frames look different? One pass, in place: the
-    NumPy form took about eight bytes a pixel of temporaries."""
+    """Per pixel of two canonical RGBA frames (or two rectangles of them): does it
+    look different? One pass, in place: the NumPy form took about eight bytes a
+    pixel of temporaries."""
     h, w = out.shape
     for y in range(h):
         for x in range(w):
@@ -138,14 +139,50 @@ def _changed(a, b, out):
                 out[y, x] = False
 
 
-def _bbox(m: np.ndarray | None) -> tuple[int, int, int, int] | None:
-    if m is None:
-        return None
-    ys = np.flatnonzero(m.any(axis=1))
-    if ys.size == 0:
-        return None
-    xs = np.flatnonzero(m.any(axis=0))
-    return int(xs[0]), int(ys[0]), int(xs[-1]) + 1, int(ys[-1]) + 1
+@njit(cache=True)
+def _changed_box(a, b):
+    """(x0, y0, x1, y1) bounding the pixels `_changed` marks, x1 = 0 for none: one
+    pass and no mask (a one-pixel frame on a large screen made three frame-sized
+    masks a frame). The test is _changed's, written out: a shared function called
+    per pixel made both passes five times slower."""
+    h, w = a.shape[0], a.shape[1]
+    x0, y0, x1, y1 = w, h, 0, 0
+    for y in range(h):
+        for x in range(w):
+            va = a[y, x, 3] != 0
+            if va != (b[y, x, 3] != 0):
+                d = True
+            elif va:
+                d = (
+                    a[y, x, 0] != b[y, x, 0]
+                    or a[y, x, 1] != b[y, x, 1]
+                    or a[y, x, 2] != b[y, x, 2]
+                    or a[y, x, 3] != b[y, x, 3]
+                )
+            else:
+                d = False
+            if d:
+                x0, x1 = min(x0, x), max(x1, x + 1)
+                y0, y1 = min(y0, y), max(y1, y + 1)
+    return x0, y0, x1, y1
+
+
+@njit(cache=True)
+def _cleared_box(shown, nxt):
+    """The box of pixels visible in `shown` that are clear in the next frame (x1 = 0
+    for none): those the frame's disposal must clear."""
+    h, w = shown.shape[0], shown.shape[1]
+    x0, y0, x1, y1 = w, h, 0, 0
+    for y in range(h):
+        for x in range(w):
+            if shown[y, x, 3] != 0 and nxt[y, x, 3] == 0:
+                x0, x1 = min(x0, x), max(x1, x + 1)
+                y0, y1 = min(y0, y), max(y1, y + 1)
+    return x0, y0, x1, y1
+
+
+def _box(b: tuple[int, int, int, int]) -> tuple[int, int, int, int] | None:
+    return None if b[2] == 0 else (int(b[0]), int(b[1]), int(b[2]), int(b[3]))
 
 
 def _union(
@@ -186,25 +223,18 @@ class GifWriter:
 
     def _emit(self, target: np.ndarray, duration_ms: int, nxt: np.ndarray | None) -> None:
         release_free_memory(self.width * self.height)  # the decoder's, before the masks
-        # Frame-sized masks, each made once and combined in place: with the copies of
-        # NumPy's operators they were 200 MiB at the size cap, a decode's peak.
-        visible = target[..., 3] != 0
-        changed = np.empty(visible.shape, bool)
-        _changed(self._canvas, target, changed)
-        clear_after = None
-        if nxt is not None:
-            clear_after = nxt[..., 3] == 0
-            clear_after &= visible
-        cleared = _bbox(clear_after)
-        del clear_after
+        # The boxes of what changed and of what the next frame clears come from
+        # compiled passes without masks; masks are made for the frame's rectangle only.
+        cleared = None if nxt is None else _box(_cleared_box(target, nxt))
         if self._first:
             rect = (0, 0, self.width, self.height)
         else:
-            rect = _union(_bbox(changed), cleared) or (0, 0, 1, 1)
+            rect = _union(_box(_changed_box(self._canvas, target)), cleared) or (0, 0, 1, 1)
         x0, y0, x1, y1 = rect
         region = target[y0:y1, x0:x1]
-        vis = visible[y0:y1, x0:x1]
-        delta = changed[y0:y1, x0:x1]  # `changed` is not needed after: in place
+        vis = region[..., 3] != 0
+        delta = np.empty(vis.shape, bool)
+        _changed(self._canvas[y0:y1, x0:x1], region, delta)
         delta &= vis
         # The first frame of a clip with transparency must declare a transparent index,
         # or readers (Pillow among them) drop alpha for the whole animation.
@@ -236,8 +266,8 @@ class GifWriter:
         shown = self._canvas
         # copyto with a mask: boolean indexing built index arrays of 16 bytes a pixel
         np.copyto(shown[y0:y1, x0:x1], region, where=paint[..., None])
-        if self._first:
-            np.copyto(shown, 0, where=~visible[..., None])
+        if self._first:  # the rectangle is the screen
+            np.copyto(shown, 0, where=~vis[..., None])
         if dispose == DISPOSE_BACKGROUND:
             shown[y0:y1, x0:x1] = 0
         self._canvas = shown
