@@ -165,7 +165,8 @@ def code_frame(
     # a unit whose vector is the predicted one and whose blocks carry no levels is
     # coded with one flag (the range coder only; zstd sees the zeros)
     use_skip = use_mv and not raw
-    pre = np.zeros((nuy, nux, 10), np.float64)
+    # the encoder's motion prepass results (1.25 bytes a pixel, never read by a decoder)
+    pre = np.zeros((nuy, nux, 10) if enc else (1, 1, 10), np.float64)
     scratch = trial_scratch()
     best = _block_scratch()
     qbest, rbest = best[0], best[1]
