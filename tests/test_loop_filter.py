@@ -248,10 +248,14 @@ def test_map_never_costs_more_than_off():
     recon = tgt + rng.integers(-3, 4, tgt.shape)
     worse = recon + rng.integers(-9, 10, tgt.shape)  # a correction that only harms
     w = np.array([9.0, 1.25, 2.25])
-    mode, _ = lfmap.choose_map(tgt, recon, worse - recon, w, 1.0)
-    assert mode == lfmap.MODE_OFF
-    mode, _ = lfmap.choose_map(tgt, recon, tgt - recon, w, 1.0)
-    assert mode == lfmap.MODE_ALL
+
+    def choose(corr):
+        gains = lfmap.MapGains(32, 32, w)
+        gains.add(tgt, recon, corr, 0)
+        return gains.choose(1.0)[0]
+
+    assert choose(worse - recon) == lfmap.MODE_OFF
+    assert choose(tgt - recon) == lfmap.MODE_ALL
 
 
 def test_a_few_training_steps_lower_the_loss():

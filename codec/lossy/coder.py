@@ -217,8 +217,8 @@ def decode_lossy(
             return np.zeros((height, width, 3), np.uint8) if out is None else out, True
         data = b""
     buf = rc.input_buffer(data)
-    # pred is read where it lies, as the encoder reads it: a contiguous copy of the
-    # colour of the RGBA frame before was 96 MiB at the size cap, held through the frame
+    # pred is read where it lies, as the encoder reads it (a contiguous copy of the
+    # previous RGBA frame's colour was 96 MiB at the size cap, held through the frame);
     # only _run holds the prediction's planes, so that it can let them go (release_slot)
     n, err, recon, _ = _run(
         False,

@@ -84,7 +84,7 @@ class MapGains:
     from it. Each row's gain is summed per 16 columns (the smallest block side, half
     a byte a pixel), blocks of every side from those row sums: the sums, and so the
     map, are the same bit for bit however the frame was cut into bands (the encoder
-    cuts by memory, along the network's bands or along row_bands)."""
+    cuts along the network's bands, whose height follows from memory)."""
 
     def __init__(self, hp: int, wp: int, wplane: np.ndarray) -> None:
         self.wp, self.wplane = wp, wplane
@@ -127,18 +127,6 @@ class MapGains:
             if cost < best[0]:
                 best = (cost, mode, bits)
         return best[1], best[2]
-
-
-def choose_map(
-    tgt: np.ndarray, recon: np.ndarray, corr: np.ndarray, wplane: np.ndarray, lam: float
-) -> tuple[int, np.ndarray | None]:
-    """MapGains over a whole frame's correction, in bands of rows (a whole corrected
-    frame is 6 bytes a pixel, a whole gain map 8)."""
-    _, hp, wp = recon.shape
-    gains = MapGains(hp, wp, wplane)
-    for y0, y1 in row_bands(hp, wp):
-        gains.add(tgt[:, y0:y1], recon[:, y0:y1], corr[:, y0:y1], y0)
-    return gains.choose(lam)
 
 
 def apply_map(
