@@ -141,6 +141,13 @@ class StreamState:
         if self._palette is not None:
             self._palette.fresh = True  # palette models restart with the GOP's first one
 
+    def take_prediction(self) -> np.ndarray:
+        """The prediction's colour for a coding that is its only reader (a stream
+        without GIF trials): neither the state nor a predictor whose prediction is the
+        frame it holds keeps the previous frame after this (Predictor.hand_over)."""
+        self.prev = None
+        return self.predictor.hand_over()
+
     def finish_frame(self, recon: np.ndarray, coding: int) -> None:
         # a view: the `last` predictor keeps it as it is, and a copy was 3 bytes a pixel
         self.predictor.observe(recon[..., :3])
@@ -314,6 +321,11 @@ def encode_frame(
     header = state.header
     if key:
         state.start_gop()
+    if header.quality and state.gif_screen is None:
+        # the lossy coder is the prediction's only reader: it is handed over, and the
+        # previous frame goes once in planes (128 MiB at the size cap)
+        coded = _try(lambda: _encode_lossy_frame(state, rgba, key, None, hand_over=True))
+        return _finish(state, rgba, coded)
     prediction = None if key else state.predictor.predict()
     coded = None
     try:
@@ -330,9 +342,21 @@ def encode_frame(
             coded = _pixel_frame(state, rgba, key, prediction)
     except rangecoder.CodingOverflow:
         coded = None
+    return _finish(state, rgba, coded)
+
+
+def _try(code) -> CodedFrame | None:
+    try:
+        return code()
+    except rangecoder.CodingOverflow:
+        return None
+
+
+def _finish(state: StreamState, rgba: np.ndarray, coded: CodedFrame | None) -> CodedFrame:
+    """The frame as coded, or raw where that is no smaller; `state` follows."""
     if coded is not None and len(coded.body) <= _raw_size(rgba):
         state.finish_frame(coded.recon, coded.coding)
-        if state.gif_screen is not None and not header.lossless:
+        if state.gif_screen is not None and not state.header.lossless:
             state.gop_frames.append(coded.held())
         return coded
     # Incompressible: store it raw, as a keyframe so both sides restart their models.
@@ -436,9 +460,14 @@ def _try_palette(
 
 
 def _encode_lossy_frame(
-    state: StreamState, rgba: np.ndarray, key: bool, prediction: Prediction | None
+    state: StreamState,
+    rgba: np.ndarray,
+    key: bool,
+    prediction: Prediction | None,
+    hand_over: bool = False,
 ) -> CodedFrame:
-    """Lossy colour (the lossy/ package) beside lossless alpha."""
+    """Lossy colour (the lossy/ package) beside lossless alpha. hand_over: the
+    prediction is taken from the state here (StreamState.take_prediction), not given."""
     alpha = rgba[..., 3]
     amode = alpha_mode(alpha)
     parts = [bytes([amode])]
@@ -448,7 +477,10 @@ def _encode_lossy_frame(
         )
     else:
         state.alpha.prev = alpha.copy()
-    pred = None if prediction is None else prediction.rgb
+    if hand_over and not key:
+        pred = [state.take_prediction()]  # encode_lossy empties it: the last reference
+    else:
+        pred = None if prediction is None else prediction.rgb
     recon = np.empty(rgba.shape, np.uint8)  # the colour is decoded into it: no RGB copy
     data, _ = encode_lossy(
         rgba[..., :3],

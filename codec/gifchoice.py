@@ -31,12 +31,12 @@ import copy
 
 import numpy as np
 from fpcodec.models.predictor import Prediction
+from numba import njit
 
 from . import rangecoder
 from .container import CODING_PALETTE, KEY, PREDICTED
 from .gifcompose import CompositorState, composite
 from .gifparse import GifFrame
-from .limits import row_bands
 from .palette import PaletteStream, encode_palette_frame
 from .palette_nearlossless import near_lossless_frame
 from .palette_resync import resync_compositor
@@ -46,32 +46,44 @@ KEY_SWITCH = 0.75  # a keyframe coded as pixels must cost at most this much of t
 LEAVE_CHAIN = 0.9  # ...and a frame after a palette frame this much
 
 
-def _bands(a: np.ndarray, b: np.ndarray):
-    """The two frames' colours, band by band (limits.row_bands)."""
-    for y0, y1 in row_bands(*a.shape[:2]):
-        yield a[y0:y1, :, :3], b[y0:y1, :, :3]
+@njit(cache=True)
+def _colour_sse(a: np.ndarray, b: np.ndarray) -> int:
+    """Sum of squared differences of the colour channels of two RGBA frames."""
+    total = 0
+    for y in range(a.shape[0]):
+        for x in range(a.shape[1]):
+            for c in range(3):
+                d = np.int64(a[y, x, c]) - np.int64(b[y, x, c])
+                total += d * d
+    return total
+
+
+@njit(cache=True)
+def _colour_within(a: np.ndarray, b: np.ndarray, bound: int) -> bool:
+    """Alpha equal and every colour channel within `bound`."""
+    for y in range(a.shape[0]):
+        for x in range(a.shape[1]):
+            if a[y, x, 3] != b[y, x, 3]:
+                return False
+            for c in range(3):
+                if abs(np.int64(a[y, x, c]) - np.int64(b[y, x, c])) > bound:
+                    return False
+    return True
 
 
 def _sse(recon: np.ndarray, rgba: np.ndarray) -> int:
+    """Compiled: the NumPy expression held an int64 copy of a band of the frame
+    (48 MB at 4 megapixels)."""
     if recon is rgba:  # an exact trial's frame is the source's (_palette_trial)
         return 0
-    total = 0
-    for r, s in _bands(recon, rgba):
-        d = r.astype(np.int64) - s
-        total += int((d * d).sum())
-    return total
+    return int(_colour_sse(recon, rgba))
 
 
 def _within(recon: np.ndarray, rgba: np.ndarray, max_error: int) -> bool:
     """The near-lossless bound: alpha exact, every visible channel within max_error."""
     if recon is rgba:
         return True
-    if not np.array_equal(recon[..., 3], rgba[..., 3]):
-        return False
-    return all(
-        int(np.abs(r.astype(np.int16) - s).max(initial=0)) <= max_error
-        for r, s in _bands(recon, rgba)
-    )
+    return bool(_colour_within(recon, rgba, max_error))
 
 
 def _palette_trial(state, rgba, key, frame: GifFrame, prediction, before: CompositorState):
@@ -232,6 +244,11 @@ def choose(
     if pixels is None and not _pixels_cannot_win(state, rgba, key, palettes):
         pixels = _PixelTrial(state, rgba, key, prediction)
     chosen = _choose(state, rgba, key, pixels, palettes)
+    # the candidates not kept each hold a palette state (60 MB of models) and a frame:
+    # gone before the shadow codes its frame beside them
+    del palettes, pixels
+    if state.shadow is not None:
+        exact = None  # a shadow under way codes its own frame (_track_shadow)
     _track_shadow(state, gif, chosen, exact, gop_frames)
     return chosen
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import InputError
 from .gifparse import GifFrame, GifScreen, GifStructureError, iter_frames, parse_screen
-from .limits import MAX_DURATION_MS, MAX_FRAMES, check_dimensions
+from .limits import MAX_DURATION_MS, MAX_FRAMES, check_dimensions, row_bands
 
 PILLOW_SIGNATURES = (b"GIF87a", b"GIF89a", b"\x89PNG\r\n\x1a\n")
 
@@ -156,7 +156,12 @@ class PillowSource(Source):
                     extent = _frame_extent(im, w, h)
                     box = self._changed_box(i, im.mode, extent, prev)
                     if box is None:
-                        rgba = canonical_rgba(np.asarray(im.convert("RGBA")))
+                        prev = None  # not read: its memory can go, but for the caller's
+                        rgba = (
+                            pillow_rgba(im)
+                            if self.incremental
+                            else canonical_rgba(np.asarray(im.convert("RGBA")))
+                        )
                     else:
                         rgba = _update(prev[0], im, box)
             except InputError:
@@ -201,13 +206,36 @@ def _frame_extent(im, w: int, h: int) -> tuple[int, int, int, int] | None:
     return (x0, y0, max(x0, x1), max(y0, y1))
 
 
+# A Pillow frame is converted this many pixels at a time (pillow_rgba)
+CONVERT_PIXELS = 1 << 20
+
+
+def pillow_rgba(im, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Pillow's frame (or its `box`) as canonical RGBA, a band of rows at a time: a
+    whole `convert("RGBA")` held Pillow's converted copy and its bytes beside the
+    array (256 MiB at the size cap, on top of the frame Pillow keeps). Every
+    conversion to RGBA is pixel by pixel, so the bands are the whole frame's pixels."""
+    x0, y0, x1, y1 = box or (0, 0, *im.size)
+    h, w = y1 - y0, x1 - x0
+    bands = row_bands(h, w, CONVERT_PIXELS)
+    if len(bands) == 1:
+        region = im if box is None else im.crop(box)
+        return canonical_rgba(np.asarray(region.convert("RGBA")))
+    out = np.empty((h, w, 4), np.uint8)
+    for a, b in bands:
+        band = out[a:b]
+        band[:] = np.asarray(im.crop((x0, y0 + a, x1, y0 + b)).convert("RGBA"))
+        band[band[..., 3] == 0, :3] = 0  # as canonical_rgba
+    return out
+
+
 def _update(before: np.ndarray, im, box: tuple[int, int, int, int]) -> np.ndarray:
     """The frame before, with Pillow's pixels in `box` (a copy: frames handed out are
     never written again)."""
     x0, y0, x1, y1 = box
     rgba = before.copy()
     if x1 > x0 and y1 > y0:
-        rgba[y0:y1, x0:x1] = canonical_rgba(np.asarray(im.crop(box).convert("RGBA")))
+        rgba[y0:y1, x0:x1] = pillow_rgba(im, box)
     return rgba
 
 

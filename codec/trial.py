@@ -34,8 +34,10 @@ class Checkpoint:
 
 class LossyCheckpoint:
     """A lossy trial's state. The reference ring can be 100 MB, and a frame writes
-    one slot of it (references.keep_frame: the next free slot or the oldest one), so
-    only those two slots are copied; a ring the trial reallocates is simply dropped.
+    one slot of it (references.keep_frame: the next free slot while there is one, else
+    the oldest), so only that slot is copied; a ring the trial reallocates is simply
+    dropped. (An intra trial empties the history first: it comes after start_gop,
+    which has emptied it already, so the slot is the same.)
     A learned loop filter (lossy/loop_filter.py) is the predictor's own object: its
     network is shared, and only its recurrent state, which a frame replaces rather
     than modifies, is put back."""
@@ -48,9 +50,9 @@ class LossyCheckpoint:
         self.saved = {n: copy.deepcopy(v) for n, v in vars(models).items() if n not in self._SHARED}
         lf = getattr(models, "loop_filter", None)
         self.lf_state = None if lf is None else {k: v for k, v in vars(lf).items() if k != "net"}
-        hist = models.history
-        slots = {len(hist) + 1, hist[-1] if hist else 0} - {0}
-        self.slots = {s: self.ring[s].copy() for s in slots if s < self.ring.shape[0]}
+        hist, nmax = models.history, self.ring.shape[0] - 1
+        slot = hist[-1] if hist and len(hist) == nmax else len(hist) + 1
+        self.slots = {slot: self.ring[slot].copy()} if slot < self.ring.shape[0] else {}
 
     def restore(self) -> None:
         for n, v in self.saved.items():

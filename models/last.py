@@ -25,3 +25,8 @@ class LastFramePredictor(Predictor):
         if self._last is None:
             raise RuntimeError("predict() before any frame was observed")
         return Prediction(self._last)
+
+    def hand_over(self) -> np.ndarray:
+        frame = self.predict().rgb
+        self._last = None
+        return frame

@@ -42,6 +42,12 @@ class Predictor(ABC):
     def predict(self) -> Prediction:
         """Predict the frame after the last observed one. Requires one observed frame."""
 
+    def hand_over(self) -> np.ndarray:
+        """The prediction's colour for a coding that is its only reader: a predictor
+        whose prediction is the frame it holds lets go of it, so that the frame can
+        go once it is converted (the next `observe` follows before any `predict`)."""
+        return self.predict().rgb
+
     @property
     def identity(self) -> str:
         """Human-readable identity: name plus a short weights hash when trained."""

@@ -193,3 +193,22 @@ def test_near_lossless_skips_pixel_trials_that_cannot_win_with_the_same_bytes(tm
     fpcodec.encode(src, tmp / "all.fpc", max_error=2)
     assert len(trials) == 7 and skipped_trials < len(trials)
     assert (tmp / "skip.fpc").read_bytes() == (tmp / "all.fpc").read_bytes()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 255))
+def test_the_trials_error_measures_are_numpys(seed, bound):
+    """gifchoice's compiled squared error and bound check, against the NumPy they
+    replaced (an int64 copy of the frame per band)."""
+    from fpcodec.codec.gifchoice import _sse, _within
+
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 256, (5, 7, 4), np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-bound, bound + 1, a.shape), 0, 255).astype(np.uint8)
+    if seed % 3 == 0:
+        b[..., 3] = a[..., 3]
+    d = a[..., :3].astype(np.int64) - b[..., :3]
+    assert _sse(a, b) == int((d * d).sum())
+    want = np.array_equal(a[..., 3], b[..., 3]) and int(np.abs(d).max()) <= bound // 2
+    assert _within(a, b, bound // 2) == want
+    assert _sse(a, a.copy()) == 0 and _within(a, a.copy(), 0)

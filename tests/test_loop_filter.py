@@ -173,7 +173,9 @@ def test_a_large_frames_second_pass_writes_what_the_kept_correction_does(
     assert files[0] == files[1] == files[2]
 
 
-def test_the_maps_sums_do_not_depend_on_the_banding():
+def test_the_maps_sums_do_not_depend_on_the_banding(monkeypatch):
+    """However the network's bands cut the frame, and however MapGains.add cuts a band
+    (ADD_PIXELS: here whole bands, then three rows at a time)."""
     rng = np.random.default_rng(5)
     hp, wp = 150, 88  # blocks of every side straddle the bands
     tgt = rng.integers(-60, 200, (3, hp, wp)).astype(np.int16)
@@ -181,7 +183,10 @@ def test_the_maps_sums_do_not_depend_on_the_banding():
     corr = rng.integers(-4, 5, tgt.shape).astype(np.int8)
     w = np.array([0.5, 0.3, 0.2])
     chosen = []
-    for cuts in ((0, hp), (0, 7, 64, 65, 130, hp), (*range(0, hp, 2), hp)):
+    for add_pixels, cuts in itertools.product(
+        (lfmap.ADD_PIXELS, 3 * wp), ((0, hp), (0, 7, 64, 65, 130, hp), (*range(0, hp, 2), hp))
+    ):
+        monkeypatch.setattr(lfmap, "ADD_PIXELS", add_pixels)
         gains = lfmap.MapGains(hp, wp, w)
         for y0, y1 in itertools.pairwise(cuts):
             gains.add(tgt[:, y0:y1], recon[:, y0:y1], corr[:, y0:y1], y0)

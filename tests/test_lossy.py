@@ -312,6 +312,44 @@ def test_with_one_reference_the_ring_is_let_go_and_nothing_changes(monkeypatch):
     assert run() == kept_free
 
 
+def test_the_previous_frame_goes_once_the_lossy_coder_has_it_in_planes(monkeypatch):
+    """A lossy stream without GIF trials hands the prediction over (framecodec's
+    StreamState.take_prediction): by the time a frame's units are coded nothing holds
+    the previous RGBA reconstruction (128 MiB at the size cap), and the stream is the
+    one a kept frame gives."""
+    import weakref
+
+    from fpcodec.codec.lossy import coder
+
+    clip = moving_clip(4, 40, 48, seed=5)
+    code_frame = coder.code_frame
+
+    def run(hand_over: bool) -> tuple[bytes, list]:
+        alive, previous = [], []
+
+        def watching(*args):
+            alive.append(previous[-1]() is not None if previous else None)
+            return code_frame(*args)
+
+        monkeypatch.setattr(coder, "code_frame", watching)
+        sink = io.BytesIO()
+        enc = Encoder(sink, StreamHeader(width=48, height=40, quality=50), LastFramePredictor())
+        state = enc._state
+        if not hand_over:  # the state and the predictor keep the frame
+            monkeypatch.setattr(state, "take_prediction", lambda: state.predictor.predict().rgb)
+        for f in clip:
+            enc.add(f, 100)
+            previous.append(weakref.ref(state.prev))
+        enc.close()
+        return sink.getvalue(), alive
+
+    handed, alive = run(True)
+    assert alive == [None, False, False, False]
+    kept, alive = run(False)
+    assert alive == [None, True, True, True]
+    assert handed == kept
+
+
 def _third_frame_levels(frames):
     """Three 40x48 frames coded with the zstd backend (whose symbols are plain to
     edit): the streams and the third frame's unpacked symbols."""

@@ -1,6 +1,6 @@
-"""Reading sources: a GIF's frames converted where they changed equal Pillow's whole
-frames, on every disposal, transparency, interlace and palette layout, the malformed
-inputs and the corpus."""
+"""Reading sources: a GIF's frames converted where they changed, band by band, equal
+Pillow's whole frames, on every disposal, transparency, interlace and palette layout,
+the malformed inputs and the corpus."""
 
 from __future__ import annotations
 
@@ -52,6 +52,25 @@ def test_frames_converted_where_they_changed_equal_whole_frames(tmp, seed, monke
     assert boxes  # some frames were converted in part (the rest: most of the screen)
 
 
+@pytest.mark.parametrize("seed", range(0, 12, 3))
+def test_frames_converted_band_by_band_equal_whole_frames(tmp, seed, monkeypatch):
+    """source.pillow_rgba converts CONVERT_PIXELS at a time (at most a band's copies
+    beside the frame): bands of a few rows, whole frames and changed boxes alike, with
+    transparent pixels' colour zeroed in each band, are Pillow's whole conversion."""
+    import fpcodec.codec.source as source
+
+    bands = []
+    real = source.row_bands
+    monkeypatch.setattr(
+        source, "row_bands", lambda h, w, px: bands.append(len(real(h, w, px))) or real(h, w, px)
+    )
+    monkeypatch.setattr(source, "CONVERT_PIXELS", 97)
+    data = structured_gif(seed, (1, 2, 3, 0), interlace=seed % 2 == 1, transparency_first=True)
+    (tmp / "s.gif").write_bytes(data)
+    assert _assert_same(tmp / "s.gif") == 7
+    assert max(bands) > 3
+
+
 def test_a_one_pixel_frame_converts_one_pixel(tmp, monkeypatch):
     """What the third frame on converts is the two frames' rectangles, not the screen."""
     import fpcodec.codec.source as source
@@ -95,8 +114,13 @@ def test_malformed_inputs_read_alike_either_way():
 
 
 @needs(CORPUS)
-def test_corpus_gifs_read_alike_either_way():
+def test_corpus_gifs_read_alike_either_way(monkeypatch):
+    import fpcodec.codec.source as source
+
     paths = sorted(CORPUS.glob("*.gif"))[::12]
     assert paths
     for path in paths:
+        _assert_same(path)
+    monkeypatch.setattr(source, "CONVERT_PIXELS", 1 << 12)  # bands of a few rows
+    for path in paths[::3]:
         _assert_same(path)

@@ -135,7 +135,7 @@ def _loop_filter(enc, tgt, recon, steps, act, lam_pd, models, fmap):
 
 def encode_lossy(
     rgb: np.ndarray,
-    pred: np.ndarray | None,
+    pred: np.ndarray | list[np.ndarray] | None,
     visible: np.ndarray,
     quality: int,
     models: LossyModels,
@@ -143,7 +143,9 @@ def encode_lossy(
     search: np.ndarray = SLOW,
     out: np.ndarray | None = None,
 ) -> tuple[bytes, np.ndarray]:
-    """Code an RGB frame (H, W, 3) against pred (None: intra); visible (H, W) is
+    """Code an RGB frame (H, W, 3) against pred (None: intra; a list of one frame hands
+    it over: the list is emptied once the frame is in planes, so that a caller's
+    reference can be the last and the frame goes then); visible (H, W) is
     nonzero where a pixel shows (a mask, or the alpha plane). Returns (bytes, recon
     RGB), the reconstruction written into `out` when given (the colour of an RGBA
     frame, say), only once the coder's own buffers are gone. search: how hard to
@@ -152,7 +154,8 @@ def encode_lossy(
     hp, wp = _padded(h, w)
     target = rgb
     if pred is not None and not visible.all():
-        target = np.where(visible[..., None], rgb, pred)  # invisible pixels cost little
+        # invisible pixels cost little
+        target = np.where(visible[..., None], rgb, pred[0] if isinstance(pred, list) else pred)
     # The frame is read where it lies (a view of the RGBA frame needs no copy), and
     # the prediction goes straight into the ring's slot 0, as the decoder's does:
     # two frame-sized copies, 9 bytes a pixel.
@@ -181,9 +184,14 @@ def encode_lossy(
     return data, planes_into_rgb(recon, np.empty((h, w, 3), np.uint8) if out is None else out)
 
 
-def _prediction_planes(models: LossyModels, pred: np.ndarray | None, hp: int, wp: int):
-    """The prediction's planes in the ring's slot 0 (zero for an intra frame)."""
+def _prediction_planes(
+    models: LossyModels, pred: np.ndarray | list[np.ndarray] | None, hp: int, wp: int
+):
+    """The prediction's planes in the ring's slot 0 (zero for an intra frame); a list
+    is emptied (encode_lossy)."""
     prd = prediction_slot(models, hp, wp)
+    if isinstance(pred, list):
+        pred = pred.pop()
     if pred is None:
         prd[:] = 0
     else:

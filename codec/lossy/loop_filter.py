@@ -79,6 +79,9 @@ def block_mask(
     return np.repeat(rows, side, 1)[y0 % side : y0 % side + hp, :wp]
 
 
+ADD_PIXELS = 1 << 18  # MapGains.add's rows at a time
+
+
 class MapGains:
     """What keeping the correction gains, gathered band by band, and the map chosen
     from it. Each row's gain is summed per 16 columns (the smallest block side, half
@@ -93,14 +96,19 @@ class MapGains:
     def add(self, tgt: np.ndarray, recon: np.ndarray, corr: np.ndarray, y0: int) -> None:
         """Rows y0.. of the frame: target, reconstruction and correction bands. The
         frame is weighed corrected, not the correction (weighing the correction
-        itself against the source kept the filter off on every frame)."""
-        corrected = recon.copy()
-        apply_map(corrected, corr, MODE_ALL, None)
-        gain = _distance(recon, tgt, self.wplane) - _distance(corrected, tgt, self.wplane)
-        n, nbx = gain.shape[0], self.rows.shape[1]
-        padded = np.zeros((n, nbx * _FINEST))
-        padded[:, : self.wp] = gain
-        self.rows[y0 : y0 + n] = padded.reshape(n, nbx, _FINEST).sum(axis=2)
+        itself against the source kept the filter off on every frame). A few rows at
+        a time (every value is a row's own): the float64 distances of a whole band of
+        the network's were 150 MiB beside the frame at the size cap."""
+        nbx = self.rows.shape[1]
+        for a, b in row_bands(recon.shape[1], self.wp, ADD_PIXELS):
+            band = recon[:, a:b]
+            corrected = band.copy()
+            apply_map(corrected, corr[:, a:b], MODE_ALL, None)
+            gain = _distance(band, tgt[:, a:b], self.wplane)
+            gain -= _distance(corrected, tgt[:, a:b], self.wplane)
+            padded = np.zeros((b - a, nbx * _FINEST))
+            padded[:, : self.wp] = gain
+            self.rows[y0 + a : y0 + b] = padded.reshape(b - a, nbx, _FINEST).sum(axis=2)
 
     def _sums(self, side: int) -> np.ndarray:
         hp, nbx = self.rows.shape

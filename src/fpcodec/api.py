@@ -187,6 +187,7 @@ def encode(
                 for frame in src.frames(gif=palette):
                     enc.add(frame.rgba, frame.duration_ms, frame.gif)
                     bar.update()
+                    del frame  # the source may let it go while it reads the next one
             if enc.frames == 0:
                 raise InputError("input has no frames")
             enc.close()
