@@ -44,6 +44,9 @@ from .trial import Checkpoint, LossyCheckpoint
 
 KEY_SWITCH = 0.75  # a keyframe coded as pixels must cost at most this much of the palette's
 LEAVE_CHAIN = 0.9  # ...and a frame after a palette frame this much
+# At --quality a GIF frame covering at most 1/SMALL_FRAME of the screen tries its
+# palette coding first (choose)
+SMALL_FRAME = 8
 
 
 @njit(cache=True)
@@ -211,8 +214,10 @@ def choose(
     # Whichever trial needs the larger buffers runs first, while nothing of the other
     # is held: the lossy coder's at --quality (48 MB less at the size cap than the
     # other order), else the palette trials' (a moved frame and its reconstruction:
-    # 160 MB less).
-    pixels = _PixelTrial(state, rgba, key, prediction) if header.quality else None
+    # 160 MB less). A small GIF frame's palette trial goes first at --quality too:
+    # its frame is the source's, and the lossy trial may then be known to lose.
+    small = not key and SMALL_FRAME * gif.w * gif.h <= rgba.shape[0] * rgba.shape[1]
+    pixels = _PixelTrial(state, rgba, key, prediction) if header.quality and not small else None
     frames = [gif]
     if header.max_error:
         moved = near_lossless_frame(
@@ -275,16 +280,26 @@ def _margin(state, key: bool) -> float:
 
 
 def _pixels_cannot_win(state, rgba: np.ndarray, key: bool, palettes: list) -> bool:
-    """Without --quality, pixels are kept only when their body is smaller than the
-    smallest palette frame over the margin (_choose). The arithmetic-coded residual
-    codes a zero flag for each channel of each visible pixel, and so writes at least
-    rangecoder.min_coded_bytes of them; when that already loses, the trial need not
-    run (a one-pixel GIF frame on a large screen: the whole screen coded each frame
-    for nothing). The choice, and so every byte, is the trial's."""
-    if not palettes or state.header.quality or state.plane_coder.name != "arith":
+    """Pixels are kept only when their body is smaller than the smallest palette
+    frame over the margin (_choose; at --quality a palette frame must also be no more
+    distorted, which an exact one never is). The arithmetic-coded residual codes a
+    zero flag for each channel of each visible pixel, a predicted lossy frame a skip
+    flag for each unit, and so each writes at least rangecoder.min_coded_bytes of
+    them; when that already loses, the trial need not run (a one-pixel GIF frame on a
+    large screen: the whole screen coded each frame for nothing). The choice, and so
+    every byte, is the trial's."""
+    header = state.header
+    if header.quality:
+        palettes = [c for c in palettes if c[1] == 0]
+    if not palettes or state.plane_coder.name != "arith":
         return False
-    visible = int(np.count_nonzero(rgba[..., 3]))
-    least = rangecoder.min_coded_bytes(3 * visible)
+    if header.quality:
+        if key or header.entropy != "arith":
+            return False
+        h, w = rgba.shape[:2]
+        least = rangecoder.min_coded_bytes(-(-h // 8) * -(-w // 8))
+    else:
+        least = rangecoder.min_coded_bytes(3 * int(np.count_nonzero(rgba[..., 3])))
     return min(c[0] for c in palettes) <= least / _margin(state, key)
 
 

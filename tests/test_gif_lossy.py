@@ -9,6 +9,7 @@ hold on every pixel.
 from __future__ import annotations
 
 import itertools
+import os
 
 import numpy as np
 import pytest
@@ -192,6 +193,78 @@ def test_near_lossless_skips_pixel_trials_that_cannot_win_with_the_same_bytes(tm
     trials.clear()
     fpcodec.encode(src, tmp / "all.fpc", max_error=2)
     assert len(trials) == 7 and skipped_trials < len(trials)
+    assert (tmp / "skip.fpc").read_bytes() == (tmp / "all.fpc").read_bytes()
+
+
+def test_a_lossy_trial_is_skipped_only_where_its_bound_loses():
+    """At --quality the lossy trial is skipped only after a predicted frame's exact
+    palette coding is no larger than the range coder's bound on the lossy frame (a
+    skip flag for each 8x8 unit, rangecoder.min_coded_bytes) over the margin: not on
+    a keyframe, nor with the zstd baseline, nor against an inexact palette frame."""
+    from types import SimpleNamespace
+
+    from fpcodec.codec import gifchoice, rangecoder
+
+    rgba = np.zeros((4096, 4096, 4), np.uint8)
+    least = rangecoder.min_coded_bytes(512 * 512)
+    assert least >= 20
+
+    def state(entropy="arith", quality=50, after_palette=True):
+        header = SimpleNamespace(quality=quality, entropy=entropy)
+        return SimpleNamespace(
+            header=header, plane_coder=SimpleNamespace(name=entropy), prev_was_palette=after_palette
+        )
+
+    small, large = least * gifchoice.LEAVE_CHAIN, least / gifchoice.LEAVE_CHAIN + 1
+    assert gifchoice._pixels_cannot_win(state(), rgba, False, [(small, 0)])
+    assert gifchoice._pixels_cannot_win(state(), rgba, False, [(large, 0), (least, 0)])
+    assert not gifchoice._pixels_cannot_win(state(), rgba, False, [(large, 0)])
+    assert not gifchoice._pixels_cannot_win(state(), rgba, False, [(small, 1)])  # inexact
+    assert not gifchoice._pixels_cannot_win(state(), rgba, True, [(small, 0)])  # keyframe
+    assert not gifchoice._pixels_cannot_win(state("zstd"), rgba, False, [(small, 0)])
+    assert not gifchoice._pixels_cannot_win(state(), rgba, False, [])
+
+
+@pytest.mark.skipif(
+    not os.environ.get("FPCODEC_SLOW_TESTS"),
+    reason="a minute; set FPCODEC_SLOW_TESTS=1 to run",
+)
+def test_a_lossy_trial_that_cannot_win_is_not_run(tmp, monkeypatch):
+    """One-pixel frames on a 4096x3072 screen at --quality: a small GIF frame's exact
+    palette coding is tried first, and the lossy trial is skipped where the bound on
+    a predicted lossy frame already loses to it (the bound holds: a static frame's
+    lossy coding is no smaller); the file is the one the trials would have written."""
+    from fpcodec.codec import gifchoice, rangecoder
+    from fpcodec.codec.lossy import LossyModels, encode_lossy
+
+    h, w = 3072, 4096
+    still = np.zeros((h, w, 3), np.uint8)
+    m = LossyModels()
+    _, rec = encode_lossy(still, None, np.ones((h, w), bool), 50, m)
+    data, _ = encode_lossy(still, rec, np.ones((h, w), bool), 50, m)
+    least = rangecoder.min_coded_bytes((h // 8) * (w // 8))
+    assert 0 < least <= len(data)
+
+    pal = np.array([[0, 0, 0], [250, 0, 0], [0, 250, 0], [0, 0, 250]], np.uint8)
+    frames = [GifFrame(np.zeros((h, w), np.uint8))]
+    frames += [GifFrame(np.array([[1 + i]], np.uint8), x=7 * i, y=5 * i) for i in range(2)]
+    src = tmp / "dots.gif"
+    src.write_bytes(build_gif(w, h, frames, pal))
+    trials = []
+    real = gifchoice._PixelTrial
+
+    def counted(*a):
+        trials.append(1)
+        return real(*a)
+
+    monkeypatch.setattr(gifchoice, "_PixelTrial", counted)
+    fpcodec.encode(src, tmp / "skip.fpc", quality=50)
+    skipped_trials = len(trials)
+    monkeypatch.setattr(gifchoice, "_pixels_cannot_win", lambda *a: False)
+    monkeypatch.setattr(gifchoice, "SMALL_FRAME", 10**9)  # and the lossy trial first, as before
+    trials.clear()
+    fpcodec.encode(src, tmp / "all.fpc", quality=50)
+    assert len(trials) == 3 and skipped_trials < 3
     assert (tmp / "skip.fpc").read_bytes() == (tmp / "all.fpc").read_bytes()
 
 
