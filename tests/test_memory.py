@@ -178,7 +178,10 @@ def test_decoder_memory_is_a_few_frame_buffers(tmp, case):
 # grow with the frame). A GIF encode at --max-error or --quality trials palette frames
 # beside the pixel coding, so its fixed costs are larger (~350 MiB with the palette
 # models' copies): 36 bytes a pixel keeps the whole process at the cap within 1.5 GB.
-# The lossy GIF encode is not there yet (bench/RESULTS.md, "Memory at the size cap").
+# The lossy GIF encode is not there yet: its peak at the cap is within the bound, but
+# its growth between 1 and 4 Mpx (72 bytes a pixel with one reference forced) is not,
+# and falls with the frame's size (bench/RESULTS.md, "The encoders at the cap, third
+# round").
 # At these sizes a GIF near-lossless encode peaks where its fixed costs do (model
 # copies, band temporaries), so its slope reads low (~1.4 here, ~30 at the cap): the
 # test catches a new frame-sized temporary of ten bytes a pixel, not one of one.
