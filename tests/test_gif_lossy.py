@@ -166,19 +166,17 @@ def test_palette_near_lossless_keeps_the_bound_on_every_pixel(
         assert int(d.max(initial=0)) <= max_error
 
 
-def test_near_lossless_skips_pixel_trials_that_cannot_win_with_the_same_bytes(tmp, monkeypatch):
-    """One-pixel frames on a large screen: the whole-screen pixel trial is skipped when
-    the range coder's lower bound already loses to the palette frame, and the file is
-    the one the trials would have written."""
+def _pixel_trials_with_and_without_the_skip(tmp, monkeypatch, h, w, n, **settings):
+    """A GIF of n one-pixel frames over an h x w first frame, encoded with the pixel
+    trials that cannot win skipped and with every trial run (the lossy trial first, as
+    before the skip); the files must be the same. Returns the two trial counts."""
     from fpcodec.codec import gifchoice
 
-    from .gifbuild import GifFrame, build_gif
-
     pal = np.array([[0, 0, 0], [250, 0, 0], [0, 250, 0], [0, 0, 250]], np.uint8)
-    frames = [GifFrame(np.zeros((400, 512), np.uint8))]
-    frames += [GifFrame(np.array([[1 + i % 3]], np.uint8), x=7 * i, y=5 * i) for i in range(6)]
+    frames = [GifFrame(np.zeros((h, w), np.uint8))]
+    frames += [GifFrame(np.array([[1 + i % 3]], np.uint8), x=7 * i, y=5 * i) for i in range(n)]
     src = tmp / "dots.gif"
-    src.write_bytes(build_gif(512, 400, frames, pal))
+    src.write_bytes(build_gif(w, h, frames, pal))
     trials = []
     real = gifchoice._PixelTrial
 
@@ -186,14 +184,28 @@ def test_near_lossless_skips_pixel_trials_that_cannot_win_with_the_same_bytes(tm
         trials.append(1)
         return real(*a)
 
-    monkeypatch.setattr(gifchoice, "_PixelTrial", counted)
-    fpcodec.encode(src, tmp / "skip.fpc", max_error=2)
-    skipped_trials = len(trials)
-    monkeypatch.setattr(gifchoice, "_pixels_cannot_win", lambda *a: False)
-    trials.clear()
-    fpcodec.encode(src, tmp / "all.fpc", max_error=2)
-    assert len(trials) == 7 and skipped_trials < len(trials)
+    counts = []
+    with monkeypatch.context() as m:
+        m.setattr(gifchoice, "_PixelTrial", counted)
+        for name in ("skip", "all"):
+            if name == "all":
+                m.setattr(gifchoice, "_pixels_cannot_win", lambda *a: False)
+                m.setattr(gifchoice, "SMALL_FRAME", 10**9)
+            trials.clear()
+            fpcodec.encode(src, tmp / f"{name}.fpc", **settings)
+            counts.append(len(trials))
     assert (tmp / "skip.fpc").read_bytes() == (tmp / "all.fpc").read_bytes()
+    return tuple(counts)
+
+
+def test_near_lossless_skips_pixel_trials_that_cannot_win_with_the_same_bytes(tmp, monkeypatch):
+    """One-pixel frames on a large screen: the whole-screen pixel trial is skipped when
+    the range coder's lower bound already loses to the palette frame, and the file is
+    the one the trials would have written."""
+    skipped, every = _pixel_trials_with_and_without_the_skip(
+        tmp, monkeypatch, 400, 512, 6, max_error=2
+    )
+    assert every == 7 and skipped < every
 
 
 def test_a_lossy_trial_is_skipped_only_where_its_bound_loses():
@@ -234,7 +246,7 @@ def test_a_lossy_trial_that_cannot_win_is_not_run(tmp, monkeypatch):
     palette coding is tried first, and the lossy trial is skipped where the bound on
     a predicted lossy frame already loses to it (the bound holds: a static frame's
     lossy coding is no smaller); the file is the one the trials would have written."""
-    from fpcodec.codec import gifchoice, rangecoder
+    from fpcodec.codec import rangecoder
     from fpcodec.codec.lossy import LossyModels, encode_lossy
 
     h, w = 3072, 4096
@@ -245,27 +257,8 @@ def test_a_lossy_trial_that_cannot_win_is_not_run(tmp, monkeypatch):
     least = rangecoder.min_coded_bytes((h // 8) * (w // 8))
     assert 0 < least <= len(data)
 
-    pal = np.array([[0, 0, 0], [250, 0, 0], [0, 250, 0], [0, 0, 250]], np.uint8)
-    frames = [GifFrame(np.zeros((h, w), np.uint8))]
-    frames += [GifFrame(np.array([[1 + i]], np.uint8), x=7 * i, y=5 * i) for i in range(2)]
-    src = tmp / "dots.gif"
-    src.write_bytes(build_gif(w, h, frames, pal))
-    trials = []
-    real = gifchoice._PixelTrial
-
-    def counted(*a):
-        trials.append(1)
-        return real(*a)
-
-    monkeypatch.setattr(gifchoice, "_PixelTrial", counted)
-    fpcodec.encode(src, tmp / "skip.fpc", quality=50)
-    skipped_trials = len(trials)
-    monkeypatch.setattr(gifchoice, "_pixels_cannot_win", lambda *a: False)
-    monkeypatch.setattr(gifchoice, "SMALL_FRAME", 10**9)  # and the lossy trial first, as before
-    trials.clear()
-    fpcodec.encode(src, tmp / "all.fpc", quality=50)
-    assert len(trials) == 3 and skipped_trials < 3
-    assert (tmp / "skip.fpc").read_bytes() == (tmp / "all.fpc").read_bytes()
+    skipped, every = _pixel_trials_with_and_without_the_skip(tmp, monkeypatch, h, w, 2, quality=50)
+    assert every == 3 and skipped < every
 
 
 @settings(max_examples=60, deadline=None)
