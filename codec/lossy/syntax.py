@@ -80,9 +80,8 @@ B_FIELDS = 5
 
 @njit(cache=True)
 def unit_maps(nuy, nux):
-    """A frame's unit state (nb, the fields above): zero, references -1. int32: every
-    field fits (vectors within MAX_MV), and int64 was 54 MiB at the size cap."""
-    nb = np.zeros((nuy, nux, U_FIELDS), np.int32)
+    """A frame's unit state (nb, the fields above): zero, references -1."""
+    nb = np.zeros((nuy, nux, U_FIELDS), np.int64)
     nb[:, :, U_REF] = -1
     nb[:, :, U_REF + 1] = -1
     return nb
