@@ -707,6 +707,15 @@ def cmd_batch(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error("--keyframe-interval must be >= 0")
     if args.address and args.engine != "ray":
         parser.error("--address needs --engine ray")
+    if args.engine == "local" and os.path.isdir(args.src):
+        from fpcodec import warmup
+
+        def note() -> None:
+            if not args.quiet:
+                print(warmup.NOTE, file=sys.stderr)
+
+        # once here, not in every worker at once (numba's cache has no lock)
+        warmup.ensure_compiled(note)
     options = Options(
         predictor=args.predictor,
         max_error=args.max_error,

@@ -243,27 +243,15 @@ def _resolve_output(
     return out
 
 
-def _kernels_compiled() -> bool:
-    """Whether numba has cached the codec's kernels for this machine. Its first
-    compilation takes seconds (15 s against 3 s warm on a small laptop), so the first
-    run says why it is slow."""
-    try:
-        from fpcodec.codec import rangecoder
+def _compile_kernels_first(args: argparse.Namespace) -> None:
+    """On a cold numba cache, compile the kernels in a child process (warmup.py says
+    why: what a compilation leaves behind would sit beside the frame buffers). The
+    first run says why it is slow."""
+    from fpcodec import warmup
 
-        # the range coder's entry points: every encode (decode) path compiles them
-        kernels = (rangecoder.rc_init_enc, rangecoder.rc_init_dec)
-        paths = [getattr(k, "_cache", None) for k in kernels]
-        return all(
-            c is None or os.path.exists(c._cache_file._index_path)
-            for c in paths  # a kernel without a cache file is compiled each run anyway
-        )
-    except Exception:  # a numba without these internals: say nothing
-        return True
-
-
-def _note_compilation(args: argparse.Namespace) -> None:
-    if not args.quiet and not _kernels_compiled():
-        _say(args, "fpcodec: compiling the codec's kernels for this machine (first run only)")
+    if args.input != "-" and not os.path.exists(args.input):
+        return  # the command fails at once; no reason to make it wait
+    warmup.ensure_compiled(lambda: _say(args, warmup.NOTE))
 
 
 def cmd_encode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -272,7 +260,7 @@ def cmd_encode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
     out = _resolve_output(args, parser, lambda p: os.path.splitext(p)[0] + ".fpc")
     check_encode_output(out)
-    _note_compilation(args)
+    _compile_kernels_first(args)
     r = fpcodec.encode(
         args.input,
         out,
@@ -300,7 +288,7 @@ def cmd_decode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     import fpcodec
 
     out = _resolve_output(args, parser)
-    _note_compilation(args)
+    _compile_kernels_first(args)
     r = fpcodec.decode(
         args.input,
         out,
@@ -369,7 +357,7 @@ def cmd_predict(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     import fpcodec
 
     out = _resolve_output(args, parser)
-    _note_compilation(args)
+    _compile_kernels_first(args)
     r = fpcodec.predict(
         args.input,
         out,
