@@ -143,7 +143,10 @@ class LearnedLoopFilter:
             conv.freeze()
         check_bounds(net, 128.0)
         self.band = band
+        # None while the state is all zeros (after a reset, until a frame keeps the
+        # filter): at the size cap that is 192 MiB not held while a frame is coded
         self._state: list[torch.Tensor] | None = None
+        self._shape: tuple[int, int] | None = None
         self._pending: list[torch.Tensor] | None = None
         self._weighed: np.ndarray | None = None  # the correction `weigh` kept
 
@@ -180,11 +183,17 @@ class LearnedLoopFilter:
         return rows, min(cols, wp)
 
     def _start(self, hp: int, wp: int) -> None:
-        if self._state is None or self._state[0].shape[-2:] != (hp // 2, wp // 2):
-            self._state = [
-                torch.zeros(1, self.net.hidden, hp // 2, wp // 2, dtype=torch.int8),
-                torch.zeros(1, self.net.hidden, hp // 2, wp // 2, dtype=torch.int16),
-            ]
+        if self._shape != (hp, wp):
+            self._state = None
+            self._shape = (hp, wp)
+
+    def _zero_state(self) -> list[torch.Tensor]:
+        hp, wp = self._shape
+        n = self.net.hidden
+        return [
+            torch.zeros(1, n, hp // 2, wp // 2, dtype=torch.int8),
+            torch.zeros(1, n, hp // 2, wp // 2, dtype=torch.int16),
+        ]
 
     def _bands(self, hp: int, wp: int) -> list[tuple[int, int, int, int]]:
         """(y0, y1, ya, yb): each band's rows and the rows its window reads."""
@@ -211,7 +220,11 @@ class LearnedLoopFilter:
             x1 = min(wp, x0 + cols)
             xa, xb = max(0, x0 - halo), min(wp, x1 + halo)
             xw = torch.from_numpy(x[:, :, xa:xb])[None].float()
-            sw = [t[:, :, ya // 2 : yb // 2, xa // 2 : xb // 2].float() for t in self._state]
+            if self._state is None:
+                zeros = torch.zeros(1, self.net.hidden, yb // 2 - ya // 2, xb // 2 - xa // 2)
+                sw = [zeros, zeros]
+            else:
+                sw = [t[:, :, ya // 2 : yb // 2, xa // 2 : xb // 2].float() for t in self._state]
             # the GEMM path: plain sums of products, exact by check_bounds; the direct
             # (oneDNN) path would need LearnedPredictor's per-shape verification first
             with exact_inference(fast=False):
@@ -228,8 +241,8 @@ class LearnedLoopFilter:
         step: it weighs the correction before it knows whether the frame keeps it)."""
         _, hp, wp = planes.shape
         self._start(hp, wp)
-        h_new = torch.empty_like(self._state[0])
-        c_new = torch.empty_like(self._state[1])
+        h_new = torch.empty((1, self.net.hidden, hp // 2, wp // 2), dtype=torch.int8)
+        c_new = torch.empty(h_new.shape, dtype=torch.int16)
         out = np.empty((3, hp, wp), np.int8)
         for band in self._bands(hp, wp):
             y0, y1 = band[0], band[1]
@@ -302,6 +315,8 @@ class LearnedLoopFilter:
         _, hp, wp = planes.shape
         self._start(hp, wp)
         self._pending = None
+        if self._state is None:
+            self._state = self._zero_state()
         bands = self._bands(hp, wp)
         waiting: list[tuple[tuple[int, int, int, int], tuple]] = []
         for i, band in enumerate(bands):

@@ -64,6 +64,41 @@ def test_banded_inference_equals_whole_frame():
         banded.commit()
 
 
+def test_an_all_zero_state_is_not_held_and_reads_as_zeros():
+    """After a reset the state is zeros, which the filter does not allocate (192 MiB
+    at the size cap) until a frame keeps the correction; what it computes from that
+    absence equals what an explicit zero state gives, on both sides."""
+    lazy, explicit = (
+        LearnedLoopFilter(random_filter(5), band=6),
+        LearnedLoopFilter(random_filter(5)),
+    )
+    rng = np.random.default_rng(2)
+    planes = rng.integers(-255, 256, (3, 24, 32))
+    planes[0] = rng.integers(0, 256, (24, 32))
+    act = rng.integers(0, 2, (6, 8))
+    explicit._start(24, 32)
+    explicit._state = explicit._zero_state()
+    want = explicit.correction(planes, 37, act)
+    seen = []
+    lazy.weigh(planes, 37, act, lambda corr, y0, y1: seen.append(corr))
+    lazy.discard()
+    assert lazy._state is None  # weighed, not kept: still nothing held
+    got = lazy.correction(planes, 37, act)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(np.concatenate(seen, axis=1), want)
+    assert (want != 0).any()
+    lazy.commit()
+    explicit.commit()
+    for a, b in zip(lazy._state, explicit._state, strict=True):
+        assert torch.equal(a, b)
+    lazy.reset()
+    assert lazy._state is None
+    decoder = LearnedLoopFilter(random_filter(5), band=4)  # the in-place step, from nothing
+    out = planes.astype(np.int16)
+    decoder.filter_in_place(out, 37, act, lambda p, c, y0, y1: p[:, y0:y1].__iadd__(c))
+    np.testing.assert_array_equal(out, planes + want)
+
+
 @pytest.mark.parametrize("band", [2, 6, 12, None])
 def test_the_decoders_in_place_step_equals_correct_apply_commit(band):
     """The decoder writes planes and state where they lie, band by band (bands
