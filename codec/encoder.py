@@ -53,10 +53,20 @@ class Encoder:
         self._index = 0
         self._pending: list = []  # (coded frame, duration) not yet written
 
-    def add(self, rgba: np.ndarray, duration_ms: int, gif: GifFrame | None = None) -> FrameReport:
+    def add(
+        self,
+        rgba: np.ndarray | list[np.ndarray],
+        duration_ms: int,
+        gif: GifFrame | None = None,
+    ) -> FrameReport:
+        """Code the next frame. A list holding the frame hands it over: with no other
+        reference, the frame's memory goes as soon as the coder has read it (the
+        lossy coder: once it is in planes)."""
         h, w = self.header.height, self.header.width
-        if rgba.shape != (h, w, 4) or rgba.dtype != np.uint8:
-            raise InputError(f"frame {self._index} has shape {rgba.shape}, expected {(h, w, 4)}")
+        frame = rgba[0] if isinstance(rgba, list) else rgba
+        if frame.shape != (h, w, 4) or frame.dtype != np.uint8:
+            raise InputError(f"frame {self._index} has shape {frame.shape}, expected {(h, w, 4)}")
+        del frame
         if self._index >= MAX_FRAMES:
             raise InputError(f"more than {MAX_FRAMES} frames")
         kint = self.header.keyframe_interval

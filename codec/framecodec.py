@@ -315,17 +315,26 @@ def decode_intra_image(data: bytes, height: int, width: int, entropy: str, what:
 
 
 def encode_frame(
-    state: StreamState, rgba: np.ndarray, key: bool, gif: GifFrame | None = None
+    state: StreamState,
+    rgba: np.ndarray | list[np.ndarray],
+    key: bool,
+    gif: GifFrame | None = None,
 ) -> CodedFrame:
-    """Code one canonical RGBA frame; updates `state` exactly as decode_frame will."""
+    """Code one canonical RGBA frame; updates `state` exactly as decode_frame will.
+    A list holding the frame hands it over (the caller keeps no other reference):
+    the lossy coder lets it go once it is in planes."""
     header = state.header
     if key:
         state.start_gop()
     if header.quality and state.gif_screen is None:
-        # the lossy coder is the prediction's only reader: it is handed over, and the
-        # previous frame goes once in planes (128 MiB at the size cap)
-        coded = _try(lambda: _encode_lossy_frame(state, rgba, key, None, hand_over=True))
-        return _finish(state, rgba, coded)
+        # the lossy coder is the only reader of the prediction and of the frame: both
+        # are handed over, and go once in planes (128 MiB each at the size cap)
+        held = rgba if isinstance(rgba, list) else [rgba]
+        rgba = None
+        coded = _try(lambda: _encode_lossy_frame(state, held, key, None, hand_over=True))
+        return _finish(state, held[0] if held else None, coded)
+    if isinstance(rgba, list):
+        rgba = rgba.pop()
     prediction = None if key else state.predictor.predict()
     coded = None
     try:
@@ -352,9 +361,11 @@ def _try(code) -> CodedFrame | None:
         return None
 
 
-def _finish(state: StreamState, rgba: np.ndarray, coded: CodedFrame | None) -> CodedFrame:
-    """The frame as coded, or raw where that is no smaller; `state` follows."""
-    if coded is not None and len(coded.body) <= _raw_size(rgba):
+def _finish(state: StreamState, rgba: np.ndarray | None, coded: CodedFrame | None) -> CodedFrame:
+    """The frame as coded, or raw where that is no smaller; `state` follows. rgba is
+    None where the lossy coder kept the frame it was handed: its coding is smaller
+    than raw (it gives the frame back otherwise)."""
+    if coded is not None and (rgba is None or len(coded.body) <= _raw_size(rgba)):
         state.finish_frame(coded.recon, coded.coding)
         if state.gif_screen is not None and not state.header.lossless:
             state.gop_frames.append(coded.held())
@@ -461,13 +472,17 @@ def _try_palette(
 
 def _encode_lossy_frame(
     state: StreamState,
-    rgba: np.ndarray,
+    frame: np.ndarray | list[np.ndarray],
     key: bool,
     prediction: Prediction | None,
     hand_over: bool = False,
 ) -> CodedFrame:
     """Lossy colour (the lossy/ package) beside lossless alpha. hand_over: the
-    prediction is taken from the state here (StreamState.take_prediction), not given."""
+    prediction is taken from the state here (StreamState.take_prediction), not given.
+    frame: the RGBA frame, or a list holding it, which hands it over: the list is
+    emptied once the colour is in planes, and holds the frame again (rebuilt from its
+    planes, which are the frame exactly) where the coding may not beat raw storage."""
+    rgba = frame[0] if isinstance(frame, list) else frame
     alpha = rgba[..., 3]
     amode = alpha_mode(alpha)
     parts = [bytes([amode])]
@@ -477,21 +492,34 @@ def _encode_lossy_frame(
         )
     else:
         state.alpha.prev = alpha.copy()
+    alpha = state.alpha.prev  # this frame's alpha, a copy: the frame itself can go
+    colour: np.ndarray | list[np.ndarray] = rgba[..., :3]
+    handed = isinstance(frame, list)
+    if handed:
+        frame.clear()
+        colour = [colour]
+    del rgba
     if hand_over and not key:
         pred = [state.take_prediction()]  # encode_lossy empties it: the last reference
     else:
         pred = None if prediction is None else prediction.rgb
-    recon = np.empty(rgba.shape, np.uint8)  # the colour is decoded into it: no RGB copy
-    data, _ = encode_lossy(
-        rgba[..., :3],
-        pred,
-        alpha,  # nonzero where visible: no boolean copy of the plane
-        state.header.quality,
-        state.lossy,
-        state.header.entropy,
-        state.lossy_search,
-        recon[..., :3],
-    )
+    recon = np.empty((*alpha.shape, 4), np.uint8)  # the colour is decoded into it
+    try:
+        data, _ = encode_lossy(
+            colour,
+            pred,
+            alpha,  # nonzero where visible: no boolean copy of the plane
+            state.header.quality,
+            state.lossy,
+            state.header.entropy,
+            state.lossy_search,
+            recon[..., :3],
+            # conservative: the frame decides against raw storage with its whole body
+            give_back_over=_raw_size(alpha) - sum(map(len, parts)) - 16,
+        )
+    finally:
+        if handed and colour:  # given back: stored raw, unless the coding still wins
+            frame.append(with_alpha(colour.pop(), alpha))
     parts.append(pack(data))
     return CodedFrame(
         KEY if key else PREDICTED, CODING_LOSSY, b"".join(parts), set_alpha(recon, alpha)

@@ -168,8 +168,13 @@ class PillowSource(Source):
                 raise
             except Exception as e:
                 raise InputError(f"cannot decode frame {i}: {_reason(e)}") from None
-            prev = None if extent is None else (rgba, im.mode, extent)
-            yield Frame(rgba, _clip_duration(im.info.get("duration")), next(parsed))
+            # kept only where the next frame's box can use it: a box covers this
+            # frame's extent, so beyond half the screen the next one converts whole
+            small = extent is not None and 2 * _area(extent) <= w * h
+            prev = (rgba, im.mode, extent) if small else None
+            out = [Frame(rgba, _clip_duration(im.info.get("duration")), next(parsed))]
+            del rgba  # handed out: the generator keeps no reference while suspended
+            yield out.pop()
 
     def _changed_box(self, i, mode, extent, prev) -> tuple[int, int, int, int] | None:
         """Where frame i can differ from frame i-1 as Pillow draws them, or None to
@@ -185,7 +190,7 @@ class PillowSource(Source):
         (a0, b0, a1, b1), (c0, d0, c1, d1) = prev[2], extent
         box = min(a0, c0), min(b0, d0), max(a1, c1), max(b1, d1)
         h, w = prev[0].shape[:2]
-        if 2 * (box[2] - box[0]) * (box[3] - box[1]) > w * h:
+        if 2 * _area(box) > w * h:
             # most of the screen: a whole conversion is cheaper, and the copy of the
             # frame before and a converted crop beside it were two frames more memory
             return None
@@ -193,6 +198,10 @@ class PillowSource(Source):
 
     def close(self) -> None:
         self._im.close()
+
+
+def _area(box: tuple[int, int, int, int]) -> int:
+    return (box[2] - box[0]) * (box[3] - box[1])
 
 
 def _frame_extent(im, w: int, h: int) -> tuple[int, int, int, int] | None:
@@ -278,12 +287,18 @@ class VideoSource(Source):
                     arr = np.concatenate([arr, np.full((h, w, 1), 255, np.uint8)], axis=2)
                 t = frame.pts * tb if frame.pts is not None and tb else None
                 if pending is not None:
-                    prev, prev_t = pending
+                    prev_t = pending[1]
                     ms = (t - prev_t) * 1000.0 if (t is not None and prev_t is not None) else None
-                    yield Frame(
-                        canonical_rgba(prev), _clip_duration(ms if ms and ms > 0 else default_ms)
-                    )
+                    out = [
+                        Frame(
+                            canonical_rgba(pending[0]),
+                            _clip_duration(ms if ms and ms > 0 else default_ms),
+                        )
+                    ]
+                    pending = None  # handed out: not held while the generator waits
+                    yield out.pop()
                 pending = (arr, t)
+                del arr
                 count += 1
                 if count > MAX_FRAMES:
                     raise InputError(f"more than {MAX_FRAMES} frames")
@@ -292,7 +307,10 @@ class VideoSource(Source):
         except Exception as e:
             raise InputError(f"cannot decode video frame {count}: {_reason(e)}") from None
         if pending is not None:
-            yield Frame(canonical_rgba(pending[0]), _clip_duration(default_ms))
+            last, pending = pending[0], None
+            out = [Frame(canonical_rgba(last), _clip_duration(default_ms))]
+            del last
+            yield out.pop()
         elif count == 0:
             raise InputError("no frames in input")
 

@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 from fpcodec.bench.metrics import perceptual_distance
-from fpcodec.codec.container import CODING_LOSSY, StreamHeader
+from fpcodec.codec.container import CODING_LOSSY, CODING_RAW, StreamHeader
 from fpcodec.codec.decoder import Decoder
 from fpcodec.codec.encoder import Encoder
 from fpcodec.codec.errors import FpcError
@@ -348,6 +348,68 @@ def test_the_previous_frame_goes_once_the_lossy_coder_has_it_in_planes(monkeypat
     kept, alive = run(False)
     assert alive == [None, True, True, True]
     assert handed == kept
+
+
+def test_the_source_frame_goes_once_in_planes_and_comes_back_for_raw(monkeypatch):
+    """A frame handed over (a list holding it, as the encode loop gives it) is not
+    held while its units are coded (128 MiB at the size cap); where the lossy coding
+    cannot beat raw storage (noise at quality 100, or a coding that overflows) it is
+    rebuilt from its planes and stored raw. Either way the stream is the one a kept
+    frame gives."""
+    import weakref
+
+    from fpcodec.codec.lossy import coder
+
+    rng = np.random.default_rng(4)
+    noise = rng.integers(0, 256, (3, 16, 16, 4)).astype(np.uint8)
+    noise[..., 3] = np.where(noise[..., 3] < 40, 0, 255)
+    noise[noise[..., 3] == 0, :3] = 0
+    cases = {
+        "smooth": (moving_clip(4, 40, 48, seed=6), 50, False),
+        "noise": (list(noise), 100, False),
+        "overflow": (moving_clip(3, 24, 32, seed=7), 50, True),
+    }
+    code_frame = coder.code_frame
+    for name, (clip, quality, overflow) in cases.items():
+
+        def run(hand_over: bool, clip=clip, quality=quality, overflow=overflow):
+            alive, frames = [], []
+
+            def watching(*args):
+                alive.append(frames[-1]() is not None)
+                n, err = code_frame(*args)
+                return (n, 1) if overflow else (n, err)
+
+            monkeypatch.setattr(coder, "code_frame", watching)
+            sink = io.BytesIO()
+            h, w = clip[0].shape[:2]
+            enc = Encoder(
+                sink, StreamHeader(width=w, height=h, quality=quality), LastFramePredictor()
+            )
+            for original in clip:
+                f = original.copy()
+                frames.append(weakref.ref(f))
+                if hand_over:
+                    held = [f]
+                    del f  # the list is the only reference
+                    enc.add(held, 100)
+                else:
+                    enc.add(f, 100)
+            enc.close()
+            return sink.getvalue(), alive
+
+        handed, alive = run(True)
+        assert alive == [False] * len(clip), name
+        kept, alive = run(False)
+        assert alive == [True] * len(clip), name
+        assert handed == kept, name
+        decoded = list(Decoder(io.BytesIO(handed)))
+        raw = [d.coding == CODING_RAW for d in decoded]
+        # noise: the keyframe at least cannot beat raw; an overflow never codes
+        assert raw[0] == (name != "smooth") and all(raw) == (name == "overflow"), name
+        for d, f, r in zip(decoded, clip, raw, strict=True):
+            if r:  # given back from its planes: the source frame exactly
+                np.testing.assert_array_equal(d.rgba, f)
 
 
 def _third_frame_levels(frames):

@@ -124,3 +124,40 @@ def test_corpus_gifs_read_alike_either_way(monkeypatch):
     monkeypatch.setattr(source, "CONVERT_PIXELS", 1 << 12)  # bands of a few rows
     for path in paths[::3]:
         _assert_same(path)
+
+
+def test_a_whole_screen_frame_handed_out_is_not_kept_by_the_source(tmp):
+    """The encode loop hands each frame to the coder, which lets it go once in planes
+    (128 MiB at the size cap); the source must not keep it meanwhile. It keeps the
+    frame before only where the next frame's changed box can use it (a small frame)."""
+    import weakref
+
+    import fpcodec
+
+    from .conftest import moving_clip, save_gif
+
+    rng = np.random.default_rng(3)
+    pal = rng.integers(0, 256, (4, 3))
+    gif = tmp / "whole.gif"  # every frame covers the screen
+    gif.write_bytes(
+        build_gif(32, 24, [GifFrame(rng.integers(0, 4, (24, 32))) for _ in range(4)], pal)
+    )
+    fpcodec.encode(
+        save_gif(tmp / "m.gif", moving_clip(4, 24, 32, seed=2)), tmp / "m.fpc", quality=60
+    )
+    fpcodec.decode(tmp / "m.fpc", tmp / "m.mkv", lossless_video=True)
+    small = tmp / "small.gif"  # one-pixel frames after the first: the frame before is kept
+    first = GifFrame(np.zeros((32, 32), np.uint8))
+    dots = [GifFrame(np.ones((1, 1), np.uint8), x=i, y=i) for i in range(1, 4)]
+    small.write_bytes(build_gif(32, 32, [first, *dots], np.array([[0, 0, 0], [255, 0, 0]])))
+    for path, kept in ((gif, False), (tmp / "m.mkv", False), (small, True)):
+        with open_source(path) as src:
+            frames = src.frames()
+            n = 0
+            for frame in frames:
+                ref = weakref.ref(frame.rgba)
+                del frame
+                if n >= 1:  # from the second frame on (the first has no extent to keep)
+                    assert (ref() is not None) == kept, path
+                n += 1
+            assert n == 4, path

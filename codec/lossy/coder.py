@@ -142,6 +142,7 @@ def encode_lossy(
     entropy: str = "arith",
     search: np.ndarray = SLOW,
     out: np.ndarray | None = None,
+    give_back_over: int | None = None,
 ) -> tuple[bytes, np.ndarray]:
     """Code an RGB frame (H, W, 3) against pred (None: intra; a list of one frame hands
     it over: the list is emptied once the frame is in planes, so that a caller's
@@ -149,7 +150,15 @@ def encode_lossy(
     nonzero where a pixel shows (a mask, or the alpha plane). Returns (bytes, recon
     RGB), the reconstruction written into `out` when given (the colour of an RGBA
     frame, say), only once the coder's own buffers are gone. search: how hard to
-    search (presets.py); no effect on the syntax."""
+    search (presets.py); no effect on the syntax.
+
+    rgb may be handed over the same way; the list then holds the frame again (from
+    its planes: exact where visible, the prediction elsewhere) when the coding
+    overflows or is longer than give_back_over bytes, so that the caller can store
+    the frame raw."""
+    frame = rgb if isinstance(rgb, list) else None
+    if frame is not None:
+        rgb = frame.pop()
     h, w = rgb.shape[:2]
     hp, wp = _padded(h, w)
     target = rgb
@@ -160,7 +169,7 @@ def encode_lossy(
     # the prediction goes straight into the ring's slot 0, as the decoder's does:
     # two frame-sized copies, 9 bytes a pixel.
     tgt = rgb_to_planes(target, hp, wp)
-    del target
+    del target, rgb  # a frame handed over goes here
     lv = np.zeros(level_count(hp, wp), np.int64) if entropy == "zstd" else _NO_LEVELS
     buf = np.zeros(8 * hp * wp + 1024 if not lv.size else 1, np.uint8)
     # only _run holds the prediction's planes, so that it can let them go (release_slot)
@@ -176,10 +185,14 @@ def encode_lossy(
         search=search,
     )
     if err:
+        if frame is not None:
+            frame.append(planes_to_rgb(tgt, h, w))
         raise rc.CodingOverflow()
     data = _pack_levels(lv) if lv.size else buf[:n].tobytes()
     if models.loop_filter is not None:
         data = write_map(*fmap) + data
+    if frame is not None and give_back_over is not None and len(data) > give_back_over:
+        frame.append(planes_to_rgb(tgt, h, w))
     del tgt, buf  # before the reconstruction is written: 11 bytes a pixel
     return data, planes_into_rgb(recon, np.empty((h, w, 3), np.uint8) if out is None else out)
 

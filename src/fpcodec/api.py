@@ -185,9 +185,11 @@ def encode(
             enc = Encoder(f, header, pred, info.gif_screen, palette, speed)
             with _bar(info.frame_count, "encode", progress) as bar:
                 for frame in src.frames(gif=palette):
-                    enc.add(frame.rgba, frame.duration_ms, frame.gif)
+                    # handed over: nothing here holds the frame while it is coded
+                    held, duration, gif = [frame.rgba], frame.duration_ms, frame.gif
+                    del frame
+                    enc.add(held, duration, gif)
                     bar.update()
-                    del frame  # the source may let it go while it reads the next one
             if enc.frames == 0:
                 raise InputError("input has no frames")
             enc.close()
