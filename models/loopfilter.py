@@ -22,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+import zstandard
 from fpcodec.codec.heap import release_free_memory
 from torch import nn
 
@@ -121,6 +122,14 @@ BAND_PIXELS = 1 << 21
 # time where the frame keeps the filter, 300 MB less at the size cap.
 KEEP_PIXELS = 1 << 22
 
+# Above KEEP_PIXELS the recurrent state is held zstd-compressed between frames, in
+# chunks of this many bytes (decompressed one at a time into the tensors: no second
+# copy): the frame's coding, the largest phase, does not read it, and a trained
+# filter's state is mostly small values (a fifth to a third of its 6 bytes a pixel
+# on the corpus's clips). Incompressible, it is held as it was.
+PACK_CHUNK = 1 << 23
+_PACK = zstandard.ZstdCompressor(level=1)
+
 
 class LearnedLoopFilter:
     """Exact integer inference of a LoopFilterNet over a whole frame, in bands of
@@ -147,11 +156,13 @@ class LearnedLoopFilter:
         # filter): at the size cap that is 192 MiB not held while a frame is coded
         self._state: list[torch.Tensor] | None = None
         self._shape: tuple[int, int] | None = None
+        self._packed: list[list[bytes]] | None = None  # the state, compressed (_stow)
         self._pending: list[torch.Tensor] | None = None
         self._weighed: np.ndarray | None = None  # the correction `weigh` kept
 
     def reset(self) -> None:
         self._state = None
+        self._packed = None
         self._pending = None
         self._weighed = None
 
@@ -184,8 +195,48 @@ class LearnedLoopFilter:
 
     def _start(self, hp: int, wp: int) -> None:
         if self._shape != (hp, wp):
-            self._state = None
+            self._state = self._packed = None
             self._shape = (hp, wp)
+        self._load()
+
+    def _load(self) -> None:
+        """The state's tensors, from their compressed chunks where it was stowed (the
+        chunks stay valid until the state changes)."""
+        if self._state is not None or self._packed is None:
+            return
+        state = self._zero_state()
+        for t, chunks in zip(state, self._packed, strict=True):
+            flat = t.view(-1).numpy().view(np.uint8)
+            at = 0
+            for chunk in chunks:
+                raw = zstandard.ZstdDecompressor().decompress(chunk, max_output_size=PACK_CHUNK)
+                flat[at : at + len(raw)] = np.frombuffer(raw, np.uint8)
+                at += len(raw)
+            if at != flat.size:
+                raise RuntimeError("loop filter state: a stowed chunk is short")
+        self._state = state
+
+    def _stow(self) -> None:
+        """Between frames, a large frame's state is held compressed (PACK_CHUNK)."""
+        if self._state is None or self._shape[0] * self._shape[1] <= KEEP_PIXELS:
+            return
+        if self._packed is None:
+            packed = []
+            for t in self._state:
+                flat = t.view(-1).numpy().view(np.uint8)
+                packed.append(
+                    [
+                        _PACK.compress(flat[i : i + PACK_CHUNK].tobytes())
+                        for i in range(0, flat.size, PACK_CHUNK)
+                    ]
+                )
+            if (
+                sum(len(c) for chunks in packed for c in chunks)
+                >= 3 * sum(t.numel() * t.element_size() for t in self._state) // 4
+            ):
+                return  # hardly compressible: held as it is
+            self._packed = packed
+        self._state = None
 
     def _zero_state(self) -> list[torch.Tensor]:
         hp, wp = self._shape
@@ -298,6 +349,7 @@ class LearnedLoopFilter:
     def discard(self) -> None:
         """The frame does not keep the correction: the state stays as it was."""
         self._weighed = self._pending = None
+        self._stow()
 
     def filter_in_place(
         self,
@@ -317,6 +369,7 @@ class LearnedLoopFilter:
         self._pending = None
         if self._state is None:
             self._state = self._zero_state()
+        self._packed = None  # the state is written below
         bands = self._bands(hp, wp)
         waiting: list[tuple[tuple[int, int, int, int], tuple]] = []
         for i, band in enumerate(bands):
@@ -328,12 +381,15 @@ class LearnedLoopFilter:
                 apply(planes, corr, y0, y1)
                 self._state[0][:, :, y0 // 2 : y1 // 2] = h
                 self._state[1][:, :, y0 // 2 : y1 // 2] = c
+        self._stow()
 
     def commit(self) -> None:
         """The frame used the correction: its new state becomes the state."""
         if self._pending is not None:
             self._state = self._pending
+            self._packed = None
         self._pending = None
+        self._stow()
 
 
 class LoopFilterPredictor(LastFramePredictor):

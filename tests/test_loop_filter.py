@@ -208,6 +208,41 @@ def test_a_large_frames_second_pass_writes_what_the_kept_correction_does(
     assert files[0] == files[1] == files[2]
 
 
+def test_a_stowed_state_codes_and_decodes_as_a_held_one(tmp, src, weights, monkeypatch):
+    """Above KEEP_PIXELS the state is held compressed between frames, in chunks
+    (here of 700 bytes, so that a tensor spans several): the same file, and the same
+    decoded frames, as with the state held whole, in every map mode."""
+    import fpcodec.models.loopfilter as lf
+
+    real_stow = lf.LearnedLoopFilter._stow
+    stowed: list[bool] = []
+
+    def watching(self):
+        real_stow(self)
+        stowed.append(self._state is None and self._packed is not None)
+
+    files, decoded = [], []
+    for stow in (False, True):
+        calls: list[int] = []
+        monkeypatch.setattr(lfmap.MapGains, "choose", _forced_maps(calls))
+        monkeypatch.setattr(lf, "KEEP_PIXELS", 0)
+        monkeypatch.setattr(lf, "PACK_CHUNK", 700)
+        monkeypatch.setattr(lf.LearnedLoopFilter, "_stow", watching if stow else lambda self: None)
+        out = tmp / f"stow{stow}.fpc"
+        fpcodec.encode(
+            src, out, predictor="convlstm-loop", weights=weights, quality=30, palette=False
+        )
+        monkeypatch.setattr(lfmap.MapGains, "choose", lfmap.MapGains.choose)
+        decoded.append(_frames(out, weights))  # CRCs against the encoder's reconstructions
+        monkeypatch.undo()
+        assert set(calls) == set(range(lfmap.N_MODES))
+        files.append(out.read_bytes())
+    assert files[0] == files[1]
+    for a, b in zip(*decoded, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert sum(stowed) >= 4  # encoder and decoder both held it compressed
+
+
 def test_the_maps_sums_do_not_depend_on_the_banding(monkeypatch):
     """However the network's bands cut the frame, and however MapGains.add cuts a band
     (ADD_PIXELS: here whole bands, then three rows at a time)."""
