@@ -15,7 +15,6 @@ lives only for this run (numbacache.py) is the one it fills.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import subprocess
 import sys
@@ -26,8 +25,8 @@ import numpy as np
 
 NOTE = "fpcodec: compiling the codec's kernels for this machine (first run only)"
 
-# Each coding the encoder writes, so that each one's kernels (and the decoder's,
-# and the GIF writer's) are compiled here: (options for fpcodec.encode, as GIF?).
+# Options of fpcodec.encode for each coding the encoder writes, so that each one's
+# kernels, its decoder's and the GIF writer's are compiled here.
 _CODINGS: tuple[dict, ...] = (
     {},
     {"palette": False},
@@ -113,6 +112,8 @@ def _cache_lock() -> Iterator[None]:
     lock file there is no lock; the compilation runs all the same."""
     fd = None
     try:
+        import fcntl  # POSIX: elsewhere, no lock
+
         cache = next(c for c in _range_coder_caches() if c is not None)
         fd = os.open(
             os.path.join(cache._cache_path, "fpcodec-warmup.lock"), os.O_RDWR | os.O_CREAT, 0o600
