@@ -156,7 +156,7 @@ class LearnedLoopFilter:
         # filter): at the size cap that is 192 MiB not held while a frame is coded
         self._state: list[torch.Tensor] | None = None
         self._shape: tuple[int, int] | None = None
-        self._packed: list[list[bytes]] | None = None  # the state, compressed (_stow)
+        self._packed: list[list[bytes]] | None = None  # compressed state ([]: held, _stow)
         self._pending: list[torch.Tensor] | None = None
         self._weighed: np.ndarray | None = None  # the correction `weigh` kept
 
@@ -202,14 +202,15 @@ class LearnedLoopFilter:
     def _load(self) -> None:
         """The state's tensors, from their compressed chunks where it was stowed (the
         chunks stay valid until the state changes)."""
-        if self._state is not None or self._packed is None:
+        if self._state is not None or not self._packed:
             return
         state = self._zero_state()
+        unpack = zstandard.ZstdDecompressor()
         for t, chunks in zip(state, self._packed, strict=True):
             flat = t.view(-1).numpy().view(np.uint8)
             at = 0
             for chunk in chunks:
-                raw = zstandard.ZstdDecompressor().decompress(chunk, max_output_size=PACK_CHUNK)
+                raw = unpack.decompress(chunk, max_output_size=PACK_CHUNK)
                 flat[at : at + len(raw)] = np.frombuffer(raw, np.uint8)
                 at += len(raw)
             if at != flat.size:
@@ -217,7 +218,9 @@ class LearnedLoopFilter:
         self._state = state
 
     def _stow(self) -> None:
-        """Between frames, a large frame's state is held compressed (PACK_CHUNK)."""
+        """Between frames, a large frame's state is held compressed (PACK_CHUNK). A
+        state that hardly compresses is held as it is, and not tried again until it
+        changes (an empty list of chunks says so)."""
         if self._state is None or self._shape[0] * self._shape[1] <= KEEP_PIXELS:
             return
         if self._packed is None:
@@ -230,13 +233,13 @@ class LearnedLoopFilter:
                         for i in range(0, flat.size, PACK_CHUNK)
                     ]
                 )
-            if (
+            small = (
                 sum(len(c) for chunks in packed for c in chunks)
-                >= 3 * sum(t.numel() * t.element_size() for t in self._state) // 4
-            ):
-                return  # hardly compressible: held as it is
-            self._packed = packed
-        self._state = None
+                < 3 * sum(t.numel() * t.element_size() for t in self._state) // 4
+            )
+            self._packed = packed if small else []
+        if self._packed:
+            self._state = None
 
     def _zero_state(self) -> list[torch.Tensor]:
         hp, wp = self._shape
