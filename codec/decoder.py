@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from fpcodec.models.registry import predictor_for_stream
+from fpcodec.models.registry import check_frame_size, predictor_for_stream
 
 from .container import ContainerReader, StreamHeader
-from .errors import DivergenceError
+from .errors import DivergenceError, PredictorUnavailable
 from .framecodec import StreamState, decode_frame, frame_crc
 
 
@@ -32,12 +32,27 @@ class DecodedFrame:
 
 class Decoder:
     def __init__(
-        self, source: BinaryIO, weights: str | Path | None = None, float_path: bool = False
+        self,
+        source: BinaryIO,
+        weights: str | Path | None = None,
+        float_path: bool = False,
+        large_frames: bool = False,
     ) -> None:
         """float_path: also decode files of a float reference predictor (benchmark only;
-        they decode only where float inference repeats exactly)."""
+        they decode only where float inference repeats exactly). large_frames: decode a
+        frame predictor's file above that predictor's memory cap (registry.py), which
+        takes more memory than the codec's bound."""
         self._reader = ContainerReader(source)
         self.header: StreamHeader = self._reader.header
+        if not large_frames:
+            h = self.header
+            check_frame_size(
+                h.predictor,
+                h.width,
+                h.height,
+                PredictorUnavailable,
+                " (decoding it takes up to 2.3 GB: allow it with --large-frames)",
+            )
         predictor = predictor_for_stream(
             self.header.predictor, self.header.predictor_sha256, weights, float_path
         )

@@ -19,13 +19,15 @@ from .last import LastFramePredictor
 from .predictor import Predictor
 
 # The defaults, lossy and otherwise. The learned in-loop stage (convlstm-loop) ships
-# and is selectable, but it does not yet earn its place: on the held-out clips it
-# codes no smaller than `last` at equal distance, and an oracle bound on in-loop
-# restoration for these clips is 0.1-2% of the distance (bench/results/
-# filter-headroom). The causal frame predictors (convlstm and the other catz models)
-# do not code smaller than the last frame either (bench/RESULTS.md). A stage that
-# wins becomes DEFAULT_PREDICTOR; lossless coding has its own default, since a stage
-# of the lossy loop changes nothing there but the decoder's start-up (torch).
+# and is selectable, but it does not earn its place: on the held-out clips it codes
+# no smaller than `last` at equal distance, and source-fitted oracles bound what a
+# learned stage could buy here at about 2% (in-loop restoration), 1.3% (refining the
+# motion-compensated prediction) and 1% (a per-unit context of the levels) of the
+# bytes (bench/results/filter-headroom, mc-refine, context). The causal frame
+# predictors (convlstm and the other catz models) do not code smaller than the last
+# frame either (bench/RESULTS.md). A stage that wins becomes DEFAULT_PREDICTOR;
+# lossless coding has its own default, since a stage of the lossy loop changes
+# nothing there but the decoder's start-up (torch).
 DEFAULT_PREDICTOR = "last"
 DEFAULT_LOSSLESS_PREDICTOR = "last"
 
@@ -62,6 +64,37 @@ def trained_names() -> tuple[str, ...]:
 # The trained frame predictors, which have a float reference path (NAME+float); the
 # in-loop filter has none (its float network's corrections are never its output).
 FLOAT_PATH_NAMES = ("convlstm", "convlstm-ae", "cnn2d", "hybrid3d")
+
+
+# The catz frame predictors carry a whole-frame recurrent state (up to 16.5 bytes a
+# pixel) beside the coder's frame buffers: whole processes at the format's 2^25-pixel
+# cap took 1.6-2.3 GiB (bench/RESULTS.md, "Memory at the size cap"), over issue 20's
+# 1.5 GiB bound. Within this cap, which 4K UHD fits, they stay inside it, so an encoder
+# refuses larger frames with them and a decoder refuses such a file unless its caller
+# lifts the cap (a resource limit, as dav1d's --sizelimit: the file is not malformed).
+# The learned loop filter and `last` keep the format's own cap (their state is banded
+# or stowed, and measured within the bound at 2^25 pixels).
+MEMORY_CAPPED_PIXELS = 1 << 23
+
+
+def max_frame_pixels(name: str) -> int | None:
+    """The largest frame, in pixels, that predictor `name` codes within the memory
+    bound; None where the format's own cap is the only one."""
+    base, _ = _split_float(name)
+    return MEMORY_CAPPED_PIXELS if base in FLOAT_PATH_NAMES else None
+
+
+def check_frame_size(
+    name: str, width: int, height: int, exc: type[Exception], hint: str = ""
+) -> None:
+    """Refuse a width x height frame for predictor `name` above its memory cap, in
+    one line (before anything frame-sized is allocated or a weight file is read)."""
+    cap = max_frame_pixels(name)
+    if cap is not None and width * height > cap:
+        raise exc(
+            f"predictor {name!r} codes frames of at most {cap} pixels within its memory "
+            f"bound; {width}x{height} is {width * height}{hint}"
+        )
 
 
 def available_predictors() -> tuple[str, ...]:

@@ -162,6 +162,136 @@ def test_inference_memory_is_bounded_at_the_largest_frame(name):
     assert peak < RSS_BOUND
 
 
+def _header_naming(name: str, width: int, height: int) -> bytes:
+    """A file whose header (CRC recomputed) names trained predictor `name`, with weights
+    nobody has, at width x height, and no frames."""
+    import struct
+    import zlib
+
+    from fpcodec.codec import container as C
+
+    enc = name.encode()
+    body = (
+        struct.pack("<IIIIIBBBBB", width, height, 1, 0, 0, 0, 0, 0, 0, len(enc))
+        + enc
+        + bytes(range(32))
+    )
+    pre = struct.pack("<8sBBHI", C.MAGIC, C.MAJOR, 0, 0, len(body))
+    return pre + body + struct.pack("<I", zlib.crc32(pre + body))
+
+
+def _cli(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "fpcodec.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+
+
+@pytest.mark.parametrize("name", FLOAT_PATH_NAMES)
+def test_a_file_asking_a_frame_predictor_above_its_memory_cap_is_refused_first(tmp, name):
+    from fpcodec.models.registry import MEMORY_CAPPED_PIXELS
+
+    # Just over the cap: refused from the header, before the weight file is looked for
+    # (these weights exist nowhere) and before anything frame-sized is allocated.
+    side = int(MEMORY_CAPPED_PIXELS**0.5) + 1
+    path = tmp / "big.fpc"
+    path.write_bytes(_header_naming(name, side, side))
+    r = _cli("decode", str(path), str(tmp / "big.gif"))
+    assert r.returncode == 1, r.stderr
+    assert "memory bound" in r.stderr and "--large-frames" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp / "big.gif").exists()
+    # Lifted on request: the decoder goes on to the weights, which it does not have.
+    r = _cli("decode", str(path), str(tmp / "big.gif"), "--large-frames")
+    assert r.returncode == 1 and "memory bound" not in r.stderr, r.stderr
+    assert "does not have" in r.stderr or "not installed" in r.stderr or "weights" in r.stderr
+    # At the cap itself the cap does not stand in the way.
+    path.write_bytes(_header_naming(name, MEMORY_CAPPED_PIXELS // 2048, 2048))
+    r = _cli("decode", str(path), str(tmp / "big.gif"))
+    assert r.returncode == 1 and "memory bound" not in r.stderr, r.stderr
+
+
+def test_last_and_the_loop_filter_keep_the_formats_own_cap(tmp):
+    from fpcodec.codec.limits import MAX_PIXELS, MAX_SIDE
+    from fpcodec.models.registry import check_frame_size, max_frame_pixels
+
+    for name in ("last", "convlstm-loop"):
+        assert max_frame_pixels(name) is None
+        check_frame_size(name, MAX_SIDE, MAX_PIXELS // MAX_SIDE, FpcError)
+    assert max_frame_pixels("convlstm+float") == max_frame_pixels("convlstm")
+
+
+def test_encode_and_predict_refuse_a_frame_predictor_above_its_cap_before_a_frame(tmp):
+    from fpcodec.models.registry import MEMORY_CAPPED_PIXELS
+    from PIL import Image
+
+    side = int(MEMORY_CAPPED_PIXELS**0.5) + 1  # one flat frame: a few kB of GIF
+    src = tmp / "big.gif"
+    Image.new("P", (side, side), 0).save(src)
+    t = time.perf_counter()
+    r = _cli("encode", str(src), str(tmp / "o.fpc"), "--predictor", "convlstm-ae")
+    assert r.returncode == 1 and "memory bound" in r.stderr and "--predictor last" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp / "o.fpc").exists()
+    r = _cli("predict", str(src), str(tmp / "pred"), "--predictor", "cnn2d")
+    assert r.returncode == 1 and "memory bound" in r.stderr, r.stderr
+    assert not (tmp / "pred").exists()
+    assert time.perf_counter() - t < 100  # refused up front, not after a frame's inference
+
+
+_PROCESS_CHILD = textwrap.dedent(
+    """
+    import os, sys
+    pid = os.fork()
+    if pid == 0:
+        os.execvp(sys.argv[1], sys.argv[1:])
+    _, status, usage = os.wait4(pid, 0)
+    print(usage.ru_maxrss * 1024, os.waitstatus_to_exitcode(status))
+    """
+)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("FPCODEC_SLOW_TESTS"),
+    reason="minutes per predictor; set FPCODEC_SLOW_TESTS=1 to run",
+)
+@pytest.mark.parametrize("name", TRAINED)
+def test_whole_processes_of_a_frame_predictor_at_its_cap_stay_within_the_bound(tmp, name):
+    from fpcodec.models.registry import MEMORY_CAPPED_PIXELS
+    from PIL import Image
+
+    # The largest frame the predictor takes, every pixel changing from frame to frame;
+    # encode (its prediction is the switched coder's temporal candidate) and decode
+    # to GIF, each a whole process as a user runs it, measured by wait4.
+    h, w = 2048, MEMORY_CAPPED_PIXELS // 2048
+    rng = np.random.default_rng(7)
+    frames = [Image.fromarray(rng.integers(0, 4, (h, w), dtype=np.uint8), "P") for _ in range(2)]
+    for f in frames:
+        f.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * 756)
+    src = tmp / "cap.gif"
+    frames[0].save(src, save_all=True, append_images=frames[1:], duration=50, loop=0)
+    fpc, back = tmp / "cap.fpc", tmp / "back.gif"
+    cmd = [sys.executable, "-m", "fpcodec.cli"]
+    for args in (
+        ["encode", str(src), str(fpc), "--predictor", name, "--no-palette", "-q"],
+        ["decode", str(fpc), str(back), "-q"],
+    ):
+        r = subprocess.run(
+            [sys.executable, "-c", _PROCESS_CHILD, *cmd, *args],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            env={**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"},
+        )
+        peak, rc = map(int, r.stdout.split())
+        print(f"{name} {args[0]}: peak {peak / 2**20:.0f} MiB")
+        assert rc == 0, r.stderr
+        assert peak < RSS_BOUND, f"{name} {args[0]}: {peak / 2**20:.0f} MiB"
+
+
 # ------------------------------------------------------------ 2, 7, 8: weight files
 
 

@@ -163,12 +163,14 @@ def encode(
     from fpcodec.codec.container import StreamHeader
     from fpcodec.codec.encoder import Encoder
     from fpcodec.codec.source import open_source
-    from fpcodec.models.registry import create_predictor, default_predictor
+    from fpcodec.models.registry import check_frame_size, create_predictor, default_predictor
 
-    pred = create_predictor(predictor or default_predictor(quality), weights)
+    name = predictor or default_predictor(quality)
+    pred = create_predictor(name, weights)
     t0 = time.perf_counter()
     with open_source(input) as src:
         info = src.info
+        check_frame_size(name, info.width, info.height, InputError, " (use --predictor last)")
         header = StreamHeader(
             width=info.width,
             height=info.height,
@@ -248,11 +250,13 @@ def decode(
     to: str | None = None,
     crf: int | None = None,
     lossless_video: bool = False,
+    large_frames: bool = False,
 ) -> DecodeResult:
     """Decode an .fpc file; the output format follows the output path (see sinks.py)
     or `to` ("gif", "webp", "png", "mp4", ...; needed when output is "-", standard
     output). input "-" is standard input. crf: quality of lossy video outputs (H.264
-    / VP9 constant-rate factor, lower is better); lossless_video: FFV1 in .mkv."""
+    / VP9 constant-rate factor, lower is better); lossless_video: FFV1 in .mkv.
+    large_frames: decode a frame predictor's file above its memory cap."""
     from fpcodec.codec.atomic import atomic_dir
     from fpcodec.codec.decoder import Decoder
     from fpcodec.codec.sinks import MAX_CRF, VIDEO_SUFFIXES, output_kind
@@ -270,7 +274,7 @@ def decode(
         raise UsageError("--lossless video is FFV1 in Matroska: name a .mkv output")
     t0 = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        dec = Decoder(stack.enter_context(_open_input(input)), weights)
+        dec = Decoder(stack.enter_context(_open_input(input)), weights, large_frames=large_frames)
         h = dec.header
         if kind == "dir":
             tmp = stack.enter_context(atomic_dir(Path(output), _inputs(input), force))
@@ -294,16 +298,20 @@ def decode(
 
 
 def decode_frames(
-    input: PathLike, weights: PathLike | None = None, *, float_path: bool = False
+    input: PathLike,
+    weights: PathLike | None = None,
+    *,
+    float_path: bool = False,
+    large_frames: bool = False,
 ) -> tuple[StreamHeader, list[np.ndarray], list[int]]:
     """Decode a whole file into memory: (header, RGBA frames, durations). For tests and tools.
 
     float_path: also accept files of a `NAME+float` predictor (the benchmark's float
-    reference, refused otherwise: not portable)."""
+    reference, refused otherwise: not portable). large_frames: as for decode()."""
     from fpcodec.codec.decoder import Decoder
 
     with _open_input(input) as f:
-        dec = Decoder(f, weights, float_path)
+        dec = Decoder(f, weights, float_path, large_frames)
         frames, durations = [], []
         for fr in dec:
             frames.append(fr.rgba)
@@ -403,14 +411,22 @@ def predict(
     from fpcodec.codec.atomic import atomic_dir
     from fpcodec.codec.sinks import frame_name
     from fpcodec.codec.source import open_source
-    from fpcodec.models.registry import DEFAULT_LOSSLESS_PREDICTOR, create_predictor
+    from fpcodec.models.registry import (
+        DEFAULT_LOSSLESS_PREDICTOR,
+        check_frame_size,
+        create_predictor,
+    )
 
     out = Path(outdir)
-    pred = create_predictor(predictor or DEFAULT_LOSSLESS_PREDICTOR, weights)
+    name = predictor or DEFAULT_LOSSLESS_PREDICTOR
+    pred = create_predictor(name, weights)
     dists: list[float] = []
     base: list[float] = []
-    with open_source(input) as src, atomic_dir(out, _inputs(input), force) as tmp:
+    with contextlib.ExitStack() as stack:
+        src = stack.enter_context(open_source(input))
         info = src.info
+        check_frame_size(name, info.width, info.height, InputError)
+        tmp = stack.enter_context(atomic_dir(out, _inputs(input), force))
         pred.reset(info.height, info.width)
         prev = None
         with _bar(info.frame_count, "predict", progress) as bar:

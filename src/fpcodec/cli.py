@@ -168,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PT",
         help="weight file, when the predictor's weights are not installed",
     )
+    p.add_argument(
+        "--large-frames",
+        action="store_true",
+        help="decode a file of a catz frame predictor (convlstm, convlstm-ae, cnn2d, "
+        "hybrid3d) above its 2^23-pixel memory cap (up to 2.3 GB of memory)",
+    )
     _common(p)
 
     p = _sub(
@@ -298,6 +304,7 @@ def cmd_decode(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         to=args.to,
         crf=args.crf,
         lossless_video=args.lossless,
+        large_frames=args.large_frames,
     )
     note = f", {r.quantised_frames} frames quantised to 255 colours" if r.quantised_frames else ""
     if r.padded_to:
