@@ -1,0 +1,79 @@
+"""The motion-compensated refinement bound (bench/mc_refine_headroom.py) measures what
+it says: an identity filter gives the plain encoder's bytes, the fit recovers a known
+filter, and where the frames really are a filtered copy of the last one the refined
+coding wins."""
+
+from __future__ import annotations
+
+import numpy as np
+from fpcodec.bench import mc_refine_headroom as m
+from fpcodec.codec.lossy.coder import encode_lossy
+from fpcodec.codec.lossy.models import LossyModels
+
+BLUR = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.int64)
+
+
+def _blur(rgb: np.ndarray) -> np.ndarray:
+    pad = np.pad(rgb.astype(np.int64), ((1, 1), (1, 1), (0, 0)), mode="edge")
+    h, w = rgb.shape[:2]
+    acc = sum(BLUR[i, j] * pad[i : i + h, j : j + w] for i in range(3) for j in range(3))
+    return ((acc + 8) >> 4).astype(np.uint8)
+
+
+def _blurring_clip(n: int = 4, side: int = 48) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, (side, side, 3)).astype(np.uint8)]
+    for _ in range(n - 1):
+        frames.append(_blur(frames[-1]))
+    return np.stack(frames)
+
+
+def _inverting_clip(n: int = 5, side: int = 64) -> np.ndarray:
+    """Each frame the last one inverted and faded (255 - 7x/8): a linear filter of the
+    last frame, which no motion and no older reference reproduces."""
+    rng = np.random.default_rng(4)
+    frames = [rng.integers(0, 256, (side, side, 3)).astype(np.uint8)]
+    for _ in range(n - 1):
+        frames.append((255 - (7 * frames[-1].astype(np.int64)) // 8).astype(np.uint8))
+    return np.stack(frames)
+
+
+def _plain_sizes(clip: np.ndarray, hook: m._Hook, coef: np.ndarray | None) -> list[int]:
+    hook.coef, hook.mode = coef, "all"
+    models, pred, sizes = LossyModels(True), None, []
+    vis = np.ones(clip.shape[1:3], bool)
+    for f in clip:
+        data, pred = encode_lossy(np.ascontiguousarray(f), pred, vis, 50, models)
+        sizes.append(len(data))
+    hook.coef = None
+    return sizes
+
+
+def test_the_identity_filter_gives_the_plain_encoders_bytes():
+    clip = _blurring_clip()
+    identity = np.zeros((3, 10), np.int64)
+    identity[:, 4] = 1 << m.FRACTION_BITS
+    with m._Hook() as hook:
+        assert _plain_sizes(clip, hook, identity) == _plain_sizes(clip, hook, None)
+
+
+def test_the_fit_recovers_a_known_filter():
+    rng = np.random.default_rng(0)
+    planes = rng.integers(-200, 200, (3, 40, 40)).astype(np.int16)
+    known = np.zeros((3, 10), np.int64)
+    known[:, :9] = BLUR.ravel() * (1 << m.FRACTION_BITS) // 16
+    known[:, 9] = 5 << m.FRACTION_BITS
+    # within a 64th, the offset within three (it absorbs the rounding of apply)
+    fitted = m.fit(planes, m.apply(known, planes))
+    assert np.abs(fitted[:, :9] - known[:, :9]).max() <= 1
+    assert np.abs(fitted[:, 9] - known[:, 9]).max() <= 3
+
+
+def test_a_refinement_that_helps_is_chosen_and_pays():
+    clip = _inverting_clip()
+    with m._Hook() as hook:
+        plain = m.code_clip(clip, 50, hook, refine=False)
+        refined = m.code_clip(clip, 50, hook, refine=True)
+    assert sum(refined["frames_refined"].values()) >= 2
+    assert refined["bytes_paid"] < 0.8 * plain["bytes"]
+    assert refined["distance"] <= plain["distance"] * 1.05
