@@ -33,9 +33,6 @@ what it saves bounds what a decoder-side class of that kind could.
 
 from __future__ import annotations
 
-import argparse
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -46,6 +43,7 @@ from fpcodec.codec.lossy.syntax import B_FIELDS, code_unit_blocks
 from numba import njit
 
 from .mc_refine_headroom import _Hook
+from .study import study_clips, study_parser, write_study
 
 QUALITIES = (25, 40, 55, 70)
 FEATURES = ("none", "intra", "texture", "history", "texture+history", "oracle")
@@ -216,29 +214,9 @@ def measure(clips: list[Path], frames: int, max_side: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("corpus")
-    ap.add_argument("-o", "--output", required=True)
-    ap.add_argument("--clips", help="a file listing the clips to measure (# comments)")
-    ap.add_argument("--frames", type=int, default=24, help="frames per clip (from its start)")
-    ap.add_argument("--max-side", type=int, default=512, help="halve clips larger than this")
-    a = ap.parse_args(argv)
-    from fpcodec.models.data import list_clips
-
-    clips = list_clips(a.corpus)
-    if a.clips:
-        names = {
-            ln.strip() for ln in Path(a.clips).read_text().splitlines() if ln.strip()[:1] != "#"
-        }
-        clips = [c for c in clips if c.name in names]
-    result = measure(clips, a.frames, a.max_side)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    result["command"] = "python -m fpcodec.bench.context_headroom " + " ".join(sys.argv[1:])
-    result["commit"] = commit
-    Path(a.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.output).write_text(json.dumps(result, indent=2) + "\n")
+    a = study_parser(__doc__, frames=24).parse_args(argv)
+    result = measure(study_clips(a.corpus, a.clips), a.frames, a.max_side)
+    write_study(result, a.output, "fpcodec.bench.context_headroom")
     return 0
 
 

@@ -24,13 +24,12 @@ filters to ALF (about 1.5-2x the gain) puts the bound in perspective.
 
 from __future__ import annotations
 
-import argparse
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from .study import study_clips, study_parser, write_study
 
 QUALITIES = (10, 25, 40, 55, 70)
 SIDE = 16
@@ -97,22 +96,9 @@ def measure(clips: list[Path], frames: int, max_side: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("corpus")
-    ap.add_argument("-o", "--output", required=True)
-    ap.add_argument("--frames", type=int, default=6, help="frames per clip (from its start)")
-    ap.add_argument("--max-side", type=int, default=512, help="halve clips larger than this")
-    a = ap.parse_args(argv)
-    from fpcodec.models.data import list_clips
-
-    result = measure(list_clips(a.corpus), a.frames, a.max_side)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    result["command"] = "python -m fpcodec.bench.filter_headroom " + " ".join(sys.argv[1:])
-    result["commit"] = commit
-    Path(a.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.output).write_text(json.dumps(result, indent=2) + "\n")
+    a = study_parser(__doc__, frames=6).parse_args(argv)
+    result = measure(study_clips(a.corpus, a.clips), a.frames, a.max_side)
+    write_study(result, a.output, "fpcodec.bench.filter_headroom")
     return 0
 
 

@@ -28,10 +28,7 @@ the BD-rate of `free` and `paid` against plain at equal perceptual distance.
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -39,8 +36,9 @@ import numpy as np
 from fpcodec.codec.lossy.motion_comp import mc_pred
 from numba import njit
 
+from .study import study_clips, study_parser, write_study
+
 QUALITIES = (25, 40, 55, 70)
-COEF_BYTES = 3 * 10 + 1  # per frame that uses the filter: 8-bit coefficients and a flag
 FRACTION_BITS = 6  # coefficients in 1/64: what a real syntax would send
 
 
@@ -75,29 +73,76 @@ def _neighbourhood(plane: np.ndarray) -> np.ndarray:
     return np.stack([*cols, np.ones(h * w)], 1)
 
 
-def fit(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """(3, 10) integer coefficients in 1/2^FRACTION_BITS: the least-squares 3x3 filter
-    plus offset per plane from pred to target, rounded as a syntax would send them."""
-    coef = np.zeros((3, 10), np.int64)
+def classify(luma: np.ndarray, classes: int) -> np.ndarray:
+    """Each pixel's class (0..classes-1) by the local activity and direction of the
+    luma plane around it, as VVC's adaptive loop filter classifies (a filter per
+    class is the spatially adaptive oracle); classes 1: all zero, 12: 4 activity
+    levels x (flat, horizontal, vertical)."""
+    if classes == 1:
+        return np.zeros(luma.shape, np.int64)
+    y = luma.astype(np.float64)
+    gx = np.abs(np.diff(y, axis=1, append=y[:, -1:]))
+    gy = np.abs(np.diff(y, axis=0, append=y[-1:]))
+
+    def box(a: np.ndarray) -> np.ndarray:
+        pad = np.pad(a, 1, mode="edge")
+        h, w = a.shape
+        return sum(pad[i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9
+
+    sx, sy = box(gx), box(gy)
+    act = np.digitize(sx + sy, (1.0, 4.0, 16.0))
+    direction = np.where(sx > 2 * sy, 1, np.where(sy > 2 * sx, 2, 0))
+    return act * 3 + direction
+
+
+MIN_CLASS_PIXELS = 64  # a class seen less often keeps the identity filter
+
+
+def identity(classes: int = 1) -> np.ndarray:
+    coef = np.zeros((3, classes, 10), np.int64)
+    coef[:, :, 4] = 1 << FRACTION_BITS
+    return coef
+
+
+def fit(pred: np.ndarray, target: np.ndarray, classes: int = 1) -> np.ndarray:
+    """(3, classes, 10) integer coefficients in 1/2^FRACTION_BITS: per plane and
+    class (classify on the prediction's luma) the least-squares 3x3 filter plus
+    offset from pred to target, rounded as a syntax would send them."""
+    coef = identity(classes)
+    cls = classify(pred[0], classes).ravel()
     for p in range(3):
-        c, *_ = np.linalg.lstsq(
-            _neighbourhood(pred[p]), target[p].ravel().astype(np.float64), rcond=None
-        )
-        coef[p] = np.round(c * (1 << FRACTION_BITS))
+        a = _neighbourhood(pred[p])
+        t = target[p].ravel().astype(np.float64)
+        for k in range(classes):
+            sel = cls == k
+            if sel.sum() < MIN_CLASS_PIXELS:
+                continue
+            c, *_ = np.linalg.lstsq(a[sel], t[sel], rcond=None)
+            coef[p, k] = np.round(c * (1 << FRACTION_BITS))
     return coef
 
 
 def apply(coef: np.ndarray, planes: np.ndarray) -> np.ndarray:
-    """The filter on (3, H, W) int16 planes, in integers. Clipped only to what the
-    ring holds (+-1024), not to each plane's range: reconstructions can leave it, and
-    the identity filter must give the plain encoder's bytes exactly (a test)."""
+    """The filter on (3, H, W) int16 planes, in integers, each pixel by its class (on
+    these planes' luma). Clipped only to what the ring holds (+-1024), not to each
+    plane's range: reconstructions can leave it, and the identity filter must give
+    the plain encoder's bytes exactly (a test)."""
+    if coef.ndim == 2:
+        coef = coef[:, None]
     out = np.empty_like(planes)
     _, h, w = planes.shape
     half = 1 << (FRACTION_BITS - 1)
+    cls = classify(planes[0], coef.shape[1]).ravel()
     for p in range(3):
         a = _neighbourhood(planes[p]).astype(np.int64)  # the offset's column is 1
-        out[p] = np.clip(((a @ coef[p] + half) >> FRACTION_BITS).reshape(h, w), -1024, 1023)
+        v = np.einsum("nk,nk->n", a, coef[p][cls])
+        out[p] = np.clip(((v + half) >> FRACTION_BITS).reshape(h, w), -1024, 1023)
     return out
+
+
+def coefficient_bytes(coef: np.ndarray) -> int:
+    """What sending the filters would cost: 8 bits a coefficient, and a flag."""
+    return coef.size + 1
 
 
 class _Hook:
@@ -165,7 +210,7 @@ def _frame_cost(recon_rgb: np.ndarray, target_rgb: np.ndarray, nbytes: int, lam:
     return float(pixel_distance(a, b, PLANE_WEIGHT).sum()) + lam * 8 * nbytes
 
 
-def code_clip(clip: np.ndarray, quality: int, hook: _Hook, refine: bool) -> dict:
+def code_clip(clip: np.ndarray, quality: int, hook: _Hook, refine: bool, classes: int = 1) -> dict:
     """Code a clip (first frame intra, then `last` predictions), plainly or with the
     oracle refinement switched per frame. Returns bytes and distances."""
     from fpcodec.bench.metrics import perceptual_distance
@@ -187,20 +232,24 @@ def code_clip(clip: np.ndarray, quality: int, hook: _Hook, refine: bool) -> dict
         data, recon = encode_lossy(f, pred, vis, quality, models)
         nbytes, extra = len(data), 1 if start is not None else 0
         if start is not None and hook.pred is not None:
-            hook.coef = fit(hook.pred, hook.target)
+            hook.coef = fit(hook.pred, hook.target, classes)
+            side = coefficient_bytes(hook.coef)
+            # one filter's 31 bytes are weighed; a classed oracle's 361 would decide
+            # alone, so it is chosen as if free (its `paid` then only reports them)
+            weighed = side if classes == 1 else 0
             best = _frame_cost(recon, f, nbytes, lam)
             for mode in ("all", "unit"):
                 trial = copy.deepcopy(start)
                 hook.mode = mode
                 data_b, recon_b = encode_lossy(f, pred, vis, quality, trial)
-                cost = _frame_cost(recon_b, f, len(data_b) + COEF_BYTES, lam)
+                cost = _frame_cost(recon_b, f, len(data_b) + weighed, lam)
                 if cost < best:
                     best, models, recon, nbytes, extra = (
-                        cost, trial, recon_b, len(data_b), COEF_BYTES,
+                        cost, trial, recon_b, len(data_b), side,
                     )  # fmt: skip
                     chosen = mode
             hook.coef = None
-            if extra == COEF_BYTES:
+            if extra > 1:
                 used[chosen] += 1
         hook.pred = None
         total += nbytes
@@ -216,7 +265,7 @@ def code_clip(clip: np.ndarray, quality: int, hook: _Hook, refine: bool) -> dict
     }
 
 
-def measure(clips: list[Path], frames: int, max_side: int) -> dict:
+def measure(clips: list[Path], frames: int, max_side: int, classes: int = 1) -> dict:
     from fpcodec.bench.bdrate import bd_rate
     from fpcodec.models.data import load_clip
 
@@ -229,7 +278,7 @@ def measure(clips: list[Path], frames: int, max_side: int) -> dict:
             rows = {"plain": {}, "refined": {}}
             for q in QUALITIES:
                 rows["plain"][str(q)] = code_clip(clip, q, hook, False)
-                rows["refined"][str(q)] = code_clip(clip, q, hook, True)
+                rows["refined"][str(q)] = code_clip(clip, q, hook, True, classes)
             pl = [rows["plain"][str(q)] for q in QUALITIES]
             rf = [rows["refined"][str(q)] for q in QUALITIES]
             d0 = [r["distance"] for r in pl]
@@ -254,6 +303,7 @@ def measure(clips: list[Path], frames: int, max_side: int) -> dict:
     return {
         "qualities": list(QUALITIES),
         "frames_per_clip": frames,
+        "classes": classes,
         "bd_free": {"mean": float(np.mean(free)), "median": float(np.median(free))},
         "bd_paid": {"mean": float(np.mean(paid)), "median": float(np.median(paid))},
         "total_bytes": agg,
@@ -262,29 +312,13 @@ def measure(clips: list[Path], frames: int, max_side: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("corpus")
-    ap.add_argument("-o", "--output", required=True)
-    ap.add_argument("--clips", help="a file listing the clips to measure (# comments)")
-    ap.add_argument("--frames", type=int, default=24, help="frames per clip (from its start)")
-    ap.add_argument("--max-side", type=int, default=512, help="halve clips larger than this")
+    ap = study_parser(__doc__, frames=24)
+    ap.add_argument(
+        "--classes", type=int, choices=(1, 12), default=1, help="filters per plane (classify)"
+    )
     a = ap.parse_args(argv)
-    from fpcodec.models.data import list_clips
-
-    clips = list_clips(a.corpus)
-    if a.clips:
-        names = {
-            ln.strip() for ln in Path(a.clips).read_text().splitlines() if ln.strip()[:1] != "#"
-        }
-        clips = [c for c in clips if c.name in names]
-    result = measure(clips, a.frames, a.max_side)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    result["command"] = "python -m fpcodec.bench.mc_refine_headroom " + " ".join(sys.argv[1:])
-    result["commit"] = commit
-    Path(a.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.output).write_text(json.dumps(result, indent=2) + "\n")
+    result = measure(study_clips(a.corpus, a.clips), a.frames, a.max_side, a.classes)
+    write_study(result, a.output, "fpcodec.bench.mc_refine_headroom")
     return 0
 
 

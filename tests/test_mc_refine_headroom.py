@@ -64,7 +64,7 @@ def test_the_fit_recovers_a_known_filter():
     known[:, :9] = BLUR.ravel() * (1 << m.FRACTION_BITS) // 16
     known[:, 9] = 5 << m.FRACTION_BITS
     # within a 64th, the offset within three (it absorbs the rounding of apply)
-    fitted = m.fit(planes, m.apply(known, planes))
+    fitted = m.fit(planes, m.apply(known, planes))[:, 0]
     assert np.abs(fitted[:, :9] - known[:, :9]).max() <= 1
     assert np.abs(fitted[:, 9] - known[:, 9]).max() <= 3
 
@@ -77,3 +77,26 @@ def test_a_refinement_that_helps_is_chosen_and_pays():
     assert sum(refined["frames_refined"].values()) >= 2
     assert refined["bytes_paid"] < 0.8 * plain["bytes"]
     assert refined["distance"] <= plain["distance"] * 1.05
+
+
+def test_classes_split_the_plane_and_fit_a_filter_each():
+    rng = np.random.default_rng(1)
+    quiet = (40 + rng.integers(-1, 2, (3, 24, 48))).astype(np.int16)
+    busy = rng.integers(-200, 200, (3, 24, 48)).astype(np.int16)
+    planes = np.concatenate([quiet, busy], axis=1)
+    cls = m.classify(planes[0], 12)
+    assert set(np.unique(cls[:20])).isdisjoint(np.unique(cls[28:]))
+    # a different filter on each part: blur the busy rows, brighten the quiet ones
+    target = planes.copy()
+    target[:, 24:] = m.apply(_blur_coef(), busy)
+    target[:, :24] += 7
+    out = m.apply(m.fit(planes, target, 12), planes)
+    one = m.apply(m.fit(planes, target), planes)
+    inner = (slice(None), slice(2, -2), slice(2, -2))
+    assert np.abs(out - target)[inner].mean() < 0.5 * np.abs(one - target)[inner].mean()
+
+
+def _blur_coef() -> np.ndarray:
+    coef = np.zeros((3, 1, 10), np.int64)
+    coef[:, 0, :9] = BLUR.ravel() * (1 << m.FRACTION_BITS) // 16
+    return coef
