@@ -51,7 +51,7 @@ class Decoder:
                 h.width,
                 h.height,
                 PredictorUnavailable,
-                " (decoding it takes up to 2.3 GB: allow it with --large-frames)",
+                " (decoding it can take 2.2 GiB: allow it with --large-frames)",
             )
         predictor = predictor_for_stream(
             self.header.predictor, self.header.predictor_sha256, weights, float_path

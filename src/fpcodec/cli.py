@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--large-frames",
         action="store_true",
         help="decode a file of a catz frame predictor (convlstm, convlstm-ae, cnn2d, "
-        "hybrid3d) above its 2^23-pixel memory cap (up to 2.3 GB of memory)",
+        "hybrid3d) above its 2^23-pixel memory cap (it can take 2.2 GiB of memory)",
     )
     _common(p)
 
