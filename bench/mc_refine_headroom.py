@@ -66,6 +66,13 @@ def mc_frame(ring, order, urefs, mvs, mv1s, out):
                     out[p, y0 : y0 + 4, x0 : x0 + 4] = pb
 
 
+def rgb_to_planes(rgb: np.ndarray) -> np.ndarray:
+    """An RGB frame as the coder's unpadded YCoCg-R planes (tests, fits by hand)."""
+    from fpcodec.codec.lossy.planes import rgb_to_planes as to_planes
+
+    return to_planes(np.ascontiguousarray(rgb), rgb.shape[0], rgb.shape[1])
+
+
 def _neighbourhood(plane: np.ndarray) -> np.ndarray:
     h, w = plane.shape
     pad = np.pad(plane.astype(np.float64), 1, mode="edge")
@@ -172,6 +179,10 @@ class _Hook:
     def __exit__(self, *exc) -> None:
         self.coder.code_frame = self.kernel
 
+    def _refine(self, planes: np.ndarray) -> np.ndarray:
+        # coefficients of a fitted filter, or a learned refinement (a callable)
+        return self.coef(planes) if callable(self.coef) else apply(self.coef, planes)
+
     def _code_frame(self, enc, tgt, ring, order, intra, *rest):
         if self.coef is None or intra:
             result = self.kernel(enc, tgt, ring, order, intra, *rest)
@@ -184,15 +195,15 @@ class _Hook:
                 self.target = tgt.copy()
             return result
         if self.mode == "unit":
-            refined = apply(self.coef, ring[order[0]])
+            refined = self._refine(ring[order[0]])
             ring2 = np.concatenate([ring, refined[None]])
             order2 = np.array([ring.shape[0], *order], np.int64)
             return self.kernel(enc, tgt, ring2, order2, intra, *rest)
         # the references go back before the frame is kept (and the next one reads them)
         saved = {}
-        for s in {int(s) for s in order}:
+        for s in {int(s) for s in (order[:1] if self.mode == "first" else order)}:
             saved[s] = ring[s].copy()
-            ring[s] = apply(self.coef, ring[s])
+            ring[s] = self._refine(ring[s])
         try:
             return self.kernel(enc, tgt, ring, order, intra, *rest)
         finally:
@@ -210,7 +221,14 @@ def _frame_cost(recon_rgb: np.ndarray, target_rgb: np.ndarray, nbytes: int, lam:
     return float(pixel_distance(a, b, PLANE_WEIGHT).sum()) + lam * 8 * nbytes
 
 
-def code_clip(clip: np.ndarray, quality: int, hook: _Hook, refine: bool, classes: int = 1) -> dict:
+def code_clip(
+    clip: np.ndarray,
+    quality: int,
+    hook: _Hook,
+    refine: bool,
+    classes: int = 1,
+    learned=None,
+) -> dict:
     """Code a clip (first frame intra, then `last` predictions), plainly or with the
     oracle refinement switched per frame. Returns bytes and distances."""
     from fpcodec.bench.metrics import perceptual_distance
@@ -223,22 +241,28 @@ def code_clip(clip: np.ndarray, quality: int, hook: _Hook, refine: bool, classes
     lam = step_tables(quality, False)[3]
     pred = None
     total = paid = 0
-    used = {"all": 0, "unit": 0}
+    used = {"all": 0, "first": 0, "unit": 0}
     dist = []
     for f in clip:
         f = np.ascontiguousarray(f)
         hook.coef = None
         start = copy.deepcopy(models) if refine and pred is not None else None
         data, recon = encode_lossy(f, pred, vis, quality, models)
-        nbytes, extra = len(data), 1 if start is not None else 0
+        nbytes, extra = len(data), 1 if start is not None else 0  # the frame's flag
+        chosen = None
         if start is not None and hook.pred is not None:
-            hook.coef = fit(hook.pred, hook.target, classes)
-            side = coefficient_bytes(hook.coef)
+            if learned is None:
+                hook.coef = fit(hook.pred, hook.target, classes)
+                side = coefficient_bytes(hook.coef)
+                modes = ("all", "unit")
+            else:  # the decoder runs the network itself: a flag is all it is told
+                hook.coef = learned(quality)
+                side, modes = 1, ("first", "unit")
             # one filter's 31 bytes are weighed; a classed oracle's 361 would decide
             # alone, so it is chosen as if free (its `paid` then only reports them)
             weighed = side if classes == 1 else 0
             best = _frame_cost(recon, f, nbytes, lam)
-            for mode in ("all", "unit"):
+            for mode in modes:
                 trial = copy.deepcopy(start)
                 hook.mode = mode
                 data_b, recon_b = encode_lossy(f, pred, vis, quality, trial)
@@ -249,7 +273,7 @@ def code_clip(clip: np.ndarray, quality: int, hook: _Hook, refine: bool, classes
                     )  # fmt: skip
                     chosen = mode
             hook.coef = None
-            if extra > 1:
+            if chosen is not None:
                 used[chosen] += 1
         hook.pred = None
         total += nbytes
@@ -265,7 +289,9 @@ def code_clip(clip: np.ndarray, quality: int, hook: _Hook, refine: bool, classes
     }
 
 
-def measure(clips: list[Path], frames: int, max_side: int, classes: int = 1) -> dict:
+def measure(clips: list[Path], frames: int, max_side: int, classes: int = 1, learned=None) -> dict:
+    """learned: a function of the quality giving the refinement (learned_refine.py),
+    measured in place of the fitted oracle."""
     from fpcodec.bench.bdrate import bd_rate
     from fpcodec.models.data import load_clip
 
@@ -278,7 +304,7 @@ def measure(clips: list[Path], frames: int, max_side: int, classes: int = 1) -> 
             rows = {"plain": {}, "refined": {}}
             for q in QUALITIES:
                 rows["plain"][str(q)] = code_clip(clip, q, hook, False)
-                rows["refined"][str(q)] = code_clip(clip, q, hook, True, classes)
+                rows["refined"][str(q)] = code_clip(clip, q, hook, True, classes, learned)
             pl = [rows["plain"][str(q)] for q in QUALITIES]
             rf = [rows["refined"][str(q)] for q in QUALITIES]
             d0 = [r["distance"] for r in pl]
@@ -316,8 +342,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--classes", type=int, choices=(1, 12), default=1, help="filters per plane (classify)"
     )
+    ap.add_argument(
+        "--learned", metavar="PT", help="measure this learned refinement (learned_refine.py)"
+    )
     a = ap.parse_args(argv)
-    result = measure(study_clips(a.corpus, a.clips), a.frames, a.max_side, a.classes)
+    learned = None
+    if a.learned:
+        from .learned_refine import load_refinement
+
+        learned = load_refinement(a.learned)
+    clips = study_clips(a.corpus, a.clips)
+    result = measure(clips, a.frames, a.max_side, a.classes, learned)
+    result["learned"] = a.learned
     write_study(result, a.output, "fpcodec.bench.mc_refine_headroom")
     return 0
 

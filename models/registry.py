@@ -20,10 +20,11 @@ from .predictor import Predictor
 
 # The defaults, lossy and otherwise. The learned in-loop stage (convlstm-loop) ships
 # and is selectable, but it does not earn its place: on the held-out clips it codes
-# no smaller than `last` at equal distance, and source-fitted oracles bound what a
-# learned stage could buy here at about 2% (in-loop restoration), 1.3% (refining the
-# motion-compensated prediction) and 1% (a per-unit context of the levels) of the
-# bytes (bench/results/filter-headroom, mc-refine, context). The causal frame
+# no smaller than `last` at equal distance; source-fitted adaptive filters would gain
+# about 1.2% (in-loop restoration), 2.6% (refining the motion-compensated prediction)
+# and 1% (a per-unit context of the levels) on the held-out clips, and a network
+# trained for the refinement realises 0.2% of the bytes (bench/results/
+# filter-headroom, mc-refine, context; bench/RESULTS.md). The causal frame
 # predictors (convlstm and the other catz models) do not code smaller than the last
 # frame either (bench/RESULTS.md). A stage that wins becomes DEFAULT_PREDICTOR;
 # lossless coding has its own default, since a stage of the lossy loop changes

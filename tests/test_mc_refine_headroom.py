@@ -100,3 +100,40 @@ def _blur_coef() -> np.ndarray:
     coef = np.zeros((3, 1, 10), np.int64)
     coef[:, 0, :9] = BLUR.ravel() * (1 << m.FRACTION_BITS) // 16
     return coef
+
+
+def test_a_refinement_the_decoder_runs_itself_is_measured_through_the_same_loop():
+    """A 'learned' refinement is a function of the quality giving one of the planes:
+    here the fitted filter of the inverting clip, known in advance, in place of a
+    network; it must be chosen and save as the fitted oracle does, costing a flag."""
+    clip = _inverting_clip()
+    with m._Hook() as hook:
+        plain = m.code_clip(clip, 50, hook, refine=False)
+        # the filter that inverts and fades, fitted once on a frame pair
+        f0 = m.rgb_to_planes(clip[0])
+        f1 = m.rgb_to_planes(clip[1])
+        coef = m.fit(f0, f1)
+        known = m.code_clip(
+            clip, 50, hook, refine=True, learned=lambda q: lambda p: m.apply(coef, p)
+        )
+    assert sum(known["frames_refined"].values()) >= 2
+    assert known["bytes_paid"] < 0.8 * plain["bytes"]
+    assert known["bytes_paid"] - known["bytes"] == len(clip) - 1  # a flag a predicted frame
+
+
+def test_the_refinement_network_starts_as_the_identity_and_learns():
+    import torch
+    from fpcodec.bench import learned_refine as lr
+
+    net = lr.RefineNet()
+    planes = torch.randint(-200, 200, (2, 3, 16, 16)).float()
+    assert torch.equal(net(planes, torch.tensor([4.0, 8.0])), planes)
+    rng = np.random.default_rng(2)
+    pairs = []
+    for _ in range(16):  # the source is the prediction brightened by 6 in luma
+        p = rng.integers(0, 255, (3, 16, 16)).astype(np.int16)
+        t = p.copy()
+        t[0] += 6
+        pairs.append((p, t, 4.0))
+    curve = lr.train(pairs, steps=60, batch=8, lr=3e-3)["curve"]
+    assert curve[-1][1] < 0.5 * curve[0][1]
