@@ -5,8 +5,8 @@ blocks of four colours shifted 8 pixels a frame, 1% of the pixels noise, seed 7)
 `natural` (the first three frames of a corpus clip tiled to the size and quantised to
 256 colours; made locally, never committed) -- and runs, for every picture, predictor
 and option set, `fpcodec encode` then `fpcodec decode` to GIF as a user would, one
-numba and one torch thread, reading each child's peak resident set from wait4. One
-JSON line a run.
+numba and one torch thread, reading each child's peak resident set as the benchmark
+does (peakrss.run_child: wait4 in a small launcher). One JSON line a run.
 
     python -m fpcodec.bench.cap_memory --clip ../shared/corpus/mtcat-0001.gif \\
         --predictors convlstm-ae,hybrid3d --options="--no-palette;--quality 50"
@@ -53,17 +53,14 @@ def natural(path: Path, clip: Path, width: int, height: int) -> None:
 
 
 def run(argv: list[str]) -> tuple[float, float, int]:
-    """(peak MiB, seconds, exit status) of one child process."""
+    """(peak MiB, seconds, exit status) of one child process, one numba and one torch
+    thread, measured by the benchmark's own launcher (peakrss.run_child)."""
+    from .peakrss import run_child
+
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
     t = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.execvpe(argv[0], argv, env)
-        finally:
-            os._exit(127)
-    _, status, usage = os.wait4(pid, 0)
-    return usage.ru_maxrss / 1024, time.perf_counter() - t, os.waitstatus_to_exitcode(status)
+    rc, peak, _ = run_child(argv, timeout=7200, env=env)
+    return peak, time.perf_counter() - t, rc
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,7 +43,7 @@ from fpcodec.codec.lossy.syntax import B_FIELDS, code_unit_blocks
 from numba import njit
 
 from .mc_refine_headroom import _Hook
-from .study import study_clips, study_parser, write_study
+from .study import loaded_clips, study_clips, study_parser, write_study
 
 QUALITIES = (25, 40, 55, 70)
 FEATURES = ("none", "intra", "texture", "history", "texture+history", "oracle")
@@ -173,14 +173,9 @@ def _check_tables(tables: tuple[np.ndarray, np.ndarray]) -> None:
 
 
 def measure(clips: list[Path], frames: int, max_side: int) -> dict:
-    from fpcodec.models.data import load_clip
-
     per_clip: dict[str, dict] = {}
     with _Hook() as hook:
-        for path in clips:
-            clip = load_clip(path, frames, max_side)
-            if clip is None:
-                continue
+        for path, clip in loaded_clips(clips, frames, max_side):
             rows = {str(q): measure_clip(clip, q, hook) for q in QUALITIES}
             per_clip[path.name] = rows
             saved = {

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .study import study_clips, study_parser, write_study
+from .study import loaded_clips, study_clips, study_parser, write_study
 
 QUALITIES = (10, 25, 40, 55, 70)
 SIDE = 16
@@ -65,15 +65,11 @@ def frame_rows(recon: np.ndarray, target: np.ndarray) -> tuple[float, float, flo
 
 
 def measure(clips: list[Path], frames: int, max_side: int) -> dict:
-    from fpcodec.models.data import load_clip
     from fpcodec.models.train_loopfilter import capture
 
     per_clip: dict[str, dict] = {}
     totals = {q: np.zeros(3) for q in QUALITIES}
-    for path in clips:
-        clip = load_clip(path, frames, max_side)
-        if clip is None:
-            continue
+    for path, clip in loaded_clips(clips, frames, max_side):
         rows = {}
         for q in QUALITIES:
             seq = capture(clip, q)

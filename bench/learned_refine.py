@@ -63,16 +63,15 @@ def capture(clips: list[Path], frames: int, max_side: int, seed: int = 0) -> lis
     from fpcodec.codec.lossy.coder import encode_lossy
     from fpcodec.codec.lossy.models import LossyModels
     from fpcodec.codec.lossy.transform_quant import quality_step
-    from fpcodec.models.data import load_clip
 
     from .mc_refine_headroom import _Hook
+    from .study import loaded_clips
 
     rng = np.random.default_rng(seed)
     pairs = []
     with _Hook() as hook:
-        for path in clips:
-            clip = load_clip(path, frames, max_side)
-            if clip is None or min(clip.shape[1:3]) < CROP:
+        for _, clip in loaded_clips(clips, frames, max_side):
+            if min(clip.shape[1:3]) < CROP:
                 continue
             vis = np.ones(clip.shape[1:3], bool)
             for q in QUALITIES:

@@ -36,7 +36,7 @@ import numpy as np
 from fpcodec.codec.lossy.motion_comp import mc_pred
 from numba import njit
 
-from .study import study_clips, study_parser, write_study
+from .study import loaded_clips, study_clips, study_parser, write_study
 
 QUALITIES = (25, 40, 55, 70)
 FRACTION_BITS = 6  # coefficients in 1/64: what a real syntax would send
@@ -213,11 +213,9 @@ class _Hook:
 
 def _frame_cost(recon_rgb: np.ndarray, target_rgb: np.ndarray, nbytes: int, lam: float) -> float:
     from fpcodec.codec.lossy.loop_filter import pixel_distance
-    from fpcodec.codec.lossy.planes import rgb_to_planes
     from fpcodec.codec.lossy.transform_quant import PLANE_WEIGHT
 
-    h, w = target_rgb.shape[:2]
-    a, b = rgb_to_planes(recon_rgb, h, w), rgb_to_planes(target_rgb, h, w)
+    a, b = rgb_to_planes(recon_rgb), rgb_to_planes(target_rgb)
     return float(pixel_distance(a, b, PLANE_WEIGHT).sum()) + lam * 8 * nbytes
 
 
@@ -293,14 +291,10 @@ def measure(clips: list[Path], frames: int, max_side: int, classes: int = 1, lea
     """learned: a function of the quality giving the refinement (learned_refine.py),
     measured in place of the fitted oracle."""
     from fpcodec.bench.bdrate import bd_rate
-    from fpcodec.models.data import load_clip
 
     per_clip: dict[str, dict] = {}
     with _Hook() as hook:
-        for path in clips:
-            clip = load_clip(path, frames, max_side)
-            if clip is None:
-                continue
+        for path, clip in loaded_clips(clips, frames, max_side):
             rows = {"plain": {}, "refined": {}}
             for q in QUALITIES:
                 rows["plain"][str(q)] = code_clip(clip, q, hook, False)

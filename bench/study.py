@@ -8,7 +8,10 @@ import argparse
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
 
 
 def study_parser(doc: str, frames: int) -> argparse.ArgumentParser:
@@ -32,6 +35,19 @@ def study_clips(corpus: str, listing: str | None) -> list[Path]:
         names = {ln.strip() for ln in lines if ln.strip()[:1] not in ("", "#")}
         clips = [c for c in clips if c.name in names]
     return clips
+
+
+def loaded_clips(
+    clips: list[Path], frames: int, max_side: int
+) -> Iterator[tuple[Path, np.ndarray]]:
+    """(path, RGB frames) of each clip that reads, its first `frames` frames, halved
+    while wider than max_side (models/data.py load_clip)."""
+    from fpcodec.models.data import load_clip
+
+    for path in clips:
+        clip = load_clip(path, frames, max_side)
+        if clip is not None:
+            yield path, clip
 
 
 def write_study(result: dict, output: str, module: str) -> None:

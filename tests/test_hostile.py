@@ -242,30 +242,20 @@ def test_encode_and_predict_refuse_a_frame_predictor_above_its_cap_before_a_fram
     assert time.perf_counter() - t < 100  # refused up front, not after a frame's inference
 
 
-_PROCESS_CHILD = textwrap.dedent(
-    """
-    import os, sys
-    pid = os.fork()
-    if pid == 0:
-        os.execvp(sys.argv[1], sys.argv[1:])
-    _, status, usage = os.wait4(pid, 0)
-    print(usage.ru_maxrss * 1024, os.waitstatus_to_exitcode(status))
-    """
-)
-
-
 @pytest.mark.skipif(
     not os.environ.get("FPCODEC_SLOW_TESTS"),
     reason="minutes per predictor; set FPCODEC_SLOW_TESTS=1 to run",
 )
 @pytest.mark.parametrize("name", TRAINED)
 def test_whole_processes_of_a_frame_predictor_at_its_cap_stay_within_the_bound(tmp, name):
+    from fpcodec.bench.peakrss import run_child
     from fpcodec.models.registry import MEMORY_CAPPED_PIXELS
     from PIL import Image
 
     # The largest frame the predictor takes, every pixel changing from frame to frame;
     # encode (its prediction is the switched coder's temporal candidate) and decode
-    # to GIF, each a whole process as a user runs it, measured by wait4.
+    # to GIF, each a whole process as a user runs it, measured by the benchmark's
+    # launcher (its child does not inherit this process's high-water mark).
     h, w = 2048, MEMORY_CAPPED_PIXELS // 2048
     rng = np.random.default_rng(7)
     frames = [Image.fromarray(rng.integers(0, 4, (h, w), dtype=np.uint8), "P") for _ in range(2)]
@@ -279,17 +269,11 @@ def test_whole_processes_of_a_frame_predictor_at_its_cap_stay_within_the_bound(t
         ["encode", str(src), str(fpc), "--predictor", name, "--no-palette", "-q"],
         ["decode", str(fpc), str(back), "-q"],
     ):
-        r = subprocess.run(
-            [sys.executable, "-c", _PROCESS_CHILD, *cmd, *args],
-            capture_output=True,
-            text=True,
-            timeout=3600,
-            env={**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"},
-        )
-        peak, rc = map(int, r.stdout.split())
-        print(f"{name} {args[0]}: peak {peak / 2**20:.0f} MiB")
-        assert rc == 0, r.stderr
-        assert peak < RSS_BOUND, f"{name} {args[0]}: {peak / 2**20:.0f} MiB"
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+        rc, peak, err = run_child([*cmd, *args], timeout=3600, env=env)
+        print(f"{name} {args[0]}: peak {peak:.0f} MiB")
+        assert rc == 0, err
+        assert peak * 2**20 < RSS_BOUND, f"{name} {args[0]}: {peak:.0f} MiB"
 
 
 # ------------------------------------------------------------ 2, 7, 8: weight files
