@@ -48,7 +48,7 @@ from .container import (
     StreamHeader,
 )
 from .errors import FormatError
-from .gifcompose import CompositorState, composite
+from .gifcompose import CompositorState, composite, same_pixels
 from .gifparse import GifFrame, GifScreen
 from .lossy import LossyModels, decode_lossy, encode_lossy, keep_decoded
 from .lossy.presets import DEFAULT_PRESET
@@ -412,7 +412,7 @@ def _gif_step(state: StreamState, rgba: np.ndarray, gif: GifFrame | None):
         return None
     before = comp.copy()
     result = composite(comp, gif, state.gif_screen.global_palette)
-    if not np.array_equal(result, rgba):
+    if not same_pixels(result, rgba):
         return None
     comp.canvas = rgba  # the same pixels, held once (composite never writes into it)
     return before

@@ -35,7 +35,7 @@ from numba import njit
 
 from . import rangecoder
 from .container import CODING_PALETTE, KEY, PREDICTED
-from .gifcompose import CompositorState, composite
+from .gifcompose import CompositorState, composite, same_pixels
 from .gifparse import GifFrame
 from .palette import PaletteStream, encode_palette_frame
 from .palette_nearlossless import near_lossless_frame
@@ -118,7 +118,7 @@ def _palette_trial(state, rgba, key, frame: GifFrame, prediction, before: Compos
     except (ValueError, rangecoder.CodingOverflow):
         return None
     recon = composite(ps.compositor, frame, ps.global_palette)
-    if np.array_equal(recon, rgba):
+    if same_pixels(recon, rgba):
         recon = ps.compositor.canvas = rgba  # the same pixels, held once
     return CodedFrame(KEY if key else PREDICTED, CODING_PALETTE, body, recon), ps
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .gifparse import GifFrame, interlace_rows
+from .limits import row_bands
 
 
 @dataclass
@@ -91,10 +92,12 @@ def composite(
         full = np.full((H, W), fill, np.uint8)  # an int64 one was 268 MB at the cap
         full[y0:y1, x0:x1] = img
         canvas = np.empty((H, W, 4), np.uint8)
-        canvas[..., :3] = lut[full]
-        canvas[..., 3] = 255
-        if t is not None:
-            np.copyto(canvas, 0, where=(full == t)[..., None])
+        for b0, b1 in row_bands(H, W):
+            band, rows = canvas[b0:b1], full[b0:b1]
+            band[..., :3] = lut[rows]
+            band[..., 3] = 255
+            if t is not None:
+                np.copyto(band, 0, where=(rows == t)[..., None])
         before = None  # disposal 3 of the first frame restores "nothing": see below
         restore_first = t is not None
         changed = [(0, 0, W, H)]
@@ -113,13 +116,17 @@ def composite(
         region = canvas[y0:y1, x0:x1]
         t = frame.transparency
         # copyto with a mask: boolean indexing built index arrays of 16 bytes a pixel
-        if t is None:
-            region[..., :3] = lut[img]
-            region[..., 3] = 255
-        else:
-            paint = img != t
-            np.copyto(region[..., :3], lut[img], where=paint[..., None])
-            np.copyto(region[..., 3], 255, where=paint)
+        # a band at a time: the colours looked up for a whole frame were 96 MiB at the
+        # size cap, beside the canvas
+        for b0, b1 in row_bands(y1 - y0, x1 - x0):
+            band, rows = region[b0:b1], img[b0:b1]
+            if t is None:
+                band[..., :3] = lut[rows]
+                band[..., 3] = 255
+            else:
+                paint = rows != t
+                np.copyto(band[..., :3], lut[rows], where=paint[..., None])
+                np.copyto(band[..., 3], 255, where=paint)
         restore_first = False
         changed.append((x0, y0, x1, y1))
     state.pending = _disposal(state, frame, lut, before, restore_first)
@@ -164,3 +171,13 @@ def _disposal(
         assert before is not None
         return (x0, y0, x1, y1, before)
     return None
+
+
+def same_pixels(a: np.ndarray, b: np.ndarray) -> bool:
+    """np.array_equal a band of rows at a time: its comparison of whole frames built a
+    boolean frame beside them (128 MiB at the size cap, at the encoder's peak)."""
+    if a is b:
+        return True
+    if a.shape != b.shape:
+        return False
+    return all(np.array_equal(a[y0:y1], b[y0:y1]) for y0, y1 in row_bands(*a.shape[:2]))

@@ -519,6 +519,20 @@ def luma_ranks(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rank, order.astype(np.int64)
 
 
+@njit(cache=True)
+def _opaque_and_alike(canvas, prediction) -> bool:
+    """Every canvas pixel opaque and of the predicted colour: the two rank maps of
+    _maps are then one (-1 marks only transparent canvas pixels)."""
+    for y in range(canvas.shape[0]):
+        for x in range(canvas.shape[1]):
+            if canvas[y, x, 3] == 0:
+                return False
+            for c in range(3):
+                if canvas[y, x, c] != prediction[y, x, c]:
+                    return False
+    return True
+
+
 def _maps(
     models: PaletteModels,
     table: np.ndarray,
@@ -540,7 +554,9 @@ def _maps(
     # cap would be 400 MB
     tmap = np.empty((frame.h, frame.w), np.int16)
     _nearest_ranks(canvas[y0:y1, x0:x1], True, pal_by_rank, models.lut, tmap)
-    if prediction is None:
+    if prediction is None or _opaque_and_alike(canvas[y0:y1, x0:x1], prediction[y0:y1, x0:x1]):
+        # after a palette frame, `last` predicts the canvas itself: the ranks are the
+        # same, and a second map was 64 MiB at the size cap, at a lossy GIF's peak
         pmap = tmap
     else:
         pmap = np.empty((frame.h, frame.w), np.int16)

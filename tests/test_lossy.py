@@ -312,6 +312,34 @@ def test_with_one_reference_the_ring_is_let_go_and_nothing_changes(monkeypatch):
     assert run() == kept_free
 
 
+def test_with_one_reference_a_palette_frame_leaves_no_planes_and_nothing_changes(monkeypatch):
+    """A frame of another coding kept in a lossy stream (keep_decoded: a GIF's palette
+    frame) fills the ring only where decoded frames are references; with the
+    predictor's frame the only one, every lossy frame converts its own into slot 0,
+    so nothing is kept (a trial's checkpoint held those planes through the palette
+    trials, 192 MiB at the size cap), and the next frame's bytes are the same."""
+    from fpcodec.codec.lossy import coder
+
+    clip = moving_clip(3, 40, 48, seed=4)
+    monkeypatch.setattr(references, "REF_PIXELS", 40 * 48)
+
+    def run() -> tuple[bytes, int]:
+        models = LossyModels()
+        visible = np.ones(clip[0].shape[:2], bool)
+        encode_lossy(clip[0], None, visible, 40, models)
+        coder.keep_decoded(clip[1], models)  # an exact frame of another coding
+        held = models.ring.size
+        data, _ = encode_lossy(clip[2], clip[1], visible, 40, models)
+        return data, held
+
+    data, held = run()
+    assert held == 0
+    # the planes kept as they were before: the same bytes
+    monkeypatch.setattr(coder, "reference_count", lambda hp, wp: 2)
+    kept, held = run()
+    assert held > 0 and kept == data
+
+
 def test_the_previous_frame_goes_once_the_lossy_coder_has_it_in_planes(monkeypatch):
     """A lossy stream without GIF trials hands the prediction over (framecodec's
     StreamState.take_prediction): by the time a frame's units are coded nothing holds

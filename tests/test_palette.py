@@ -9,6 +9,8 @@ import pytest
 from fpcodec.codec.errors import FpcError
 from fpcodec.codec.gifcompose import CompositorState, composite
 from fpcodec.codec.gifparse import iter_frames, parse_screen
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import fpcodec
 
@@ -113,7 +115,16 @@ def test_palette_keyframes_carry_the_compositor_state(tmp, kint):
     assert info["frame_types"]["key"]["frames"] >= info["frames"] // kint
 
 
-def test_compositor_matches_pillow_on_structured_gifs():
+@pytest.mark.parametrize("rows", [None, 2])
+def test_compositor_matches_pillow_on_structured_gifs(monkeypatch, rows):
+    # rows: the compositor draws a band of rows at a time (a whole frame's colours
+    # were 96 MiB at the size cap); bands of two rows must draw the same frames
+    import fpcodec.codec.gifcompose as gifcompose
+
+    if rows is not None:
+        monkeypatch.setattr(
+            gifcompose, "row_bands", lambda h, w: [(y, min(h, y + rows)) for y in range(0, h, rows)]
+        )
     for seed in range(6):
         data = structured_gif(
             seed,
@@ -344,3 +355,48 @@ def test_without_palette_coding_the_source_does_not_parse_gif_frames(tmp, monkey
     )
     fpcodec.encode(path, tmp / "n.fpc", palette=False)
     assert seen == [False]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    h=st.integers(1, 9),
+    w=st.integers(1, 5),
+    diff=st.one_of(st.none(), st.tuples(st.integers(0, 8), st.integers(0, 4), st.integers(0, 3))),
+)
+def test_same_pixels_is_array_equal_band_by_band(h, w, diff):
+    from unittest import mock
+
+    import fpcodec.codec.gifcompose as gifcompose
+
+    a = np.arange(h * w * 4, dtype=np.uint8).reshape(h, w, 4)
+    b = a.copy()
+    if diff is not None and diff[0] < h and diff[1] < w:
+        b[diff] ^= 1
+    two_rows = lambda hh, ww: [(y, min(hh, y + 2)) for y in range(0, hh, 2)]  # noqa: E731
+    with mock.patch.object(gifcompose, "row_bands", two_rows):
+        assert gifcompose.same_pixels(a, b) == np.array_equal(a, b)
+        assert gifcompose.same_pixels(a, a)
+        assert not gifcompose.same_pixels(a, a[:, :-1])
+
+
+def test_one_rank_map_serves_canvas_and_prediction_where_they_agree(tmp, monkeypatch):
+    """After a palette frame `last` predicts the canvas itself: _maps shares its
+    canvas map as the prediction's (one frame-sized map less at the size cap), and
+    the bytes are the two maps' bytes."""
+    import fpcodec.codec.palette as palette
+
+    (tmp / "s.gif").write_bytes(structured_gif(1, (1, 1, 1, 1)))
+    alike = palette._opaque_and_alike
+    shared = []
+    monkeypatch.setattr(
+        palette, "_opaque_and_alike", lambda c, p: shared.append(alike(c, p)) or shared[-1]
+    )
+    one = fpcodec.encode(tmp / "s.gif", tmp / "one.fpc", predictor="last").bytes
+    assert any(shared)
+    monkeypatch.setattr(palette, "_opaque_and_alike", lambda c, p: False)
+    two = fpcodec.encode(tmp / "s.gif", tmp / "two.fpc", predictor="last").bytes
+    assert (tmp / "one.fpc").read_bytes() == (tmp / "two.fpc").read_bytes() and one == two
+    _, frames, _ = fpcodec.decode_frames(tmp / "one.fpc")
+    ref, _, _ = read_frames(tmp / "s.gif")
+    for a, b in zip(ref, frames, strict=True):
+        np.testing.assert_array_equal(a, b)

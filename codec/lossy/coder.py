@@ -17,7 +17,13 @@ from .loop_filter import MapGains, apply_map, read_map, write_map
 from .models import LossyModels
 from .planes import planes_into_rgb, planes_to_rgb, rgb_into_planes, rgb_to_planes
 from .presets import SLOW
-from .references import keep_frame, prediction_slot, release_slot, start_frame
+from .references import (
+    keep_frame,
+    prediction_slot,
+    reference_count,
+    release_slot,
+    start_frame,
+)
 from .syntax import level_count
 from .transform_quant import DECISION_WEIGHTS, PLANE_WEIGHT, step_tables
 
@@ -263,6 +269,13 @@ def keep_decoded(rgb: np.ndarray, models: LossyModels) -> None:
     the best reference there is."""
     h, w = rgb.shape[:2]
     hp, wp = _padded(h, w)
+    if reference_count(hp, wp) == 1:
+        # the predictor's frame is the only reference, and every lossy frame converts
+        # its own into slot 0 (_prediction_planes): planes kept here were never read,
+        # and a trial's checkpoint held them through the palette trials (192 MiB at
+        # the size cap)
+        release_slot(models, 1)
+        return
     planes = prediction_slot(models, hp, wp)  # where start_frame puts it: no copy
     rgb_into_planes(rgb, planes)
     _, nmax = start_frame(models, planes, False)
