@@ -175,7 +175,7 @@ def _disposal(
 
 def same_pixels(a: np.ndarray, b: np.ndarray) -> bool:
     """np.array_equal a band of rows at a time: its comparison of whole frames built a
-    boolean frame beside them (128 MiB at the size cap, at the encoder's peak)."""
+    boolean frame beside them (128 MiB at the size cap)."""
     if a is b:
         return True
     if a.shape != b.shape:
