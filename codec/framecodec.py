@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from fpcodec.models.predictor import Prediction, Predictor
 
-from . import rangecoder
+from . import lossy, rangecoder
 from .alpha import (
     ALPHA_BINARY,
     ALPHA_FULL,
@@ -50,7 +50,6 @@ from .container import (
 from .errors import FormatError
 from .gifcompose import CompositorState, composite, same_pixels
 from .gifparse import GifFrame, GifScreen
-from .lossy import LossyModels, decode_lossy, encode_lossy, keep_decoded
 from .lossy.presets import DEFAULT_PRESET
 from .lossy.presets import preset as lossy_preset
 from .palette import (
@@ -88,7 +87,7 @@ class StreamState:
         self._palette: PaletteStream | None = None
         self.prev_was_palette = False
         self.lossy = (
-            LossyModels(
+            lossy.LossyModels(
                 getattr(predictor, "prediction_is_decoded", False),
                 getattr(predictor, "loop_filter", None),
             )
@@ -154,7 +153,7 @@ class StreamState:
         self.prev = recon
         self.prev_was_palette = coding == CODING_PALETTE
         if coding == CODING_PALETTE and self.lossy is not None:
-            keep_decoded(recon[..., :3], self.lossy)
+            lossy.keep_decoded(recon[..., :3], self.lossy)
 
 
 @dataclass(frozen=True)
@@ -505,7 +504,7 @@ def _encode_lossy_frame(
         pred = None if prediction is None else prediction.rgb
     recon = np.empty((*alpha.shape, 4), np.uint8)  # the colour is decoded into it
     try:
-        data, _ = encode_lossy(
+        data, _ = lossy.encode_lossy(
             colour,
             pred,
             alpha,  # nonzero where visible: no boolean copy of the plane
@@ -631,7 +630,7 @@ def _decode_lossy_frame(
     r.done()
     pred = None if prediction is None else prediction.rgb
     recon = np.empty((h, w, 4), np.uint8)  # the colour is decoded into it, as the encoder's
-    _, damaged = decode_lossy(
+    _, damaged = lossy.decode_lossy(
         data, pred, h, w, header.quality, state.lossy, header.entropy, what, recon[..., :3]
     )
     if damaged:

@@ -39,7 +39,7 @@ from .colour_index import hash_slot, index_colours, packed_at
 from .errors import FormatError
 from .gifcompose import CompositorState
 from .gifparse import GifFrame, interlace_rows
-from .mixing import MixerModel, hash2, mix_code
+from .mixing import MixerModel, bucket_of, hash2, mix_code, prefetch_bucket
 from .sections import Reader, pack
 
 USE_Q = True
@@ -113,21 +113,27 @@ def _code_symbol(
     st, buf, enc, v, restricted, ch, nch, nb, ctxs, hist, sm, weights, slots, states, inputs
 ):
     """Code a rank (nb bits); when restricted, only ranks in ch[:nch] are possible and
-    bits the restriction already decides cost nothing."""
+    bits the restriction already decides cost nothing. ch[:nch] is used up: it keeps
+    the ranks that agree with the bits so far, so each bit scans only those (a root's
+    children can be hundreds)."""
     node = 1
+    if not restricted:  # a restricted rank's first reads are hinted by the caller
+        prefetch_bucket(ctxs, 0, hist)
+        if nb > 4:
+            prefetch_bucket(ctxs, 1, hist)
     for j in range(nb - 1, -1, -1):
         bit = (v >> j) & 1 if enc else 0
         if restricted:
-            prefix = node - (1 << (nb - 1 - j))
+            # ch[:nch] agree with every bit above j: is bit j decided among them?
             has0 = False
             has1 = False
             for i in range(nch):
-                r = ch[i]
-                if (r >> (j + 1)) == prefix:
-                    if (r >> j) & 1:
-                        has1 = True
-                    else:
-                        has0 = True
+                if (ch[i] >> j) & 1:
+                    has1 = True
+                else:
+                    has0 = True
+                if has0 and has1:
+                    break
             if not (has0 and has1):
                 node = node * 2 + (1 if has1 else 0)
                 continue
@@ -135,7 +141,30 @@ def _code_symbol(
         wsel = (depth_bit if depth_bit < 7 else 7) * 2 + restricted
         b = mix_code(st, buf, enc, bit, ctxs, node, hist, sm, weights, wsel, slots, states, inputs)
         node = node * 2 + b
+        if restricted:
+            kept = 0
+            for i in range(nch):
+                if ((ch[i] >> j) & 1) == b:
+                    ch[kept] = ch[i]
+                    kept += 1
+            nch = kept
+        if depth_bit + 5 < nb:
+            # the bucket of the bit five further down is now known (mixing.py)
+            prefetch_bucket(ctxs, node, hist)
     return node - (1 << nb)
+
+
+@njit(cache=True)
+def _first_open_node(ch, nch, nb):
+    """The tree node of the first bit a restricted rank codes: the ranks in ch[:nch]
+    (nch > 1) share every bit above their highest differing one, which decides it."""
+    diff = 0
+    for i in range(1, nch):
+        diff |= ch[i] ^ ch[0]
+    top = 0
+    while (diff >> (top + 1)) > 0:
+        top += 1
+    return (ch[0] >> (top + 1)) | (1 << (nb - 1 - top))
 
 
 # The LZW dictionary as the decoder rebuilds it: one (4, 4096) table, a row per field,
@@ -397,11 +426,16 @@ def _code_phrases(
             qv = qmap[row, col]
             dd = depth if depth < 15 else 15
             _stop_contexts(tctx, ch, nch, node, dd, col, lastv, nv, tv, pv, qv)
+            prefetch_bucket(tctx, -1, t_hist)
+            # The child's contexts do not depend on "go on?": their first table reads
+            # start now and arrive while that bit is coded (wasted where the phrase ends).
+            _symbol_contexts(sctx, rankbuf, row, col, w, tv, pv, qv, 32 + dd, hash2(node, 9))
+            if nch > 1:
+                prefetch_bucket(sctx, bucket_of(_first_open_node(ch, nch, nb)), s_hist)
             cont = 1 if (enc and depth < length) else 0
             cb = mix_code(st, buf, enc, cont, tctx, 0, t_hist, t_sm, t_w, dd, slots, states, inputs)
             if cb == 0:
                 break
-            _symbol_contexts(sctx, rankbuf, row, col, w, tv, pv, qv, 32 + dd, hash2(node, 9))
             v = rank[idx[pos]] if enc else 0
             v = _code_symbol(
                 st, buf, enc, v, 1, ch, nch, nb, sctx, s_hist, s_sm, s_w, slots, states, inputs

@@ -253,6 +253,12 @@ def test_playback_speed_compares_decoding_with_the_gifs_own_frame_rate(tmp_path)
     assert row["decode_fps"] == pytest.approx(5 / row["decode_s"])
     assert row["margin"] == pytest.approx(row["decode_fps"] / 10.0)
     assert data["summary"]["realtime"] == int(row["margin"] >= 1)
+    # whole processes: start-up included, so slower than the decoder in this process
+    assert row["process_decode_s"] > row["decode_s"]
+    assert row["process_margin"] == pytest.approx(5 / row["process_decode_s"] / 10.0)
+    assert row["encode_margin"] == pytest.approx(5 / row["process_encode_s"] / 10.0)
+    assert data["summary"]["worst_process_clip"] == "a.gif"
+    assert data["summary"]["process_realtime"] == int(row["process_margin"] >= 1)
 
 
 def test_tune_compares_each_clip_on_its_own_curve(tmp_path):

@@ -229,16 +229,22 @@ print("HEAVY=" + ",".join(heavy), file=sys.stderr)
 """
 
 
-def _heavy_modules(args: list[str], cwd: Path) -> str:
+def _probe_line(probe: str, args: list[str], cwd: Path, tag: str) -> str:
+    """Run the CLI with `args` in a fresh interpreter under `probe`; the line it
+    printed after `tag`."""
     r = subprocess.run(
-        [sys.executable, "-c", _PROBE.format(args=args)],
+        [sys.executable, "-c", probe.format(args=args)],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         cwd=cwd,
     )
-    (line,) = [x for x in r.stderr.splitlines() if x.startswith("HEAVY=")]
-    return line[len("HEAVY=") :]
+    (line,) = [x for x in r.stderr.splitlines() if x.startswith(tag)]
+    return line[len(tag) :]
+
+
+def _heavy_modules(args: list[str], cwd: Path) -> str:
+    return _probe_line(_PROBE, args, cwd, "HEAVY=")
 
 
 @pytest.mark.parametrize(
@@ -252,6 +258,26 @@ def test_info_of_a_last_file_imports_neither_torch_nor_numba(tmp):
     gif = save_gif(tmp / "a.gif", moving_clip(3, 10, 12))
     assert run("encode", str(gif), "a.fpc", "-q", cwd=tmp).returncode == 0
     assert _heavy_modules(["info", "a.fpc"], tmp) == ""
+
+
+_DECODE_PROBE = """
+import sys
+from fpcodec.cli import main
+rc = main({args!r})
+loaded = [m for m in ("scipy.linalg", "fpcodec.codec.lossy.coder") if m in sys.modules]
+import numba.np.arraymath, scipy.linalg  # still importable afterwards
+print("LOADED=" + ",".join(loaded), numba.np.arraymath._HAVE_BLAS, rc, file=sys.stderr)
+"""
+
+
+def test_decoding_a_palette_file_loads_neither_the_lossy_coder_nor_scipy_linalg(tmp):
+    """Start-up is part of decode speed (issue 24): a GIF's palette frames need no
+    lossy kernels, and numba need not import SciPy's BLAS (numbastart.py)."""
+    gif = save_gif(tmp / "a.gif", moving_clip(3, 10, 12))
+    assert run("encode", str(gif), "a.fpc", "-q", cwd=tmp).returncode == 0
+    args = ["decode", "-q", "a.fpc", "b.gif"]
+    assert _probe_line(_DECODE_PROBE, args, tmp, "LOADED=") == " False 0"
+    assert (tmp / "b.gif").exists()
 
 
 def test_import_fpcodec_is_light(tmp):

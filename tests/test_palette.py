@@ -400,3 +400,45 @@ def test_one_rank_map_serves_canvas_and_prediction_where_they_agree(tmp, monkeyp
     ref, _, _ = read_frames(tmp / "s.gif")
     for a, b in zip(ref, frames, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@given(
+    nb=st.integers(1, 12),
+    ranks=st.sets(st.integers(0, 4095), min_size=2, max_size=40),
+)
+@settings(max_examples=200, deadline=None)
+def test_the_first_open_node_is_where_the_possible_ranks_first_differ(nb, ranks):
+    """The read-ahead of a restricted rank (palette._first_open_node) names the tree
+    node of the first bit the ranks do not decide, the one the coder reads first."""
+    from fpcodec.codec.palette import _first_open_node
+
+    ch = np.array(sorted({r % (1 << nb) for r in ranks}), np.int64)
+    if len(ch) < 2:
+        return
+    node = 1
+    for j in range(nb - 1, -1, -1):  # walk down the bits the way the coder does
+        bits = {(int(r) >> j) & 1 for r in ch if (int(r) >> (j + 1)) == node - (1 << (nb - 1 - j))}
+        if len(bits) == 2:
+            break
+        node = node * 2 + bits.pop()
+    assert _first_open_node(ch, len(ch), nb) == node
+
+
+def test_the_read_ahead_hint_changes_no_coded_byte():
+    """codec/prefetch.py only says when memory is wanted: the mixer codes the same
+    bytes with its reads hinted as without."""
+    from fpcodec.bench.mixer_reads import N_CONTEXTS, _code_bits
+    from fpcodec.codec import rangecoder as rc
+    from fpcodec.codec.mixing import MixerModel
+
+    coded = []
+    for ahead in (False, True):
+        model = MixerModel(N_CONTEXTS, 12, 16)
+        st = rc.new_state()
+        rc.rc_init_enc(st)
+        buf = np.zeros(1 << 16, np.uint8)
+        _code_bits(20_000, st, buf, model.hist, model.sm, model.weights, 1 << 14, ahead)
+        n = rc.rc_finish_enc(st, buf)
+        coded.append((bytes(buf[:n]), model.hist.tobytes(), model.weights.tobytes()))
+    assert len(coded[0][0]) > 1000
+    assert coded[0] == coded[1]

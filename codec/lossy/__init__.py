@@ -20,11 +20,25 @@ One file per stage (docs/ARCHITECTURE.md walks a frame through them):
     deblock.py          the in-loop filter
 """
 
-from .coder import decode_lossy, encode_lossy, keep_decoded
-from .models import LossyModels
-from .references import N_REFS, reference_count
-from .syntax import MAX_MV
-from .transform_quant import quality_step, step_tables
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+# The package's names are imported on first use (PEP 562): a palette-only file, what
+# most GIFs are, never runs the lossy coder, and importing its kernels cost a decode
+# about half a second of start-up (the whole process of a 40-frame GIF takes ~3 s).
+_HOME = {
+    "decode_lossy": "coder",
+    "encode_lossy": "coder",
+    "keep_decoded": "coder",
+    "LossyModels": "models",
+    "N_REFS": "references",
+    "reference_count": "references",
+    "MAX_MV": "syntax",
+    "quality_step": "transform_quant",
+    "step_tables": "transform_quant",
+}
 
 __all__ = [
     "MAX_MV",
@@ -37,3 +51,19 @@ __all__ = [
     "reference_count",
     "step_tables",
 ]
+
+if TYPE_CHECKING:
+    from .coder import decode_lossy, encode_lossy, keep_decoded
+    from .models import LossyModels
+    from .references import N_REFS, reference_count
+    from .syntax import MAX_MV
+    from .transform_quant import quality_step, step_tables
+
+
+def __getattr__(name: str):
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value

@@ -10,7 +10,6 @@ here is part of the format: the decoder reads whatever vectors the encoder chose
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import njit, prange
 
@@ -18,14 +17,7 @@ from .motion_comp import clamp, mc_block, mv_pred, scale_mv
 from .presets import P_BI_RANGE, P_BI_REFS, P_OLD_REFS, P_RANGE
 from .transform_quant import PLANE_STEP_C, bitlen
 
-# numba's default threading layer is OpenMP, the libgomp that torch's CPU kernels use
-# too: with the encoder's parallel motion search in the same process, every small
-# torch op of a learned predictor joined a thread team that included numba's worker,
-# and where two processes shared two cores each op waited for a descheduled thread
-# (convlstm encodes 20x slower in the benchmark). numba's own workqueue layer shares
-# nothing with torch. A layer the user chose (NUMBA_THREADING_LAYER) is kept.
-if numba.config.THREADING_LAYER == "default":
-    numba.config.THREADING_LAYER = "workqueue"
+# numba's threading layer for the parallel search: workqueue (codec/numbastart.py)
 
 SEARCH_MAX = 64  # the encoder never proposes vectors longer than this
 REF_PENALTY = 6  # an older reference must win by this many lambda bits

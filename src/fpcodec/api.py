@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from fpcodec.codec.errors import InputError, UsageError
 from fpcodec.codec.limits import DEFAULT_KEYFRAME_INTERVAL, MAX_FRAMES, SPEED_PRESETS
+from fpcodec.codec.numbastart import import_numba
 
 if TYPE_CHECKING:
     import numpy as np
@@ -160,6 +161,7 @@ def encode(
         )
     if entropy not in ("arith", "zstd"):
         raise UsageError("--entropy must be arith or zstd")
+    import_numba()
     from fpcodec.codec.container import StreamHeader
     from fpcodec.codec.encoder import Encoder
     from fpcodec.codec.source import open_source
@@ -257,6 +259,7 @@ def decode(
     output). input "-" is standard input. crf: quality of lossy video outputs (H.264
     / VP9 constant-rate factor, lower is better); lossless_video: FFV1 in .mkv.
     large_frames: decode a frame predictor's file above its memory cap."""
+    import_numba()
     from fpcodec.codec.atomic import atomic_dir
     from fpcodec.codec.decoder import Decoder
     from fpcodec.codec.sinks import MAX_CRF, VIDEO_SUFFIXES, output_kind
@@ -308,6 +311,7 @@ def decode_frames(
 
     float_path: also accept files of a `NAME+float` predictor (the benchmark's float
     reference, refused otherwise: not portable). large_frames: as for decode()."""
+    import_numba()
     from fpcodec.codec.decoder import Decoder
 
     with _open_input(input) as f:

@@ -86,6 +86,9 @@ def compile_kernels() -> None:
 
 
 def _range_coder_caches() -> list:
+    from fpcodec.codec.numbastart import import_numba
+
+    import_numba()  # a command's first import of numba is here
     from fpcodec.codec import rangecoder
 
     # the range coder's entry points: every encode and decode compiles them

@@ -1,0 +1,54 @@
+"""How numba starts in an fpcodec process: its threading layer, and its import without
+SciPy's linear algebra (a third of a second off every start).
+
+**Threading layer.** numba's default is OpenMP, the libgomp that torch's CPU kernels
+use too: with the lossy encoder's parallel motion search in the same process, every
+small torch op of a learned predictor joined a thread team that included numba's
+worker, and where two processes shared two cores each op waited for a descheduled
+thread (convlstm encoded 20x slower in the benchmark). numba's own workqueue layer
+shares nothing with torch. It is chosen before numba can start any layer (numba
+reads the environment when it is imported; where it was imported already, its
+configuration is set), and a layer the user chose (NUMBA_THREADING_LAYER) is kept.
+
+**Import.**
+When numba first sets up its NumPy support (`numba.np.arraymath`, at the first
+kernel call) it checks whether SciPy's BLAS is there, for `np.dot` and `np.linalg`
+inside compiled code, by importing `scipy.linalg`: 140 modules, about 0.3 s of the
+1.5 s a `fpcodec decode` process spends before its first frame (measured on the
+2-core machine, three runs each: 0.54-0.77 s against 0.91-1.05 s for numba with its
+NumPy support). SciPy is installed (scikit-image needs it) but no fpcodec kernel
+uses BLAS, so that support is set up here with `scipy.linalg` hidden: numba then
+records that it has no BLAS, which only a kernel calling `np.dot` would notice (it
+fails to compile, saying SciPy is needed). Everything else imports `scipy.linalg` as
+usual afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_HIDDEN = "scipy.linalg"
+
+
+def prefer_workqueue() -> None:
+    """Make workqueue numba's threading layer unless the user chose one. Imports
+    nothing (`fpcodec --help` must stay fast)."""
+    numba = sys.modules.get("numba")
+    if numba is None:
+        os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+    elif numba.config.THREADING_LAYER == "default":
+        numba.config.THREADING_LAYER = "workqueue"
+
+
+def import_numba() -> None:
+    """Import numba and its NumPy support, without SciPy's BLAS, unless something
+    imported either first (then there is nothing to save, or nothing to change)."""
+    if "numba" in sys.modules or _HIDDEN in sys.modules:
+        return
+    sys.modules[_HIDDEN] = None  # an import of it, or of a submodule, fails at once
+    try:
+        import numba.np.arraymath  # noqa: F401
+    finally:
+        if sys.modules.get(_HIDDEN, 0) is None:
+            del sys.modules[_HIDDEN]
