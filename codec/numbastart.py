@@ -13,13 +13,13 @@ configuration is set), and a layer the user chose (NUMBA_THREADING_LAYER) is kep
 **Import.**
 When numba first sets up its NumPy support (`numba.np.arraymath`, at the first
 kernel call) it checks whether SciPy's BLAS is there, for `np.dot` and `np.linalg`
-inside compiled code, by importing `scipy.linalg`: 140 modules, about 0.3 s of the
-1.5 s a `fpcodec decode` process spends before its first frame (measured on the
-2-core machine, three runs each: 0.54-0.77 s against 0.91-1.05 s for numba with its
-NumPy support). SciPy is installed (scikit-image needs it) but no fpcodec kernel
-uses BLAS, so that support is set up here with `scipy.linalg` hidden: numba then
-records that it has no BLAS, which only a kernel calling `np.dot` would notice (it
-fails to compile, saying SciPy is needed). Everything else imports `scipy.linalg` as
+inside compiled code, by importing `scipy.linalg`: 140 modules, about 0.3 s
+(measured on the 2-core machine, three runs each: numba with its NumPy support
+imported in 0.54-0.77 s without it, 0.91-1.05 s with it). SciPy is installed
+(scikit-image needs it) but no fpcodec kernel uses BLAS, so that support is set up
+here with `scipy.linalg` hidden: numba then records that it has no BLAS, which only
+a kernel calling `np.dot` would notice (it fails to compile, saying SciPy is
+needed). Everything else imports `scipy.linalg` as
 usual afterwards.
 """
 

@@ -26,8 +26,9 @@ import importlib
 from typing import TYPE_CHECKING
 
 # The package's names are imported on first use (PEP 562): a palette-only file, what
-# most GIFs are, never runs the lossy coder, and importing its kernels cost a decode
-# about half a second of start-up (the whole process of a 40-frame GIF takes ~3 s).
+# most GIFs are, never runs the lossy coder, and `-X importtime` put its kernels'
+# modules at 0.45 s of a decode's imports (part of it numba's own, paid anyway later:
+# the whole-process saving measured with numbastart.py was 0.16 s, bench/RESULTS.md).
 _HOME = {
     "decode_lossy": "coder",
     "encode_lossy": "coder",
