@@ -144,7 +144,7 @@ def mix_code(st, buf, enc, bit, ctxs, node, hist, sm, weights, wsel, slots, stat
     k_n = ctxs.shape[0]
     hi = bucket_of(node)
     mask = _bucket_mask(hist, hi)
-    lo = 0 if node == 0 else node & 15
+    lo = node & 15  # 0 for a lone flag
     dot = 0
     for k in range(k_n):
         s = _bucket_start(ctxs[k], k, hi, mask) | lo

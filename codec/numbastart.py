@@ -1,5 +1,5 @@
 """How numba starts in an fpcodec process: its threading layer, and its import without
-SciPy's linear algebra (a third of a second off every start).
+SciPy's linear algebra (about 0.3 s off numba's import).
 
 **Threading layer.** numba's default is OpenMP, the libgomp that torch's CPU kernels
 use too: with the lossy encoder's parallel motion search in the same process, every
@@ -19,8 +19,7 @@ imported in 0.54-0.77 s without it, 0.91-1.05 s with it). SciPy is installed
 (scikit-image needs it) but no fpcodec kernel uses BLAS, so that support is set up
 here with `scipy.linalg` hidden: numba then records that it has no BLAS, which only
 a kernel calling `np.dot` would notice (it fails to compile, saying SciPy is
-needed). Everything else imports `scipy.linalg` as
-usual afterwards.
+needed). Everything else imports `scipy.linalg` as usual afterwards.
 """
 
 from __future__ import annotations

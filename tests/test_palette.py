@@ -115,6 +115,11 @@ def test_palette_keyframes_carry_the_compositor_state(tmp, kint):
     assert info["frame_types"]["key"]["frames"] >= info["frames"] // kint
 
 
+def _bands_of(rows: int):
+    """A stand-in for limits.row_bands: bands of `rows` rows whatever the frame's size."""
+    return lambda h, w: [(y, min(h, y + rows)) for y in range(0, h, rows)]
+
+
 @pytest.mark.parametrize("rows", [None, 2])
 def test_compositor_matches_pillow_on_structured_gifs(monkeypatch, rows):
     # rows: the compositor draws a band of rows at a time (a whole frame's colours
@@ -122,9 +127,7 @@ def test_compositor_matches_pillow_on_structured_gifs(monkeypatch, rows):
     import fpcodec.codec.gifcompose as gifcompose
 
     if rows is not None:
-        monkeypatch.setattr(
-            gifcompose, "row_bands", lambda h, w: [(y, min(h, y + rows)) for y in range(0, h, rows)]
-        )
+        monkeypatch.setattr(gifcompose, "row_bands", _bands_of(rows))
     for seed in range(6):
         data = structured_gif(
             seed,
@@ -372,8 +375,7 @@ def test_same_pixels_is_array_equal_band_by_band(h, w, diff):
     b = a.copy()
     if diff is not None and diff[0] < h and diff[1] < w:
         b[diff] ^= 1
-    two_rows = lambda hh, ww: [(y, min(hh, y + 2)) for y in range(0, hh, 2)]  # noqa: E731
-    with mock.patch.object(gifcompose, "row_bands", two_rows):
+    with mock.patch.object(gifcompose, "row_bands", _bands_of(2)):
         assert gifcompose.same_pixels(a, b) == np.array_equal(a, b)
         assert gifcompose.same_pixels(a, a)
         assert not gifcompose.same_pixels(a, a[:, :-1])
