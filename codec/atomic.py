@@ -17,6 +17,7 @@ import errno
 import os
 import shutil
 import signal
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -56,6 +57,18 @@ class Terminated(BaseException):
 TERMINATING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
+# A signal whose `Terminated` was raised where Python can only print and drop it (a
+# ctypes callback, numba's cache writer for one, or a __del__) is kept here, so the
+# run still stops at its next frame or, at the latest, before it publishes anything.
+_dropped_signal: int | None = None
+
+
+def raise_if_terminated() -> None:
+    """Raise the `Terminated` that an earlier signal could not deliver, if any."""
+    if _dropped_signal is not None:
+        raise Terminated(_dropped_signal)
+
+
 def terminate_on_signals() -> None:
     """Raise `Terminated` in the main thread on SIGTERM or SIGHUP (for the CLI: a
     library must not take over its host's signals). Later ones are ignored, so a
@@ -66,6 +79,16 @@ def terminate_on_signals() -> None:
             signal.signal(s, signal.SIG_IGN)
         raise Terminated(signo)
 
+    previous_hook = sys.unraisablehook
+
+    def unraisable(info: sys.UnraisableHookArgs) -> None:
+        global _dropped_signal
+        if isinstance(info.exc_value, Terminated):
+            _dropped_signal = info.exc_value.signo  # delivered later, without a traceback
+            return
+        previous_hook(info)
+
+    sys.unraisablehook = unraisable
     for s in TERMINATING_SIGNALS:
         if signal.getsignal(s) is signal.SIG_IGN:
             continue  # nohup and the like asked for it to be ignored: keep that
@@ -95,6 +118,7 @@ def _renameat2_noreplace(src: Path, dst: Path) -> bool:
 def publish(tmp: Path, output: Path, force: bool) -> None:
     """Move the finished temporary `tmp` to `output`; without `force` never replace
     anything there, checking at the moment of the rename (not only at the start)."""
+    raise_if_terminated()
     if force:
         os.replace(tmp, output)
         return

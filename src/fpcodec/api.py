@@ -115,7 +115,16 @@ def _inputs(input: PathLike) -> list[Path]:
 def _bar(total: int | None, desc: str, enabled: bool) -> tqdm:
     from tqdm import tqdm
 
-    return tqdm(
+    from fpcodec.codec.atomic import raise_if_terminated
+
+    class FrameBar(tqdm):
+        # Each frame is also where a terminating signal that could not be raised
+        # when it came (codec/atomic.py) stops the run.
+        def update(self, n: float | None = 1) -> bool | None:
+            raise_if_terminated()
+            return super().update(n)
+
+    return FrameBar(
         total=total, desc=desc, unit="frame", disable=not enabled, leave=False, dynamic_ncols=True
     )
 
