@@ -448,3 +448,56 @@ def test_gif_lossy_report_front_and_linear_bd_rate():
     assert abs(bd_linear(a, [(100, 0.0), (50, 4.0)]) + 50) < 1e-6  # half the bytes throughout
     assert abs(bd_linear(a, a)) < 1e-9
     assert np.isnan(bd_linear(a, [(10, 5.0), (5, 9.0)]))  # no shared distance
+
+
+def test_lossy_speed_times_whole_processes_against_x264_at_matched_distance(tmp_path):
+    from fpcodec.bench import lossy_speed
+
+    try:
+        import av
+
+        av.codec.Codec("libx264", "w")
+    except Exception:
+        pytest.skip("PyAV's FFmpeg has no libx264")
+    src = save_gif(tmp_path / "a.gif", moving_clip(4, 24, 32, seed=5), durations=100)
+    out, work = tmp_path / "speed.json", tmp_path / "work"
+    argv = [
+        "run",
+        str(src),
+        "-o",
+        str(out),
+        "--quality",
+        "40",
+        "--runs",
+        "1",
+        "--workdir",
+        str(work),
+    ]
+    assert lossy_speed.main(argv) == 0
+    data = json.loads(out.read_text())
+    files = data["files"]
+    # every figure is of the file written, decoded again here by its own decoder
+    source, _ = lossy_speed._gif_frames(src)
+    for name, f in (("slow", "fpcodec-pixels-slow"), ("fast", "fpcodec-pixels-fast")):
+        assert files[f]["bytes"] == (work / f"{name}.fpc").stat().st_size
+        decoded = fpcodec.decode_frames(work / f"{name}.fpc")[1]
+        assert files[f]["pd"] > 0
+        assert files[f]["pd"] == pytest.approx(lossy_speed.distance(source, decoded))
+    mkv = work / "x264-veryslow.mkv"
+    assert data["x264"]["bytes"] == mkv.stat().st_size
+    assert data["x264"]["pd"] == pytest.approx(
+        lossy_speed.distance(source, lossy_speed.pyav_frames(mkv))
+    )
+    target = files["fpcodec-pixels-slow"]["pd"]
+    tried = {int(c): t["pd"] for c, t in data["x264"]["tried"].items()}
+    assert data["x264"]["pd"] == tried[data["x264"]["crf"]]
+    assert abs(data["x264"]["pd"] - target) == min(abs(d - target) for d in tried.values())
+    runs = data["runs"]
+    assert set(runs) == set(data["commands"]) and all(len(r) == 1 for r in runs.values())
+    wall = {k: r[0]["wall_s"] for k, r in runs.items()}
+    assert data["ratios"]["decode / PyAV decode"] == pytest.approx(
+        wall["decode-fpcodec-pixels-slow"] / wall["decode-x264-veryslow"]
+    )
+    assert data["ratios"]["encode fast / x264 medium"] == pytest.approx(
+        wall["fpcodec-pixels-fast"] / wall["x264-medium"]
+    )
