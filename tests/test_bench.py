@@ -501,3 +501,45 @@ def test_lossy_speed_times_whole_processes_against_x264_at_matched_distance(tmp_
     assert data["ratios"]["encode fast / x264 medium"] == pytest.approx(
         wall["fpcodec-pixels-fast"] / wall["x264-medium"]
     )
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc/self/clear_refs"
+)
+def test_phase_peaks_catch_a_peak_that_falls_between_samples():
+    from fpcodec.bench.phase_peaks import PhasePeaks
+
+    pp = PhasePeaks()
+
+    def burst() -> None:  # 200 MiB touched and given back within the phase
+        a = np.ones(200 << 20, np.uint8)
+        del a
+
+    def outer() -> None:
+        pp.wrap("burst", burst)()
+        pp.wrap("quiet", lambda: None)()
+
+    pp.wrap("outer", outer)()
+    assert pp.peaks["outer/burst"] >= pp.peaks["outer/quiet"] + 150
+    assert pp.peaks["outer"] >= pp.peaks["outer/burst"]  # carried up to the caller
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc/self/clear_refs"
+)
+def test_phase_peaks_of_a_lossy_gif_encode_name_the_coder_s_stages(tmp_path):
+    import subprocess
+    import sys
+
+    src = save_gif(tmp_path / "a.gif", moving_clip(3, 24, 32, seed=4), durations=100)
+    out = tmp_path / "peaks.json"
+    argv = ["-m", "fpcodec.bench.phase_peaks", str(src), str(tmp_path / "a.fpc"), "-o", str(out)]
+    subprocess.run([sys.executable, *argv], check=True, capture_output=True, timeout=300)
+    peaks = json.loads(out.read_text())
+    # every frame, and the lossy trial's coding pass of a predicted frame, by name
+    assert {"encode/frame1", "encode/frame2", "encode/frame3"} <= set(peaks)
+    assert "encode/frame2/pixel trial/_pixel_frame/encode_lossy/_run/code_frame" in peaks
+    for path, peak in peaks.items():  # no phase above its caller
+        if "/" in path:
+            assert peak <= peaks[path.rsplit("/", 1)[0]], path
+    assert (tmp_path / "a.fpc").stat().st_size > 0
