@@ -207,46 +207,72 @@ def apng(path: Path, frames: list[np.ndarray], durations: list[int]) -> Encoded:
     return _pillow_animation(frames, durations, "PNG", optimize=True)
 
 
+def pyav_encode(
+    frames: list[np.ndarray],
+    durations: list[int],
+    codec: str,
+    pix_fmt: str,
+    options: dict,
+    container: str = "matroska",
+    rgb_in: str = "rgb24",
+) -> bytes:
+    """RGB(A) frames through one of PyAV's FFmpeg encoders into `container`, with the
+    clip's own timing (odd sizes padded by edge copies where the format subsamples)."""
+    import av
+
+    try:
+        av.codec.Codec(codec, "w")
+    except Exception:
+        raise AnchorUnavailable(f"PyAV's FFmpeg has no {codec} encoder") from None
+    h, w = frames[0].shape[:2]
+    ew, eh = (w + (w & 1), h + (h & 1)) if pix_fmt.startswith("yuv420") else (w, h)
+    buf = io.BytesIO()
+    out = av.open(buf, "w", format=container)
+    s = out.add_stream(codec, options=options)
+    s.width, s.height, s.pix_fmt = ew, eh, pix_fmt
+    s.time_base = Fraction(1, 1000)
+    s.codec_context.time_base = Fraction(1, 1000)
+    pts = 0
+    for f, d in zip(frames, durations, strict=True):
+        img = f[..., :4] if rgb_in == "rgba" else f[..., :3]
+        if (ew, eh) != (w, h):
+            img = np.pad(img, ((0, eh - h), (0, ew - w), (0, 0)), mode="edge")
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format=rgb_in)
+        vf.pts = pts
+        vf.time_base = Fraction(1, 1000)
+        pts += max(int(d), 1)
+        for p in s.encode(vf):
+            out.mux(p)
+    for p in s.encode():
+        out.mux(p)
+    out.close()
+    return buf.getvalue()
+
+
+def pyav_decode(
+    data: bytes, height: int | None = None, width: int | None = None, rgb_in: str = "rgb24"
+) -> list[np.ndarray]:
+    """The frames of a file PyAV reads, cropped to the clip's size where given (an
+    encoder may have padded them)."""
+    import av
+
+    fmt = "rgba" if rgb_in == "rgba" else "rgb24"
+    with av.open(io.BytesIO(data)) as inp:
+        return [fr.to_ndarray(format=fmt)[:height, :width] for fr in inp.decode(video=0)]
+
+
 def _pyav(
     codec: str, pix_fmt: str, options: dict, container: str = "matroska", rgb_in: str = "rgb24"
 ) -> Callable:
     def run(path: Path, frames: list[np.ndarray], durations: list[int]) -> Encoded:
-        import av
+        import av  # noqa: F401  (imported before the clock starts: not the encoder's time)
 
-        try:
-            av.codec.Codec(codec, "w")
-        except Exception:
-            raise AnchorUnavailable(f"PyAV's FFmpeg has no {codec} encoder") from None
-        h, w = frames[0].shape[:2]
-        ew, eh = (w + (w & 1), h + (h & 1)) if pix_fmt.startswith("yuv420") else (w, h)
-        buf = io.BytesIO()
         t = time.perf_counter()
-        out = av.open(buf, "w", format=container)
-        s = out.add_stream(codec, options=options)
-        s.width, s.height, s.pix_fmt = ew, eh, pix_fmt
-        s.time_base = Fraction(1, 1000)
-        s.codec_context.time_base = Fraction(1, 1000)
-        pts = 0
-        for f, d in zip(frames, durations, strict=True):
-            img = f[..., :4] if rgb_in == "rgba" else f[..., :3]
-            if (ew, eh) != (w, h):
-                img = np.pad(img, ((0, eh - h), (0, ew - w), (0, 0)), mode="edge")
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format=rgb_in)
-            vf.pts = pts
-            vf.time_base = Fraction(1, 1000)
-            pts += max(int(d), 1)
-            for p in s.encode(vf):
-                out.mux(p)
-        for p in s.encode():
-            out.mux(p)
-        out.close()
+        data = pyav_encode(frames, durations, codec, pix_fmt, options, container, rgb_in)
         enc = time.perf_counter() - t
-        data = buf.getvalue()
+        h, w = frames[0].shape[:2]
         t = time.perf_counter()
-        dec = []
-        with av.open(io.BytesIO(data)) as inp:
-            for fr in inp.decode(video=0):
-                dec.append(fr.to_ndarray(format="rgba" if rgb_in == "rgba" else "rgb24")[:h, :w])
+        dec = pyav_decode(data, h, w, rgb_in)
         return Encoded(len(data), dec, enc, time.perf_counter() - t)
 
     return run

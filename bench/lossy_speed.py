@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +38,8 @@ PRESETS = ("veryslow", "medium")
 
 
 def _gif_frames(path: Path) -> tuple[list[np.ndarray], list[int]]:
-    """The GIF's composited RGB frames and durations, as Pillow shows them."""
+    """The GIF's frames and durations as Pillow composites them: the x264 process's
+    reader (fpcodec's, runner.load_clip, would charge numba's start-up to x264)."""
     from PIL import Image
 
     frames, durations = [], []
@@ -53,31 +53,17 @@ def _gif_frames(path: Path) -> tuple[list[np.ndarray], list[int]]:
 
 def x264_encode(src: Path, out: Path, crf: int, preset: str) -> None:
     """The GIF to libx264 4:4:4 in Matroska (the benchmark's x264 anchor's settings)."""
-    import av
+    from .anchors import pyav_encode
 
     frames, durations = _gif_frames(src)
-    h, w = frames[0].shape[:2]
-    with av.open(str(out), "w", format="matroska") as mkv:
-        s = mkv.add_stream("libx264", options={"crf": str(crf), "preset": preset})
-        s.width, s.height, s.pix_fmt = w, h, "yuv444p"
-        s.time_base = Fraction(1, 1000)
-        s.codec_context.time_base = Fraction(1, 1000)
-        pts = 0
-        for f, d in zip(frames, durations, strict=True):
-            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
-            vf.pts, vf.time_base = pts, Fraction(1, 1000)
-            pts += max(d, 1)
-            for p in s.encode(vf):
-                mkv.mux(p)
-        for p in s.encode():
-            mkv.mux(p)
+    options = {"crf": str(crf), "preset": preset}
+    out.write_bytes(pyav_encode(frames, durations, "libx264", "yuv444p", options))
 
 
 def pyav_frames(path: Path) -> list[np.ndarray]:
-    import av
+    from .anchors import pyav_decode
 
-    with av.open(str(path)) as inp:
-        return [fr.to_ndarray(format="rgb24") for fr in inp.decode(video=0)]
+    return pyav_decode(path.read_bytes())
 
 
 def fpc_frames(path: Path) -> list[np.ndarray]:
@@ -87,14 +73,14 @@ def fpc_frames(path: Path) -> list[np.ndarray]:
 
 
 def distance(source: list[np.ndarray], decoded: list[np.ndarray]) -> float:
-    """The benchmark's perceptual distance, averaged over frames (opaque clips)."""
-    from .metrics import perceptual_distance
+    """The benchmark's perceptual distance of decoded frames against the source's RGBA
+    frames (runner.load_clip), over visible pixels."""
+    from .runner import compare
 
-    if len(source) != len(decoded):
-        raise ValueError(f"{len(decoded)} frames decoded, {len(source)} in the source")
-    return float(
-        np.mean([perceptual_distance(a, b[..., :3]) for a, b in zip(source, decoded, strict=True)])
-    )
+    measured = compare(source, decoded)
+    if "error" in measured:
+        raise ValueError(measured["error"])
+    return measured["pd"]
 
 
 def _timed(argv: list[str]) -> tuple[float, float]:
@@ -145,6 +131,8 @@ def _commit() -> str | None:
 
 
 def measure(src: Path, quality: int, runs: int, work: Path) -> dict:
+    from .runner import load_clip
+
     me = [sys.executable, "-m", "fpcodec.bench.lossy_speed"]
     cli = [sys.executable, "-m", "fpcodec", "encode", "-q", "-f", str(src)]
     files = {
@@ -152,16 +140,15 @@ def measure(src: Path, quality: int, runs: int, work: Path) -> dict:
         "fpcodec-pixels-fast": work / "fast.fpc",
         "fpcodec-gif": work / "gif.fpc",
     }
-    encodes = {
-        "fpcodec-pixels-slow": [*cli, str(files["fpcodec-pixels-slow"]), "--no-palette"],
-        "fpcodec-pixels-fast": [*cli, str(files["fpcodec-pixels-fast"]), "--no-palette"],
-        "fpcodec-gif": [*cli, str(files["fpcodec-gif"])],
+    options = {
+        "fpcodec-pixels-slow": ["--no-palette"],
+        "fpcodec-pixels-fast": ["--no-palette", "--speed", "fast"],
+        "fpcodec-gif": [],
     }
-    encodes["fpcodec-pixels-fast"] += ["--speed", "fast"]
+    encodes = {k: [*cli, str(files[k]), *v, "--quality", str(quality)] for k, v in options.items()}
     for argv in encodes.values():
-        argv += ["--quality", str(quality)]
         _timed(argv)  # the files the crf search and the decodes read; warms the caches
-    source, _ = _gif_frames(src)
+    source = load_clip(src)[0]
     result: dict = {"clip": src.name, "frames": len(source), "quality": quality}
     result["size"] = f"{source[0].shape[1]}x{source[0].shape[0]}"
     result["files"] = {
