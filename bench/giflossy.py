@@ -247,8 +247,9 @@ def markdown(summary: dict, command: str, commit: str) -> str:
     ratio = summary["total_lossless_bytes"] / summary["total_source_bytes"]
     lines += [
         "",
-        "fpcodec's curve is its Pareto front over lossless, --max-error 1, 2, 4, 8 and "
-        "--quality 25..95, the lossless file first.",
+        "fpcodec's curve is its Pareto front over every setting above ("
+        + ", ".join(settings)
+        + "), the lossless file first.",
         "",
         "## Lossless anchors, total bytes relative to the source GIFs",
         "",

@@ -225,6 +225,7 @@ def choose(
             state.gif_screen.global_palette,
             header.max_error,
             _drawn_on_canvas(state, key, before),
+            predicted=None if prediction is None else prediction.rgb,
         )
         if moved is not None:
             frames.append(moved)

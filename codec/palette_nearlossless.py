@@ -57,9 +57,11 @@ def _smooth(orig, ok, canvas_idx, keep, tidx, spatial, out):
     """Per pixel (image order), the index the context model expects most, when it is
     allowed: the transparent index where the canvas below is within the bound (the
     pixel is left as it was: GIF's cheapest pixel), else what the canvas already
-    shows there (the palette coder's canvas context), else the left neighbour's
-    choice, else the upper one's, else its own. Flattening dither and noise this way
-    is what makes runs (and phrases) long."""
+    shows there (the palette coder's canvas context) or, where it shows no colour of
+    the table, the predictor's colour (its prediction context), else the left
+    neighbour's choice, else the upper one's, else its own. Flattening dither and
+    noise this way is what makes runs (and phrases) long; repeating the prediction
+    keeps the moved pixels of a still picture the same from frame to frame."""
     h, w = orig.shape
     for y in range(h):
         for x in range(w):
@@ -139,38 +141,52 @@ def _greedy_lzw(src, pref, allowed, n_allowed, keep, tidx, spatial, mcs, out_idx
     return nc
 
 
-def _canvas_indices(table: np.ndarray, canvas: np.ndarray) -> np.ndarray:
-    """(h, w) index of the table entry equal to each visible canvas colour, else -1."""
+def _canvas_indices(
+    table: np.ndarray, canvas: np.ndarray, predicted: np.ndarray | None = None
+) -> np.ndarray:
+    """(h, w) index of the table entry equal to each visible canvas colour, else to the
+    predicted colour, else -1."""
     packed = (
         (table[:, 0].astype(np.int64) << 16) | (table[:, 1].astype(np.int64) << 8) | table[:, 2]
     )
     order = np.argsort(packed, kind="stable")
     out = np.empty(canvas.shape[:2], np.int16)
-    _lookup_canvas(packed[order], order, canvas, out)
+    use_pred = predicted is not None
+    pred = predicted if use_pred else np.zeros((1, 1, 3), np.uint8)
+    _lookup_canvas(packed[order], order, canvas, pred, use_pred, out)
     return out
 
 
 @njit(cache=True)
-def _lookup_canvas(keys, order, canvas, out):
-    """Binary search per pixel: the NumPy form (packed int64 colours, searchsorted,
-    where) took about 50 bytes a pixel, 1.6 GB at the size cap."""
+def _first_equal(keys, want):
+    """Index of the first key equal to `want`, else -1 (binary search)."""
+    lo, hi = 0, keys.shape[0]
+    while lo < hi:  # first key >= want: the leftmost of equal colours
+        mid = (lo + hi) // 2
+        if keys[mid] < want:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < keys.shape[0] and keys[lo] == want:
+        return lo
+    return -1
+
+
+@njit(cache=True)
+def _lookup_canvas(keys, order, canvas, pred, use_pred, out):
+    """Per pixel: the NumPy form (packed int64 colours, searchsorted, where) took about
+    50 bytes a pixel, 1.6 GB at the size cap."""
     H, W = out.shape
-    n = keys.shape[0]
     for y in range(H):
         for x in range(W):
             out[y, x] = -1
-            if canvas[y, x, 3] == 0:
-                continue
-            want = packed_at(canvas, y, x)
-            lo, hi = 0, n
-            while lo < hi:  # first key >= want: the leftmost of equal colours
-                mid = (lo + hi) // 2
-                if keys[mid] < want:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            if lo < n and keys[lo] == want:
-                out[y, x] = order[lo]
+            k = -1
+            if canvas[y, x, 3] != 0:
+                k = _first_equal(keys, packed_at(canvas, y, x))
+            if k < 0 and use_pred:
+                k = _first_equal(keys, packed_at(pred, y, x))
+            if k >= 0:
+                out[y, x] = order[k]
 
 
 def near_lossless_frame(
@@ -179,10 +195,13 @@ def near_lossless_frame(
     max_error: int,
     canvas: np.ndarray | None = None,
     spatial: bool = True,
+    predicted: np.ndarray | None = None,
 ) -> GifFrame | None:
     """The frame re-parsed with indices moved within `max_error`, or None when no
     index of its table has a substitute (nothing to gain). canvas: (H, W, 4) what the
-    frame is drawn over, whose colours the moved indices prefer to repeat."""
+    frame is drawn over, whose colours the moved indices prefer to repeat; predicted:
+    (H, W, 3) the predictor's frame, whose colours they repeat where the canvas shows
+    none (a GIF that clears each frame's rectangle, disposal 2, before the next)."""
     table = colour_table(frame, global_palette)
     allowed, n_allowed = allowed_indices(table, max_error, frame.transparency)
     used = np.bincount(frame.indices, minlength=len(table))[: len(table)] > 0
@@ -201,7 +220,10 @@ def near_lossless_frame(
         cidx = np.full((frame.h, frame.w), -1, np.int16)
     else:
         region = canvas[frame.y : frame.y + frame.h, frame.x : frame.x + frame.w]
-        cidx = _canvas_indices(table, region)
+        pred = None
+        if predicted is not None:
+            pred = predicted[frame.y : frame.y + frame.h, frame.x : frame.x + frame.w]
+        cidx = _canvas_indices(table, region, pred)
         if t >= 0:
             # the transparent index leaves the canvas showing: allowed where it is
             # visible and within the bound of what this pixel should show
