@@ -171,7 +171,7 @@ def _cubic(x: float) -> str:
     return f"{x:.1f}%" if abs(x) <= 100 else "unstable"
 
 
-def markdown(summary: dict, command: str, commit: str) -> str:
+def markdown(summary: dict, command: str, commit: str, plot: str | None = None) -> str:
     clips = summary["clips"]
     settings = list(summary["total_vs_lossless"])
     lines = [
@@ -251,6 +251,13 @@ def markdown(summary: dict, command: str, commit: str) -> str:
         + ", ".join(settings)
         + "), the lossless file first.",
         "",
+    ]
+    if plot:
+        lines += [
+            f"![bytes against distance per clip, fpcodec and gifsicle --lossy]({plot})",
+            "",
+        ]
+    lines += [
         "## Lossless anchors, total bytes relative to the source GIFs",
         "",
         "| codec | bytes / GIF |",
@@ -262,6 +269,75 @@ def markdown(summary: dict, command: str, commit: str) -> str:
         lines.append(f"| {n} | {total / summary['total_source_bytes']:.3f} |")
     lines.append("")
     return "\n".join(lines)
+
+
+PLOT = "rd_gif.png"
+
+
+def write_plot(summary: dict, out: Path) -> str | None:
+    """Bytes against distance per clip: fpcodec's every setting and its front from
+    the lossless file (distance 0, bytes 1) down, beside gifsicle --lossy and the
+    lossless anchors. Bytes relative to the clip's lossless fpcodec file, so that
+    clips of every size share an axis; distance on a symmetric-log axis, which keeps
+    0 (lossless) on the plot. None where matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    clips = summary["clips"]
+    cols = min(4, len(clips))
+    rows = -(-len(clips) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
+    for ax, c in zip(axes.flat, clips, strict=False):  # a last row may have spare axes
+        lossless = c["lossless_bytes"]
+        pts = sorted(c["settings"].items(), key=lambda kv: kv[1]["pd"])
+        ax.plot(
+            [v["pd"] for _, v in pts],
+            [v["vs_lossless"] for _, v in pts],
+            "o",
+            color="tab:blue",
+            alpha=0.3,
+            markersize=3,
+        )
+        front = c["fpcodec_front"]
+        ax.plot(
+            [q["pd"] for q in front],
+            [q["bytes"] / lossless for q in front],
+            "-o",
+            color="tab:blue",
+            markersize=4,
+            label="fpcodec front",
+        )
+        g = c["gifsicle_lossy"]
+        ax.plot(
+            [q["pd"] for q in g],
+            [q["bytes"] / lossless for q in g],
+            "--s",
+            color="tab:red",
+            markersize=3,
+            label="gifsicle -O3 --lossy",
+        )
+        for name, marker in (("gif source", "^"), ("gifsicle -O3", "v"), ("jxl lossless", "D")):
+            if name in c["anchors"]:
+                ax.plot([0], [c["anchors"][name] / lossless], marker, markersize=5, label=name)
+        ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_title(c["clip"].rsplit(".", 1)[0][:34], fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in list(axes.flat)[len(clips) :]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("bytes / lossless fpcodec", fontsize=8)
+    for ax in axes[-1, :]:
+        ax.set_xlabel("perceptual distance (symlog)", fontsize=8)
+    axes.flat[0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(out / PLOT, dpi=100)
+    plt.close(fig)
+    return PLOT
 
 
 def main() -> None:
@@ -278,7 +354,8 @@ def main() -> None:
     summary["tools"] = data.get("meta", {}).get("tools", {})
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "results.json").write_text(json.dumps(summary, indent=1, allow_nan=True) + "\n")
-    (a.out / "report.md").write_text(markdown(summary, a.command, a.commit))
+    plot = write_plot(summary, a.out)
+    (a.out / "report.md").write_text(markdown(summary, a.command, a.commit, plot))
 
 
 if __name__ == "__main__":

@@ -450,6 +450,38 @@ def test_gif_lossy_report_front_and_linear_bd_rate():
     assert np.isnan(bd_linear(a, [(10, 5.0), (5, 9.0)]))  # no shared distance
 
 
+def test_gif_lossy_report_draws_each_clip_from_its_lossless_file(tmp_path):
+    """The GIF report's plot and front start at the lossless file (distance 0, bytes
+    1) and hold every clip, beside gifsicle --lossy."""
+    pytest.importorskip("matplotlib")
+    from fpcodec.bench.giflossy import FAMILIES, OURS, markdown, summarise, write_plot
+
+    def row(clip, codec, setting, nbytes, pd, family=None):
+        return {"clip": clip, "codec": codec, "family": family or codec, "setting": setting,
+                "bytes": nbytes, "pd": pd, "frames": 3, "width": 8, "height": 8,
+                "source_bytes": 500, "source_kind": "gif"}  # fmt: skip
+
+    lossless, near, lossy = FAMILIES
+    rows = []
+    for clip in ("a.gif", "b.gif"):
+        rows += [
+            row(clip, OURS, "lossless", 300, 0.0, lossless),
+            row(clip, OURS, "E=2", 290, 0.4, near),
+            row(clip, OURS, "Q=40", 150, 6.0, lossy),
+            row(clip, "gifsicle-lossy", "lossy=20", 420, 0.5),
+            row(clip, "gifsicle-lossy", "lossy=200", 330, 8.0),
+            row(clip, "gif", "source", 500, 0.0),
+        ]
+    summary = summarise(rows)
+    assert [c["clip"] for c in summary["clips"]] == ["a.gif", "b.gif"]
+    for c in summary["clips"]:
+        assert c["fpcodec_front"][0] == {"bytes": 300, "pd": 0.0}
+        assert c["bd_rate_vs_gifsicle_linear"] < 0
+    name = write_plot(summary, tmp_path)
+    assert name and (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"]({name})" in markdown(summary, "cmd", "abc", name)
+
+
 def test_lossy_speed_times_whole_processes_against_x264_at_matched_distance(tmp_path):
     from fpcodec.bench import lossy_speed
 
