@@ -142,16 +142,23 @@ def _greedy_lzw(src, pref, allowed, n_allowed, keep, tidx, spatial, mcs, out_idx
 
 
 def _canvas_indices(
-    table: np.ndarray, canvas: np.ndarray, predicted: np.ndarray | None = None
+    table: np.ndarray,
+    canvas: np.ndarray,
+    predicted: np.ndarray | None = None,
+    transparency: int | None = None,
 ) -> np.ndarray:
     """(h, w) index of the table entry equal to each visible canvas colour, else to the
-    predicted colour, else -1."""
+    predicted colour, else -1. The transparent index never stands for a colour: where
+    it shares one with an opaque entry, the lookup finds the opaque one."""
     packed = (
         (table[:, 0].astype(np.int64) << 16) | (table[:, 1].astype(np.int64) << 8) | table[:, 2]
     )
+    if transparency is not None and 0 <= transparency < len(packed):
+        packed[transparency] = -1  # below every colour: never found
     order = np.argsort(packed, kind="stable")
     out = np.empty(canvas.shape[:2], np.int16)
     use_pred = predicted is not None
+    # numba types an argument by its value: an unused prediction is a 3-byte array
     pred = predicted if use_pred else np.zeros((1, 1, 3), np.uint8)
     _lookup_canvas(packed[order], order, canvas, pred, use_pred, out)
     return out
@@ -174,8 +181,10 @@ def _first_equal(keys, want):
 
 @njit(cache=True)
 def _lookup_canvas(keys, order, canvas, pred, use_pred, out):
-    """Per pixel: the NumPy form (packed int64 colours, searchsorted, where) took about
-    50 bytes a pixel, 1.6 GB at the size cap."""
+    """Per pixel, the table index (`order` of the sorted `keys`) of the visible canvas
+    colour, else of the predicted one (where use_pred), else -1. A loop because the
+    NumPy form (packed int64 colours, searchsorted, where) took about 50 bytes a pixel,
+    1.6 GB at the size cap."""
     H, W = out.shape
     for y in range(H):
         for x in range(W):
@@ -201,7 +210,8 @@ def near_lossless_frame(
     index of its table has a substitute (nothing to gain). canvas: (H, W, 4) what the
     frame is drawn over, whose colours the moved indices prefer to repeat; predicted:
     (H, W, 3) the predictor's frame, whose colours they repeat where the canvas shows
-    none (a GIF that clears each frame's rectangle, disposal 2, before the next)."""
+    none (a GIF that clears each frame's rectangle, disposal 2, before the next); read
+    only with a canvas, which the encoder always has."""
     table = colour_table(frame, global_palette)
     allowed, n_allowed = allowed_indices(table, max_error, frame.transparency)
     used = np.bincount(frame.indices, minlength=len(table))[: len(table)] > 0
@@ -223,7 +233,7 @@ def near_lossless_frame(
         pred = None
         if predicted is not None:
             pred = predicted[frame.y : frame.y + frame.h, frame.x : frame.x + frame.w]
-        cidx = _canvas_indices(table, region, pred)
+        cidx = _canvas_indices(table, region, pred, t if t >= 0 else None)
         if t >= 0:
             # the transparent index leaves the canvas showing: allowed where it is
             # visible and within the bound of what this pixel should show

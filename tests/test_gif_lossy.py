@@ -280,33 +280,43 @@ def test_the_trials_error_measures_are_numpys(seed, bound):
     assert _sse(a, a.copy()) == 0 and _within(a, a.copy(), 0)
 
 
-def test_moved_indices_repeat_the_predicted_frame_where_the_canvas_is_cleared():
+@pytest.mark.parametrize("interlace", [False, True])
+def test_moved_indices_repeat_the_predicted_frame_where_the_canvas_is_cleared(interlace):
     """A GIF that clears each frame's rectangle (disposal 2) leaves no canvas to repeat;
     the moved indices then repeat the predictor's frame, which the palette coder sees
     as a context, wherever its colour is within the bound: noise that flickers between
-    neighbouring palette colours stops flickering."""
+    neighbouring palette colours stops flickering. The frame is a rectangle inside a
+    larger screen, so the prediction must be read where the frame lies."""
     from fpcodec.codec.gifparse import GifFrame as ParsedFrame
+    from fpcodec.codec.gifparse import interlace_rows
     from fpcodec.codec.palette_nearlossless import near_lossless_frame
 
     rng = np.random.default_rng(5)
     table = np.repeat(np.arange(0, 256, 2, dtype=np.uint8)[:, None], 3, axis=1)  # 2 apart
-    h, w = 24, 30
-    src = rng.integers(1, 127, (h, w)).astype(np.uint8)
+    table[1] = table[2]  # the transparent index shares a colour with an opaque one
+    H, W, y0, x0, h, w = 40, 50, 9, 13, 24, 30
+    src = rng.integers(2, 126, (h, w)).astype(np.uint8)
+    rows = interlace_rows(h) if interlace else np.arange(h)
     frame = ParsedFrame(
-        x=0, y=0, w=w, h=h, local_palette=None, transparency=127, disposal=2, has_gce=True,
-        delay_cs=4, interlace=False, min_code_size=7, codes=np.zeros(1, np.int32),
-        indices=src.ravel().copy(),
+        x=x0, y=y0, w=w, h=h, local_palette=None, transparency=1, disposal=2,
+        has_gce=True, delay_cs=4, interlace=interlace, min_code_size=7,
+        codes=np.zeros(1, np.int32), indices=src[rows].ravel(),
     )  # fmt: skip
-    cleared = np.zeros((h, w, 4), np.uint8)
+    cleared = np.zeros((H, W, 4), np.uint8)
     # the previous frame showed a neighbour of each source colour (flicker of one level)
-    shown = table[np.clip(src.astype(np.int16) + rng.choice([-1, 1], (h, w)), 0, 126)]
+    # inside the rectangle, and something else around it
+    shown = table[rng.integers(0, 126, (H, W))]
+    step = rng.choice([-1, 1], (h, w))
+    shown[y0 : y0 + h, x0 : x0 + w] = table[np.clip(src.astype(np.int16) + step, 2, 125)]
+    want = shown[y0 : y0 + h, x0 : x0 + w][rows].reshape(-1, 3)
     without = near_lossless_frame(frame, table, 2, cleared)
     moved = near_lossless_frame(frame, table, 2, cleared, predicted=shown)
     for f in (without, moved):
-        d = np.abs(table[f.indices].astype(np.int16) - table[src.ravel()]).max(axis=1)
+        d = np.abs(table[f.indices].astype(np.int16) - table[src[rows].ravel()]).max(axis=1)
         assert d.max() <= 2
-    repeats = (table[moved.indices] == shown.reshape(-1, 3)).all(axis=1).mean()
-    repeats_without = (table[without.indices] == shown.reshape(-1, 3)).all(axis=1).mean()
+        assert not (f.indices == 1).any()  # opaque pixels stay opaque
+    repeats = (table[moved.indices] == want).all(axis=1).mean()
+    repeats_without = (table[without.indices] == want).all(axis=1).mean()
     assert repeats > 0.9 and repeats_without < 0.6, (repeats, repeats_without)
 
 
@@ -340,3 +350,26 @@ def test_near_lossless_pays_on_a_gif_that_clears_every_frame(tmp):
         assert int(np.abs(a[..., :3].astype(np.int16) - b[..., :3]).max()) <= 2
     # without the prediction to repeat, the moved frames saved 0.3% here
     assert near < 0.85 * lossless, (near, lossless)
+
+
+def test_a_transparent_index_never_stands_for_the_colour_it_shares():
+    """A table whose transparent entry repeats an opaque colour (GIF writers often
+    leave it black): the canvas and prediction lookups find the opaque entry, which a
+    moved pixel may take, not the transparent one, which it may not."""
+    from fpcodec.codec.palette_nearlossless import _canvas_indices
+
+    table = np.array([[0, 0, 0], [0, 0, 0], [90, 90, 90]], np.uint8)
+    canvas = np.zeros((2, 3, 4), np.uint8)
+    canvas[..., 3] = 255
+    canvas[1, 2] = (90, 90, 90, 255)
+    predicted = np.zeros((2, 3, 3), np.uint8)
+    np.testing.assert_array_equal(
+        _canvas_indices(table, canvas, predicted, 0), [[1, 1, 1], [1, 1, 2]]
+    )
+    canvas[..., 3] = 0  # cleared: the prediction's colours
+    np.testing.assert_array_equal(
+        _canvas_indices(table, canvas, predicted, 0), [[1, 1, 1], [1, 1, 1]]
+    )
+    np.testing.assert_array_equal(
+        _canvas_indices(table, canvas, None, 0), [[-1, -1, -1], [-1, -1, -1]]
+    )
