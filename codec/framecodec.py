@@ -100,6 +100,9 @@ class StreamState:
         self.gop_frames: list[HeldFrame] = []
         self.gop_pure = True
         self.shadow = None
+        self.pixel_losses = 0  # GIF --quality: pixel trials lost heavily in a row
+        self.pixel_skips = 0  # ...and how many frames' pixel trials to skip now
+        self.pixel_loss_changed = 0  # ...unless a frame changes fewer pixels than this
         # Encoder only: the GIF as parsed, composited frame by frame (exactly, whatever
         # the decoder's compositor shows in a lossy stream).
         self.gif_screen = gif_screen if allow_palette else None
@@ -137,6 +140,9 @@ class StreamState:
         self.gop_frames = []
         self.gop_pure = True
         self.shadow = None
+        self.pixel_losses = 0  # GIF --quality: pixel trials lost heavily in a row
+        self.pixel_skips = 0  # ...and how many frames' pixel trials to skip now
+        self.pixel_loss_changed = 0  # ...unless a frame changes fewer pixels than this
         if self._palette is not None:
             self._palette.fresh = True  # palette models restart with the GOP's first one
 

@@ -47,6 +47,21 @@ LEAVE_CHAIN = 0.9  # ...and a frame after a palette frame this much
 # At --quality a GIF frame covering at most 1/SMALL_FRAME of the screen tries its
 # palette coding first (choose)
 SMALL_FRAME = 8
+LOSE_BY = 2  # a pixel trial this many times the kept palette frame's bytes lost heavily
+MAX_SKIPS = 16  # ...and the most frames skipped after a run of such losses (_back_off)
+
+
+@njit(cache=True)
+def _changed_pixels(a: np.ndarray, b: np.ndarray) -> int:
+    """How many pixels of two RGBA frames differ (no frame-sized temporaries)."""
+    n = 0
+    for y in range(a.shape[0]):
+        for x in range(a.shape[1]):
+            for c in range(4):
+                if a[y, x, c] != b[y, x, c]:
+                    n += 1
+                    break
+    return n
 
 
 @njit(cache=True)
@@ -217,7 +232,14 @@ def choose(
     # 160 MB less). A small GIF frame's palette trial goes first at --quality too:
     # its frame is the source's, and the lossy trial may then be known to lose.
     small = not key and SMALL_FRAME * gif.w * gif.h <= rgba.shape[0] * rgba.shape[1]
-    pixels = _PixelTrial(state, rgba, key, prediction) if header.quality and not small else None
+    changed = -1
+    if header.quality and not key and state.prev is not None:
+        changed = int(_changed_pixels(rgba, state.prev))
+    skip = changed >= 0 and state.pixel_skips > 0 and 2 * changed >= state.pixel_loss_changed
+    if skip:
+        state.pixel_skips -= 1
+    trial = header.quality and not small and not skip
+    pixels = _PixelTrial(state, rgba, key, prediction) if trial else None
     frames = [gif]
     if header.max_error:
         moved = near_lossless_frame(
@@ -247,9 +269,11 @@ def choose(
             # without --quality only the bytes decide (_choose), so the smallest is all
             # that need be kept: each candidate holds a frame and a palette state
             palettes[0] = candidate
-    if pixels is None and not _pixels_cannot_win(state, rgba, key, palettes):
+    if pixels is None and not skip and not _pixels_cannot_win(state, rgba, key, palettes):
         pixels = _PixelTrial(state, rgba, key, prediction)
     chosen = _choose(state, rgba, key, pixels, palettes)
+    if header.quality and pixels is not None:
+        _back_off(state, pixels.coded, chosen, changed)
     # the candidates not kept each hold a palette state (60 MB of models) and a frame:
     # gone before the shadow codes its frame beside them
     del palettes, pixels
@@ -257,6 +281,34 @@ def choose(
         exact = None  # a shadow under way codes its own frame (_track_shadow)
     _track_shadow(state, gif, chosen, exact, gop_frames)
     return chosen
+
+
+def _back_off(state, pixels, chosen, changed: int) -> None:
+    """At --quality a GIF's pixel trial costs more than its palette trials (the lossy
+    coder's whole pass), and where a GIF's own frames are what fits the quality it
+    loses frame after frame, by far: at Q 70 every frame of the held-out 480x270 clips
+    kept its palette frame, a fifth to a quarter of the pixels' bytes. After each heavy
+    loss in a row (by LOSE_BY or more) the next 1, 2, 4, ... (at most MAX_SKIPS) frames
+    that change at least half as many pixels as the least changed of those losses skip
+    it: a frame that changes little (a GIF's repeated frame: a few skipped units, tens
+    of bytes against hundreds for its palette frame) is tried whatever came before. A
+    keyframe, or a trial that wins or loses narrowly, starts again; bytes decide, so
+    the files stay the same on every thread count. changed: pixels that differ from
+    the previous frame, -1 where there is none."""
+    heavy = (
+        pixels is not None
+        and chosen is not pixels
+        and changed >= 0
+        and len(pixels.body) >= LOSE_BY * len(chosen.body)
+    )
+    if heavy:
+        first = state.pixel_losses == 0
+        state.pixel_losses += 1
+        state.pixel_skips = min(1 << (state.pixel_losses - 1), MAX_SKIPS)
+        state.pixel_loss_changed = changed if first else min(state.pixel_loss_changed, changed)
+    else:
+        state.pixel_losses = 0
+        state.pixel_skips = 0
 
 
 class _PixelTrial:

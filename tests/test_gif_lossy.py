@@ -373,3 +373,67 @@ def test_a_transparent_index_never_stands_for_the_colour_it_shares():
     np.testing.assert_array_equal(
         _canvas_indices(table, canvas, None, 0), [[-1, -1, -1], [-1, -1, -1]]
     )
+
+
+def _trials_with_and_without_back_off(tmp, monkeypatch, frames, pal, quality):
+    """Encode a GIF at --quality with the pixel trials' back-off and without it
+    (a loss never counts as heavy); returns the two files' bytes and trial counts."""
+    from fpcodec.codec import gifchoice
+
+    src = tmp / "src.gif"
+    src.write_bytes(build_gif(48, 40, frames, global_palette=pal, loop=0))
+    real = gifchoice._PixelTrial
+    counts, files = [], []
+    with monkeypatch.context() as m:
+        trials = []
+
+        def counted(*a):
+            trials.append(1)
+            return real(*a)
+
+        m.setattr(gifchoice, "_PixelTrial", counted)
+        for name in ("back-off", "every"):
+            if name == "every":
+                m.setattr(gifchoice, "LOSE_BY", 10**9)
+            trials.clear()
+            fpcodec.encode(src, tmp / f"{name}.fpc", quality=quality, force=True)
+            counts.append(len(trials))
+            files.append((tmp / f"{name}.fpc").read_bytes())
+    return files, counts
+
+
+def test_pixel_trials_that_keep_losing_heavily_are_skipped_with_the_same_bytes(tmp, monkeypatch):
+    """New noise every frame, in a 64-colour palette: at --quality 70 the palette frame
+    is a fraction of the pixels' bytes on every frame, so after the first heavy losses
+    the trials back off (1, 2, 4 frames), and the file is the one every trial gives."""
+    rng = np.random.default_rng(9)
+    pal = rng.integers(0, 256, (64, 3)).astype(np.uint8)
+    frames = [GifFrame(rng.integers(0, 64, (40, 48)).astype(np.uint8)) for _ in range(10)]
+    (backed, every), (n_backed, n_every) = _trials_with_and_without_back_off(
+        tmp, monkeypatch, frames, pal, 70
+    )
+    assert backed == every
+    assert n_every == 10 and n_backed == 4, (n_backed, n_every)  # frames 0, 1, 3, 6
+
+
+def test_a_frame_that_changes_little_is_tried_after_heavy_losses(tmp, monkeypatch):
+    """Runs of noise frames that pixels lose heavily, each run ending in a repeat of
+    its last frame with one pixel changed, which pixels code for a few bytes: the
+    trials back off within a run, the repeat is tried whatever came before, and the
+    file is the one every trial gives."""
+    rng = np.random.default_rng(11)
+    pal = rng.integers(0, 256, (64, 3)).astype(np.uint8)
+    frames = []
+    for _ in range(2):
+        for _ in range(4):
+            frames.append(GifFrame(rng.integers(0, 64, (40, 48)).astype(np.uint8)))
+        again = frames[-1].indices.copy()
+        again[20, 20] = (again[20, 20] + 1) % 64
+        frames.append(GifFrame(again))
+    (backed, every), (n_backed, n_every) = _trials_with_and_without_back_off(
+        tmp, monkeypatch, frames, pal, 70
+    )
+    assert backed == every
+    # frames 0, 1, 3 and the repeat 4; 5, 7 and the repeat 9
+    assert (n_backed, n_every) == (7, 10)
+    assert "lossy" in fpcodec.info(tmp / "back-off.fpc")["codings"]  # the repeats
