@@ -302,24 +302,19 @@ def write_plot(summary: dict, out: Path) -> str | None:
             alpha=0.3,
             markersize=3,
         )
-        front = c["fpcodec_front"]
-        ax.plot(
-            [q["pd"] for q in front],
-            [q["bytes"] / lossless for q in front],
-            "-o",
-            color="tab:blue",
-            markersize=4,
-            label="fpcodec front",
-        )
-        g = c["gifsicle_lossy"]
-        ax.plot(
-            [q["pd"] for q in g],
-            [q["bytes"] / lossless for q in g],
-            "--s",
-            color="tab:red",
-            markersize=3,
-            label="gifsicle -O3 --lossy",
-        )
+        for key, style, colour, size, label in (
+            ("fpcodec_front", "-o", "tab:blue", 4, "fpcodec front"),
+            ("gifsicle_lossy", "--s", "tab:red", 3, "gifsicle -O3 --lossy"),
+        ):
+            curve = c[key]
+            ax.plot(
+                [q["pd"] for q in curve],
+                [q["bytes"] / lossless for q in curve],
+                style,
+                color=colour,
+                markersize=size,
+                label=label,
+            )
         for name, marker in (("gif source", "^"), ("gifsicle -O3", "v"), ("jxl lossless", "D")):
             if name in c["anchors"]:
                 ax.plot([0], [c["anchors"][name] / lossless], marker, markersize=5, label=name)
