@@ -80,10 +80,49 @@ def _smooth(orig, ok, canvas_idx, keep, tidx, spatial, out):
 
 
 @njit(cache=True)
-def _greedy_lzw(src, pref, allowed, n_allowed, keep, tidx, spatial, mcs, out_idx, out_codes):
+def _clear_positions(codes, mcs):
+    """The pixel positions (file order) at which the source's LZW stream clears its
+    dictionary, after its first code, ending with a sentinel past every pixel."""
+    clear = 1 << mcs
+    eoi = clear + 1
+    length = np.zeros(4096, np.int64)
+    out = np.empty(codes.shape[0] + 1, np.int64)
+    n_out = 0
+    nxt = eoi + 1
+    prev = -1
+    pos = 0
+    for k in range(codes.shape[0]):
+        c = codes[k]
+        if c < 0:
+            if k > 0:
+                out[n_out] = pos
+                n_out += 1
+            nxt = eoi + 1
+            prev = -1
+            continue
+        if prev >= 0 and nxt < 4096:
+            length[nxt] = (1 if prev < clear else length[prev]) + 1
+            nxt += 1
+        pos += 1 if c < clear else length[c]
+        prev = c
+    out[n_out] = 1 << 62
+    return out[: n_out + 1]
+
+
+@njit(cache=True)
+def _greedy_lzw(
+    src, pref, allowed, n_allowed, keep, tidx, spatial, mcs, clear_at, out_idx, out_codes
+):
     """LZW-parse the preferred indices `pref` (file order) extending phrases through
     substitutes allowed for the source indices `src`. Writes the chosen indices and
-    the codes (-1: clear); returns the code count."""
+    the codes (-1: clear); returns the code count.
+
+    The dictionary is cleared where the source cleared it (`clear_at`, pixel
+    positions: the first phrase that starts there or after), and a full one is kept
+    until then, as the source kept it. Where nothing moves this is the source's own
+    stream; clearing on a full table instead moved the clears of the GIFs that clear
+    two codes early, and their frames, made by lossy LZW encoders whose pixels follow
+    the dictionary they built, then re-parsed into up to twice the codes."""
     clear = 1 << mcs
     eoi = clear + 1
     child = np.full((4096, clear), -1, np.int16)
@@ -95,8 +134,19 @@ def _greedy_lzw(src, pref, allowed, n_allowed, keep, tidx, spatial, mcs, out_idx
     nc += 1
     prev = -1
     pos = 0
+    ci = 0
     n = src.shape[0]
     while pos < n:
+        if pos >= clear_at[ci]:
+            out_codes[nc] = -1
+            nc += 1
+            for j in range(n_used):
+                child[used[j], :] = -1
+            n_used = 0
+            nxt = eoi + 1
+            prev = -1
+            while pos >= clear_at[ci]:
+                ci += 1
         s = np.int64(pref[pos])
         out_idx[pos] = s
         if prev >= 0 and nxt < 4096:
@@ -130,14 +180,6 @@ def _greedy_lzw(src, pref, allowed, n_allowed, keep, tidx, spatial, mcs, out_idx
         out_codes[nc] = node
         nc += 1
         prev = node
-        if nxt >= 4096 and pos < n:  # the dictionary is full: start afresh
-            out_codes[nc] = -1
-            nc += 1
-            for j in range(n_used):
-                child[used[j], :] = -1
-            n_used = 0
-            nxt = eoi + 1
-            prev = -1
     return nc
 
 
@@ -243,19 +285,39 @@ def near_lossless_frame(
     _smooth(img, ok, cidx, keep, max(t, 0), spatial, smooth)
     pref = np.ascontiguousarray(smooth[rows]).ravel()
     keep_file = np.ascontiguousarray(keep[rows]).ravel()
+    indices, codes = reparse(frame, pref, allowed, n_allowed, keep_file, max(t, 0), spatial)
+    return replace(frame, codes=codes, indices=indices)
+
+
+def reparse(
+    frame: GifFrame,
+    pref: np.ndarray,
+    allowed: np.ndarray,
+    n_allowed: np.ndarray,
+    keep: np.ndarray | None = None,
+    tidx: int = 0,
+    spatial: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The frame's indices and LZW codes (-1: clear) re-parsed from `pref` (file order)
+    by _greedy_lzw, clearing where the frame's own stream cleared."""
     npix = frame.indices.shape[0]
+    if keep is None:
+        keep = np.zeros(npix, np.bool_)
     out_idx = np.empty(npix, np.uint8)
-    out_codes = np.empty(npix + npix // 1024 + 8, np.int32)
+    clear_at = _clear_positions(frame.codes, frame.min_code_size)
+    # a code per phrase, a clear at most per source clear and the first
+    out_codes = np.empty(npix + clear_at.shape[0] + 1, np.int32)
     nc = _greedy_lzw(
         frame.indices,
         pref,
         allowed,
         n_allowed,
-        keep_file,
-        max(t, 0),
+        keep,
+        tidx,
         spatial,
         frame.min_code_size,
+        clear_at,
         out_idx,
         out_codes,
     )
-    return replace(frame, codes=out_codes[:nc].copy(), indices=out_idx)
+    return out_idx, out_codes[:nc].copy()

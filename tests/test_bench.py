@@ -577,3 +577,22 @@ def test_phase_peaks_of_a_lossy_gif_encode_name_the_coder_s_stages(tmp_path):
         if "/" in path:
             assert peak <= peaks[path.rsplit("/", 1)[0]], path
     assert (tmp_path / "a.fpc").stat().st_size > 0
+
+
+def test_gif_phrases_measures_the_room_a_gifs_phrases_leave(tmp):
+    """bench/gif_phrases.py on a dithered GIF with grey levels 4 apart: every frame
+    re-parses into its own stream, nothing moves within ±1, and within ±4 phrases
+    go on through substitutes, in fewer codes."""
+    from fpcodec.bench.gif_phrases import main
+
+    from .test_gif_lossy import dithered_gif
+
+    clip = tmp / "dithered.gif"
+    clip.write_bytes(dithered_gif(n=3, h=48, w=64))
+    out = tmp / "phrases.json"
+    assert main([str(clip), "-o", str(out), "--frames", "3", "--errors", "1,4"]) == 0
+    (row,) = json.loads(out.read_text())["clips"]
+    assert row["frames"] == 3 and row["reparse_identical"] == 3
+    assert row["E1"]["extended"] == 0 and row["E1"]["codes_extended"] == 1
+    assert row["E4"]["movable"] > 0.5
+    assert row["E4"]["extended"] > 0 and row["E4"]["codes_extended"] < 1

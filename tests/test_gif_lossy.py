@@ -437,3 +437,61 @@ def test_a_frame_that_changes_little_is_tried_after_heavy_losses(tmp, monkeypatc
     # frames 0, 1, 3 and the repeat 4; 5, 7 and the repeat 9
     assert (n_backed, n_every) == (7, 10)
     assert "lossy" in fpcodec.info(tmp / "back-off.fpc")["codings"]  # the repeats
+
+
+def _lzw_codes(indices: np.ndarray, mcs: int, clear_after: int | None) -> np.ndarray:
+    """A greedy GIF LZW stream (gifparse's form: -1 for a clear) that clears after
+    `clear_after` codes, or never: its table then stays full, as deferred-clear
+    encoders leave it."""
+    clear = 1 << mcs
+    codes, table, nxt, since = [-1], {}, clear + 2, 0
+    prefix = int(indices[0])
+    for k in map(int, indices[1:]):
+        if (prefix, k) in table:
+            prefix = table[prefix, k]
+            continue
+        codes.append(prefix)
+        since += 1
+        if nxt < 4096:
+            table[prefix, k] = nxt
+            nxt += 1
+        if clear_after is not None and since == clear_after:
+            codes.append(-1)
+            table, nxt, since = {}, clear + 2, 0
+        prefix = k
+    codes.append(prefix)
+    return np.array(codes, np.int32)
+
+
+@pytest.mark.parametrize("clear_after", [700, 3836, None])
+def test_a_frame_that_moves_nothing_reparses_into_its_source_stream(clear_after):
+    """Clearing where the source cleared, not on a full table: GIFs that clear a few
+    codes early (3836 codes, the `tnc-*` clips) or never (a full table kept) came out
+    of the re-parse with up to twice their codes, and a moved frame started far
+    behind its exact one."""
+    from fpcodec.codec.palette_nearlossless import _clear_positions, _greedy_lzw
+
+    rng = np.random.default_rng(5)
+    runs = rng.integers(1, 6, 12000)
+    indices = np.repeat(rng.integers(0, 16, runs.size), runs).astype(np.uint8)[:40000]
+    codes = _lzw_codes(indices, 4, clear_after)
+    clear_at = _clear_positions(codes, 4)
+    assert len(clear_at) - 1 == (codes[1:] == -1).sum()
+    identity = np.arange(16, dtype=np.int32)[:, None]
+    out_idx = np.empty_like(indices)
+    out_codes = np.empty(indices.size + len(clear_at) + 1, np.int32)
+    n = _greedy_lzw(
+        indices,
+        indices,
+        identity,
+        np.ones(16, np.int32),
+        np.zeros(indices.size, np.bool_),
+        0,
+        True,
+        4,
+        clear_at,
+        out_idx,
+        out_codes,
+    )
+    assert (out_idx == indices).all()
+    np.testing.assert_array_equal(out_codes[:n], codes)
