@@ -35,11 +35,17 @@ SOURCE_SUFFIXES = {".gif", ".mp4", ".webm", ".mkv", ".mov", ".png", ".webp"}
 
 
 def _encode_point(path: str, quality: int, predictor: str) -> dict:
+    # the pixel coder alone, as the benchmark's lossy rows (runner.variants): a GIF's
+    # palette trials would otherwise stand in for it wherever they win
     from fpcodec.bench.runner import Variant, compare, load_clip, run_fpcodec
 
     frames, _, _ = load_clip(Path(path))
     v = Variant(
-        "fpcodec", f"Q={quality}", "tune", False, (("predictor", predictor), ("quality", quality))
+        "fpcodec",
+        f"Q={quality}",
+        "tune",
+        False,
+        (("predictor", predictor), ("palette", False), ("quality", quality)),
     )
     res = run_fpcodec(Path(path), v, frames)
     m = compare(frames, res.frames)
