@@ -513,14 +513,17 @@ def _nearest_ranks(img, use_alpha, pal_by_rank, lut, out):
 
 
 @njit(cache=True)
-def _ranks_of_indices(prev, rank, out):
-    """Rank of the index each pixel last stored; -1 where none was stored yet."""
+def _ranks_of_indices(prev, undrawn, any_undrawn, rank, out):
+    """Rank of the index each pixel last stored; -1 where none was stored yet (where
+    any_undrawn and undrawn says so)."""
     n = rank.shape[0]
     h, w = out.shape
     for y in range(h):
         for x in range(w):
-            v = prev[y, x]
-            out[y, x] = -1 if v < 0 else rank[min(v, n - 1)]
+            if any_undrawn and undrawn[y, x]:
+                out[y, x] = -1
+            else:
+                out[y, x] = rank[min(np.int64(prev[y, x]), n - 1)]
 
 
 # ------------------------------------------------------------------ frame level
@@ -576,6 +579,7 @@ def _maps(
     canvas: np.ndarray,
     prediction: np.ndarray | None,
     prev_syms: np.ndarray,
+    undrawn: np.ndarray | None,
 ) -> tuple[np.ndarray, ...]:
     """Row map (file order -> row) and the context maps over the rectangle: nearest
     rank of the canvas colour, of the predicted colour, and the rank of the index the
@@ -597,10 +601,14 @@ def _maps(
         pmap = np.empty((frame.h, frame.w), np.int16)
         _nearest_ranks(prediction[y0:y1, x0:x1], False, pal_by_rank, models.lut, pmap)
     qmap = np.empty((frame.h, frame.w), np.int16)
-    _ranks_of_indices(prev_syms[y0:y1, x0:x1], rank, qmap)
+    if undrawn is None:
+        _ranks_of_indices(prev_syms[y0:y1, x0:x1], _NOTHING_UNDRAWN, False, rank, qmap)
+    else:
+        _ranks_of_indices(prev_syms[y0:y1, x0:x1], undrawn[y0:y1, x0:x1], True, rank, qmap)
     return rowmap, tmap, pmap, qmap
 
 
+_NOTHING_UNDRAWN = np.zeros((1, 1), np.bool_)
 _HEAD = struct.Struct("<BBBBHHHH")
 F_INTERLACE, F_LOCAL, F_TRANSPARENT, F_GCE, F_KEYSTATE = 1, 2, 4, 8, 16
 K_FIRST, K_RGBA, K_BASE, K_GLOBAL, K_PALETTE_BASE = 1, 2, 8, 16, 32
@@ -619,13 +627,19 @@ class PaletteStream:
     global_palette: np.ndarray | None = None
     compositor: CompositorState | None = None
     prev_table: np.ndarray | None = None  # reference for coding the next colour table
-    prev_syms: np.ndarray | None = None  # (H, W) last index a GIF frame stored per pixel
+    # (H, W) uint8: the last index a GIF frame stored at each pixel, and (H, W) bool:
+    # where none has been stored yet, dropped once every pixel has one (a GIF's first
+    # frame nearly always covers the screen). One int16 map with -1 for "none" was
+    # 64 MiB at the size cap, where these are 32 after the first frame.
+    prev_syms: np.ndarray | None = None
+    undrawn: np.ndarray | None = None
     fresh: bool = True  # no palette frame since the keyframe yet (palette_resync.py)
 
     def reset_models(self, height: int, width: int) -> None:
         self.models.reset()
         self.prev_table = None
-        self.prev_syms = np.full((height, width), -1, np.int16)
+        self.prev_syms = np.zeros((height, width), np.uint8)
+        self.undrawn = np.ones((height, width), np.bool_)
 
     def fork(self, compositor: CompositorState | None = None) -> PaletteStream:
         """A copy to code a trial frame on (gifchoice.py), drawn over `compositor` when
@@ -643,6 +657,7 @@ class PaletteStream:
             else self.compositor.copy(),
             self.prev_table,
             self.prev_syms,
+            self.undrawn,
             self.fresh,
         )
 
@@ -650,13 +665,18 @@ class PaletteStream:
         """Stop sharing the index map with the stream this one was forked from."""
         if self.prev_syms is not None:
             self.prev_syms = self.prev_syms.copy()
+        if self.undrawn is not None:
+            self.undrawn = self.undrawn.copy()
 
     def remember(self, frame: GifFrame) -> None:
         from .gifcompose import frame_pixels
 
-        self.prev_syms[frame.y : frame.y + frame.h, frame.x : frame.x + frame.w] = frame_pixels(
-            frame
-        )
+        rect = (slice(frame.y, frame.y + frame.h), slice(frame.x, frame.x + frame.w))
+        self.prev_syms[rect] = frame_pixels(frame)
+        if self.undrawn is not None:
+            self.undrawn[rect] = False
+            if not self.undrawn.any():
+                self.undrawn = None
 
 
 def encode_palette_frame(
@@ -723,7 +743,15 @@ def encode_palette_frame(
     table = colour_table(frame, ps.global_palette)
     rank, inv_rank = luma_ranks(table)
     rowmap, tmap, pmap, qmap = _maps(
-        ps.models, table, rank, inv_rank, frame, _drawn_on(comp), prediction, ps.prev_syms
+        ps.models,
+        table,
+        rank,
+        inv_rank,
+        frame,
+        _drawn_on(comp),
+        prediction,
+        ps.prev_syms,
+        ps.undrawn,
     )
     m = ps.models
     npix = frame.w * frame.h
@@ -883,7 +911,7 @@ def decode_palette_frame(
     colours = colour_table(frame, ps.global_palette)
     rank, inv_rank = luma_ranks(colours)
     rowmap, tmap, pmap, qmap = _maps(
-        m, colours, rank, inv_rank, frame, _drawn_on(comp), prediction, ps.prev_syms
+        m, colours, rank, inv_rank, frame, _drawn_on(comp), prediction, ps.prev_syms, ps.undrawn
     )
     out_codes = np.zeros(w * h + 4096, np.int16)  # 12-bit codes, -1 for CLEAR
     status, nco = _code_phrases(

@@ -444,3 +444,36 @@ def test_the_read_ahead_hint_changes_no_coded_byte():
         coded.append((bytes(buf[:n]), model.hist.tobytes(), model.weights.tobytes()))
     assert len(coded[0][0]) > 1000
     assert coded[0] == coded[1]
+
+
+def test_the_index_map_knows_where_no_frame_has_stored_an_index():
+    """PaletteStream keeps the last index stored per pixel as uint8 beside a map of the
+    pixels no frame has reached (read as -1 by the coder's context), and drops that
+    map once every pixel is reached; forks share both until they own them."""
+    from fpcodec.codec import palette
+    from fpcodec.codec.gifparse import GifFrame as ParsedFrame
+
+    def frame(x, y, w, h, value):
+        return ParsedFrame(
+            x, y, w, h, None, None, 1, True, 5, False, 2, np.zeros(0, np.int32),
+            np.full(w * h, value, np.uint8),
+        )  # fmt: skip
+
+    ps = palette.PaletteStream(palette.PaletteModels(table_bits=10))
+    ps.reset_models(4, 6)
+    ps.remember(frame(2, 1, 3, 2, 7))
+    rank = np.arange(16, dtype=np.int64)[::-1].copy()
+    q = np.empty((4, 6), np.int16)
+    palette._ranks_of_indices(ps.prev_syms, ps.undrawn, True, rank, q)
+    want = np.full((4, 6), -1)
+    want[1:3, 2:5] = rank[7]
+    np.testing.assert_array_equal(q, want)
+    trial = ps.fork()
+    assert trial.prev_syms is ps.prev_syms and trial.undrawn is ps.undrawn
+    trial.own_index_map()
+    trial.remember(frame(0, 0, 6, 4, 3))
+    assert trial.undrawn is None and (trial.prev_syms == 3).all()
+    assert ps.undrawn is not None and ps.undrawn.sum() == 24 - 6  # untouched by the trial
+    ps.remember(frame(0, 0, 6, 2, 1))
+    ps.remember(frame(0, 2, 6, 2, 0))
+    assert ps.undrawn is None and (ps.prev_syms[:2] == 1).all() and (ps.prev_syms[2:] == 0).all()

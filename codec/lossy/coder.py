@@ -69,10 +69,10 @@ def _run(enc, tgt, prd, intra, quality, models, buf, lv, fmap=(0, None), search=
     act = np.zeros((hp // 4, wp // 4), np.uint8)  # blocks with coefficients or intra
     shape = (hp // 8, wp // 8, 2)
     if models.vectors.shape != shape or intra:
-        models.vectors = np.zeros(shape, np.int64)
+        models.vectors = np.zeros(shape, np.int32)
     order, nmax = start_frame(models, prd, intra)
-    urefs = np.full((*shape[:2], 2), -1, np.int64)
-    mv1s = np.zeros(shape, np.int64)
+    urefs = np.full((*shape[:2], 2), -1, np.int32)  # the unit state's type (syntax.unit_maps)
+    mv1s = np.zeros(shape, np.int32)
     n, err = code_frame(
         enc,
         tgt,

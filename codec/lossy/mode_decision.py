@@ -166,7 +166,7 @@ def choose_unit(
     lam_pd = quant[2]
     qs = scratch[3]
     # what only this frame's coded neighbours can propose
-    cands = np.zeros((4, 2), np.int64)
+    cands = np.zeros((4, 2), np.int32)  # the unit state's type (syntax.unit_maps)
     cands[0, 0], cands[0, 1] = pmy, pmx
     cands[1] = mvs[uy, ux - 1] if ux > 0 else cands[0]
     cands[2] = mvs[uy - 1, ux] if uy > 0 else cands[0]

@@ -45,7 +45,7 @@ class LossyModels:
         self.loop_filter = loop_filter
         self.probs, self.counts = rc.new_models(N_MODELS)
         # the previous frame's vectors: search candidates only, not stream state
-        self.vectors = np.zeros((0, 0, 2), np.int64)
+        self.vectors = np.zeros((0, 0, 2), np.int32)
         # reference planes (int16: every value is within +-1024): slot 0 holds the
         # predictor's frame, the others decoded frames; `history` lists the slots of
         # the latest decoded frames, newest first (references.py)
@@ -55,7 +55,7 @@ class LossyModels:
     def reset(self) -> None:
         self.probs[:] = rc.PROB_HALF
         self.counts[:] = 0
-        self.vectors = np.zeros((0, 0, 2), np.int64)
+        self.vectors = np.zeros((0, 0, 2), np.int32)
         self.history = []
         if self.loop_filter is not None:
             self.loop_filter.reset()
