@@ -187,7 +187,7 @@ def choose_unit(
     kind, bref, b1y, b1x = KIND_MOTION, -1, 0, 0
     cref = int(pre[6])
     # two hypotheses are tried where the prepass found them cheaper than one
-    if cref >= 0 and pre[9] < pre[3]:
+    if cref >= 0 and pre[3]:
         r0, b0y, b0x, cy, cx = int(pre[0]), int(pre[4]), int(pre[5]), int(pre[7]), int(pre[8])
         d, b = _trial(
             tgt, recon, ring, order, y0, x0, 0, r0, b0y, b0x, cref, cy, cx, quant, scratch

@@ -20,6 +20,7 @@ from .transform_quant import PLANE_STEP_C, bitlen
 # numba's threading layer for the parallel search: workqueue (codec/numbastart.py)
 
 SEARCH_MAX = 64  # the encoder never proposes vectors longer than this
+PREPASS_FIELDS = 9  # per unit, what _search_unit writes
 REF_PENALTY = 6  # an older reference must win by this many lambda bits
 REF_RANGE = 2  # the older references' integer search range
 # how far and in how many references to search: presets.py (--speed)
@@ -202,8 +203,8 @@ def _old_ref_shortlist(tgt, ring, order, y0, x0, cands, tries):
 @njit(cache=True)
 def _search_second(tgt, ring, order, y0, x0, pmy, pmx, uref, mvy, mvx, lam_sad, search, out):
     """The best second hypothesis for the unit's best single vector (uref, mvy, mvx):
-    writes out[4:10] = (its first vector, second reference, second vector, cost),
-    leaving them (mvy, mvx, -1, 0, 0, 1e30) when there is none."""
+    writes out[4:9] = (its first vector, second reference, second vector), leaving
+    them (mvy, mvx, -1, 0, 0) when there is none, and returns its cost (1e30: none)."""
     nref = order.shape[0]
     blk8 = np.empty((8, 8), np.int64)
     p0 = np.empty((3, 8, 8), np.int64)
@@ -224,7 +225,7 @@ def _search_second(tgt, ring, order, y0, x0, pmy, pmx, uref, mvy, mvx, lam_sad, 
         if c3 < cbest:
             cbest, cref, cy, cx = c3, r1, ry, rx
     if cref < 0:
-        return
+        return 1e30
     # the first vector was the best alone; against the second it may not be, so it is
     # searched again with the second fixed, and the second after it
     for p in range(3):
@@ -246,16 +247,19 @@ def _search_second(tgt, ring, order, y0, x0, pmy, pmx, uref, mvy, mvx, lam_sad, 
     cost += lam_sad * (mvd_bits(cy - sy) + mvd_bits(cx - sx) + 1)
     if nref > 1:
         cost += lam_sad * (min(uref + 1, nref - 1) + min(cref + 1, nref - 1))
-    out[4], out[5], out[6], out[7], out[8], out[9] = b0y, b0x, cref, cy, cx, cost
+    out[4], out[5], out[6], out[7], out[8] = b0y, b0x, cref, cy, cx
+    return cost
 
 
 @njit(cache=True)
 def _search_unit(tgt, ring, order, y0, x0, pmy, pmx, cands, lam_sad, search, out):
     """The motion searches for the 8x8 unit at (y0, x0), SAD plus lambda * vector bits
     counted from (pmy, pmx): the best vector into the predictor's frame and into the
-    older references, then the best second hypothesis for it. Writes out[:4] =
-    (reference, vector, cost) and out[4:10] = (its first vector, second reference or
-    -1, second vector, cost). search: the preset (presets.py)."""
+    older references, then the best second hypothesis for it. Writes out[:3] =
+    (reference, vector), out[3] = 1 where the two hypotheses cost less than it, and
+    out[4:9] = (their first vector, second reference or -1, second vector). The costs
+    are compared here, in float64, so that the table is int32 (a float64 table with
+    both costs was 40 MiB at the size cap). search: the preset (presets.py)."""
     nref = order.shape[0]
     blk8 = np.empty((8, 8), np.int64)
     prd = ring[order[0]]
@@ -277,9 +281,10 @@ def _search_unit(tgt, ring, order, y0, x0, pmy, pmx, cands, lam_sad, search, out
         c3 += lam_sad * (min(r + 1, nref - 1) + REF_PENALTY)
         if c3 < best3:
             mvy, mvx, uref, best3 = ry, rx, r, c3
-    out[0], out[1], out[2], out[3] = uref, mvy, mvx, best3
-    out[4], out[5], out[6], out[7], out[8], out[9] = mvy, mvx, -1, 0, 0, 1e30
-    _search_second(tgt, ring, order, y0, x0, pmy, pmx, uref, mvy, mvx, lam_sad, search, out)
+    out[0], out[1], out[2] = uref, mvy, mvx
+    out[4], out[5], out[6], out[7], out[8] = mvy, mvx, -1, 0, 0
+    cost = _search_second(tgt, ring, order, y0, x0, pmy, pmx, uref, mvy, mvx, lam_sad, search, out)
+    out[3] = 1 if cost < best3 else 0
 
 
 @njit(cache=True, parallel=True)
@@ -289,7 +294,7 @@ def motion_prepass(tgt, ring, order, mvf, lam_sad, search, pre):
     neighbours' vectors) is not known yet, so the previous frame's field stands in
     for it. Each unit's result depends on nothing another thread computes, so the
     output does not depend on the thread count. search: the preset (presets.py);
-    pre: (Nuy, Nux, 10), see _search_unit."""
+    pre: (Nuy, Nux, PREPASS_FIELDS) int32, see _search_unit."""
     nuy, nux = pre.shape[0], pre.shape[1]
     for u in prange(nuy * nux):
         uy, ux = u // nux, u % nux

@@ -81,7 +81,7 @@ B_FIELDS = 5
 @njit(cache=True)
 def unit_maps(nuy, nux):
     """A frame's unit state (nb, the fields above): zero, references -1. int32: every
-    field is a flag, a reference or a vector within MAX_MV (int64 was 54 MiB at the
+    field is a flag, a reference or a vector within MAX_MV (int64 was 52 MiB at the
     size cap)."""
     nb = np.zeros((nuy, nux, U_FIELDS), np.int32)
     nb[:, :, U_REF] = -1
