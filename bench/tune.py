@@ -89,7 +89,7 @@ def run(corpus: Path, qualities: list[int], predictor: str, jobs: int, out: Path
     print(f"\r{len(tasks)} points in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     rows.sort(key=lambda r: (r["clip"], r["quality"]))
     tmp = out.with_suffix(".part")
-    tmp.write_text(json.dumps({"predictor": predictor, "rows": rows}, indent=1))
+    tmp.write_text(json.dumps({"predictor": predictor, "palette": False, "rows": rows}, indent=1))
     os.replace(tmp, out)
     return rows
 

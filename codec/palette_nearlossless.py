@@ -86,7 +86,11 @@ def _clear_positions(codes, mcs):
     clear = 1 << mcs
     eoi = clear + 1
     length = np.zeros(4096, np.int64)
-    out = np.empty(codes.shape[0] + 1, np.int64)
+    n_clears = 0
+    for k in range(1, codes.shape[0]):
+        n_clears += codes[k] < 0
+    # sized by the clears, not the codes: a frame at the size cap has tens of millions
+    out = np.empty(n_clears + 1, np.int64)
     n_out = 0
     nxt = eoi + 1
     prev = -1
@@ -106,7 +110,7 @@ def _clear_positions(codes, mcs):
         pos += 1 if c < clear else length[c]
         prev = c
     out[n_out] = 1 << 62
-    return out[: n_out + 1]
+    return out
 
 
 @njit(cache=True)

@@ -495,3 +495,52 @@ def test_a_frame_that_moves_nothing_reparses_into_its_source_stream(clear_after)
     )
     assert (out_idx == indices).all()
     np.testing.assert_array_equal(out_codes[:n], codes)
+
+
+def _lzw_indices(codes: np.ndarray, mcs: int) -> np.ndarray:
+    """What a GIF decoder reads from a code stream (gifparse's form: -1 for a clear)."""
+    clear = 1 << mcs
+    out: list[int] = []
+    strings: dict[int, list[int]] = {}
+    nxt, prev = clear + 2, None
+    for c in map(int, codes):
+        if c < 0:
+            strings, nxt, prev = {}, clear + 2, None
+            continue
+        if c < clear:
+            s = [c]
+        elif c in strings:
+            s = strings[c]
+        else:
+            assert c == nxt and prev is not None, f"code {c} not in the dictionary"
+            s = prev + prev[:1]
+        if prev is not None and nxt < 4096:
+            strings[nxt] = prev + s[:1]
+            nxt += 1
+        out += s
+        prev = s
+    return np.array(out, np.uint8)
+
+
+@pytest.mark.parametrize("clear_after", [700, 3836, None])
+def test_a_moved_frame_is_a_valid_lzw_stream_of_its_moved_indices(clear_after):
+    """Phrases that go on through substitutes shift every later phrase against the
+    source's clears: the moved stream must still decode to the moved indices, with
+    each index within the bound of the source's."""
+    from fpcodec.codec.gifparse import GifFrame as ParsedFrame
+    from fpcodec.codec.palette_nearlossless import allowed_indices, reparse
+
+    rng = np.random.default_rng(9)
+    table = np.repeat(np.arange(0, 64, 4)[:, None], 3, axis=1).astype(np.uint8)  # 16 greys
+    runs = rng.integers(1, 6, 12000)
+    indices = np.repeat(rng.integers(0, 16, runs.size), runs).astype(np.uint8)[:40000]
+    frame = ParsedFrame(
+        0, 0, 200, 200, table, None, 1, True, 5, False, 4,
+        _lzw_codes(indices, 4, clear_after), indices,
+    )  # fmt: skip
+    allowed, n_allowed = allowed_indices(table, 4, None)
+    moved, codes = reparse(frame, indices, allowed, n_allowed)
+    assert (moved != indices).mean() > 0.05  # phrases did go on through substitutes
+    np.testing.assert_array_equal(_lzw_indices(codes, 4), moved)
+    err = np.abs(table[moved].astype(int) - table[indices]).max()
+    assert err <= 4
