@@ -596,3 +596,29 @@ def test_gif_phrases_measures_the_room_a_gifs_phrases_leave(tmp):
     assert row["E1"]["extended"] == 0 and row["E1"]["codes_extended"] == 1
     assert row["E4"]["movable"] > 0.5
     assert row["E4"]["extended"] > 0 and row["E4"]["codes_extended"] < 1
+
+
+def test_near_lossless_check_decodes_and_bounds_every_pixel(tmp):
+    """bench/near_lossless_check.py: both files of a dithered GIF written by the CLI,
+    decoded, the lossless one exact and the other within its bound; and the check
+    itself sees an error on a visible pixel and none on a transparent one."""
+    from fpcodec.bench.near_lossless_check import _worst_error, main
+
+    from .test_gif_lossy import dithered_gif
+
+    clip = tmp / "dithered.gif"
+    clip.write_bytes(dithered_gif(n=3, h=24, w=32))
+    out = tmp / "check.json"
+    assert main([str(clip), "-o", str(out), "--max-error", "4", "--jobs", "1"]) == 0
+    res = json.loads(out.read_text())
+    assert res["every_bound_held"] and res["every_lossless_exact"]
+    (row,) = res["clips"]
+    assert row["max_error_4_bytes"] <= row["lossless_bytes"]
+    assert row["max_error_4_worst_channel_error"] <= 4
+    a = np.zeros((2, 2, 4), np.uint8)
+    a[0, 0, 3] = 255
+    b = a.copy()
+    b[1, 1, :3] = 200  # transparent in the source: any colour
+    assert _worst_error([a], [b]) == 0
+    b[0, 0, 1] = 3
+    assert _worst_error([a], [b]) == 3
