@@ -95,14 +95,7 @@ class StreamState:
             else None
         )
         self.lossy_search = lossy_preset(DEFAULT_PRESET)  # encoder only: --speed
-        # Encoder only, lossy GIF streams: the GOP's frames so far, whether they are all
-        # the lossless stream's own, and the lossless GOP once they are not (gifchoice.py)
-        self.gop_frames: list[HeldFrame] = []
-        self.gop_pure = True
-        self.shadow = None
-        self.pixel_losses = 0  # GIF --quality: pixel trials lost heavily in a row
-        self.pixel_skips = 0  # ...and how many frames' pixel trials to skip now
-        self.pixel_loss_changed = 0  # ...unless a frame changes fewer pixels than this
+        self._start_gop_choices()
         # Encoder only: the GIF as parsed, composited frame by frame (exactly, whatever
         # the decoder's compositor shows in a lossy stream).
         self.gif_screen = gif_screen if allow_palette else None
@@ -137,14 +130,20 @@ class StreamState:
         self.predictor.reset(h, w)
         self.prev = None
         self.prev_was_palette = False
-        self.gop_frames = []
-        self.gop_pure = True
-        self.shadow = None
-        self.pixel_losses = 0  # GIF --quality: pixel trials lost heavily in a row
-        self.pixel_skips = 0  # ...and how many frames' pixel trials to skip now
-        self.pixel_loss_changed = 0  # ...unless a frame changes fewer pixels than this
+        self._start_gop_choices()
         if self._palette is not None:
             self._palette.fresh = True  # palette models restart with the GOP's first one
+
+    def _start_gop_choices(self) -> None:
+        """Encoder only, lossy GIF streams (gifchoice.py): the GOP's frames so far,
+        whether they are all the lossless stream's own, the lossless GOP once they are
+        not, and the back-off of pixel trials at --quality."""
+        self.gop_frames: list[HeldFrame] = []
+        self.gop_pure = True
+        self.shadow = None
+        self.pixel_losses = 0  # pixel trials lost heavily in a row
+        self.pixel_skips = 0  # ...and how many frames' pixel trials to skip now
+        self.pixel_loss_changed = 0  # ...unless a frame changes fewer pixels than this
 
     def take_prediction(self) -> np.ndarray:
         """The prediction's colour for a coding that is its only reader (a stream
