@@ -4,10 +4,10 @@
 
 Each clip is encoded twice by the CLI as a user would (`fpcodec encode`, lossless and
 `--max-error E`, one numba thread each), both files are decoded with
-fpcodec.decode_frames and compared with Pillow's RGBA frames of the source: the
-lossless file must be exact, and the near-lossless one within E on every visible
-pixel of every frame. Writes per clip the bytes, the worst channel error and whether
-the bound held, and the totals.
+fpcodec.decode_frames and measured as the benchmark measures them (runner.load_clip's
+frames, runner.compare): the lossless file must be exact, and the near-lossless one
+within E on every visible pixel of every frame, with the same pixels visible. Writes
+per clip the bytes, the worst channel error and whether the bound held, and the totals.
 """
 
 from __future__ import annotations
@@ -21,51 +21,33 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-
-
-def _source_frames(path: Path) -> list[np.ndarray]:
-    from PIL import Image
-
-    out = []
-    with Image.open(path) as im:
-        for i in range(getattr(im, "n_frames", 1)):
-            im.seek(i)
-            out.append(np.asarray(im.convert("RGBA")).copy())
-    return out
-
-
-def _worst_error(source: list[np.ndarray], decoded: list[np.ndarray]) -> int:
-    worst = 0
-    for s, d in zip(source, decoded, strict=True):
-        visible = s[..., 3] != 0
-        err = np.abs(s[..., :3].astype(np.int16) - d[..., :3].astype(np.int16)).max(axis=2)
-        worst = max(worst, int(err[visible].max(initial=0)))
-        worst = max(worst, int(np.abs(s[..., 3].astype(np.int16) - d[..., 3]).max()))
-    return worst
-
 
 def check(clip: Path, max_error: int, work: Path) -> dict:
     import fpcodec
 
+    from .runner import compare, load_clip
+
     env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
-    sizes, worst = {}, {}
-    source = _source_frames(clip)
+    sizes, measured = {}, {}
+    source = load_clip(clip)[0]
     for e in (0, max_error):
         out = work / f"{clip.stem}-e{e}.fpc"
         cmd = [sys.executable, "-m", "fpcodec.cli", "encode", "-q", "-f", str(clip), str(out)]
         subprocess.run([*cmd, "--max-error", str(e)], check=True, env=env)
         sizes[e] = out.stat().st_size
-        worst[e] = _worst_error(source, fpcodec.decode_frames(out)[1])
+        measured[e] = compare(source, fpcodec.decode_frames(out)[1])
+        if "error" in measured[e]:
+            raise RuntimeError(f"{clip.name} at --max-error {e}: {measured[e]['error']}")
+    near = measured[max_error]
     return {
         "clip": clip.name,
         "frames": len(source),
         "source_bytes": clip.stat().st_size,
         "lossless_bytes": sizes[0],
         f"max_error_{max_error}_bytes": sizes[max_error],
-        "lossless_exact": worst[0] == 0,
-        f"max_error_{max_error}_worst_channel_error": worst[max_error],
-        "bound_held": worst[max_error] <= max_error,
+        "lossless_exact": measured[0]["exact"],
+        f"max_error_{max_error}_worst_channel_error": near["max_abs_error"],
+        "bound_held": near["alpha_ok"] and near["max_abs_error"] <= max_error,
     }
 
 

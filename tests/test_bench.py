@@ -600,9 +600,11 @@ def test_gif_phrases_measures_the_room_a_gifs_phrases_leave(tmp):
 
 def test_near_lossless_check_decodes_and_bounds_every_pixel(tmp):
     """bench/near_lossless_check.py: both files of a dithered GIF written by the CLI,
-    decoded, the lossless one exact and the other within its bound; and the check
-    itself sees an error on a visible pixel and none on a transparent one."""
-    from fpcodec.bench.near_lossless_check import _worst_error, main
+    decoded, the lossless one exact and the other within its bound; and the measure
+    it takes (runner.compare) sees an error on a visible pixel and none on a
+    transparent one."""
+    from fpcodec.bench.near_lossless_check import main
+    from fpcodec.bench.runner import compare
 
     from .test_gif_lossy import dithered_gif
 
@@ -615,10 +617,10 @@ def test_near_lossless_check_decodes_and_bounds_every_pixel(tmp):
     (row,) = res["clips"]
     assert row["max_error_4_bytes"] <= row["lossless_bytes"]
     assert row["max_error_4_worst_channel_error"] <= 4
-    a = np.zeros((2, 2, 4), np.uint8)
+    a = np.zeros((16, 16, 4), np.uint8)
     a[0, 0, 3] = 255
     b = a.copy()
     b[1, 1, :3] = 200  # transparent in the source: any colour
-    assert _worst_error([a], [b]) == 0
+    assert compare([a], [b])["max_abs_error"] == 0
     b[0, 0, 1] = 3
-    assert _worst_error([a], [b]) == 3
+    assert compare([a], [b])["max_abs_error"] == 3
