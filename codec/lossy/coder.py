@@ -13,6 +13,7 @@ from ..planecoder import ZSTD_LEVEL
 from ..zstd_bounded import decompress
 from .deblock import deblock
 from .frame import code_frame
+from .frame_decode import decode_units
 from .loop_filter import MapGains, apply_map, read_map, write_map
 from .models import LossyModels
 from .planes import planes_into_rgb, planes_to_rgb, rgb_into_planes, rgb_to_planes
@@ -73,25 +74,42 @@ def _run(enc, tgt, prd, intra, quality, models, buf, lv, fmap=(0, None), search=
     order, nmax = start_frame(models, prd, intra)
     urefs = np.full((*shape[:2], 2), -1, np.int32)  # the unit state's type (syntax.unit_maps)
     mv1s = np.zeros(shape, np.int32)
-    n, err = code_frame(
-        enc,
-        tgt,
-        models.ring,
-        order,
-        intra,
-        (steps, offs, lam_pd, DECISION_WEIGHTS),
-        lam_sad,
-        models.probs,
-        models.counts,
-        buf,
-        recon,
-        lv,
-        models.vectors,
-        act,
-        urefs,
-        mv1s,
-        search,
-    )
+    if enc:
+        n, err = code_frame(
+            enc,
+            tgt,
+            models.ring,
+            order,
+            intra,
+            (steps, offs, lam_pd, DECISION_WEIGHTS),
+            lam_sad,
+            models.probs,
+            models.counts,
+            buf,
+            recon,
+            lv,
+            models.vectors,
+            act,
+            urefs,
+            mv1s,
+            search,
+        )
+    else:
+        n, err = decode_units(
+            models.ring,
+            order,
+            intra,
+            steps,
+            models.probs,
+            models.counts,
+            buf,
+            recon,
+            lv,
+            models.vectors,
+            act,
+            urefs,
+            mv1s,
+        )
     # The prediction's planes are read by code_frame only; where they are the only
     # reference, the ring lets them go before the loop filter and the RGB output.
     prd = None

@@ -5,6 +5,10 @@ Co, Cg in turn.
 
 Reconstruction is exact integer arithmetic, so encoder and decoder agree bit for
 bit and the encoder returns what the decoder will show.
+
+The decoder runs frame_decode.py's loop, which calls the same functions in bands so
+that reading symbols and rebuilding pixels overlap on two threads; this kernel's
+decoding direction is what the tests hold that loop to (tests/test_frame_decode.py).
 """
 
 from __future__ import annotations
