@@ -31,7 +31,7 @@ def hash_slot(keys, c):
     return hh
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _index_colours(img, mask, limit, offset, out):
     """Writes offset + sorted position of each masked pixel's colour into out (0
     elsewhere); returns the sorted colours, or an empty array past `limit` colours."""

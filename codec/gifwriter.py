@@ -31,7 +31,7 @@ DISPOSE_BACKGROUND = 2
 QUANTISE_WHOLE = 1 << 20
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _lzw(indices, min_code_size, out):
     """GIF-flavoured LZW of a flat uint8 index array into `out`; returns bytes used."""
     clear = 1 << min_code_size
@@ -117,7 +117,7 @@ def _sub_blocks(data: bytes) -> bytes:
     return b"".join(parts) + b"\x00"
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _changed(a, b, out):
     """Per pixel of two canonical RGBA frames (or two rectangles of them): does it
     look different? One pass, in place: the NumPy form took about eight bytes a
@@ -139,7 +139,7 @@ def _changed(a, b, out):
                 out[y, x] = False
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _changed_box(a, b):
     """(x0, y0, x1, y1) bounding the pixels `_changed` marks, x1 = 0 for none: one
     pass and no mask (a one-pixel frame on a large screen made three frame-sized

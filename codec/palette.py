@@ -310,7 +310,7 @@ def _stop_contexts(tctx, ch, nch, node, dd, col, lastv, nv, tv, pv, qv):
         tctx[6] = hash2(hash2(qv, lastv), c_q * 2 + c_n)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _code_phrases(
     st,
     buf,

@@ -14,10 +14,13 @@ Callers write into a temporary path and rename it into place.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
 import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
@@ -359,3 +362,46 @@ class FrameDirSink(Sink):
 
 def frame_name(index: int) -> str:
     return f"frame_{index:06d}.png"
+
+
+# Frames up to this size (1920x1080 included) are written on a second thread while
+# the next one is decoded; larger ones take turns with the decoder. The writer's
+# buffers beside the decoder's were 6-9 bytes a pixel more at 2048x2048 (the decoder
+# memory tests: palette 19.8 -> 25.5, switched 28.1 -> 36.8), under 20 MB here; above
+# it the decoder's memory grows with the frame as it does at the size cap.
+OVERLAP_PIXELS = 1 << 21
+
+
+@contextlib.contextmanager
+def writing_beside(
+    sink: Sink, width: int, height: int
+) -> Iterator[Callable[[np.ndarray, int], None]]:
+    """A function that adds a frame to `sink`: on a second thread, one frame in flight
+    and in order, where numba may use two threads (NUMBA_NUM_THREADS) and frames are
+    at most OVERLAP_PIXELS; otherwise in turn. Writing a lossy frame to GIF quantises
+    it (Pillow, tens of ms a frame at 480x270, with the GIL released), which then
+    overlaps the next frame's decoding. The decoder never changes a frame it has
+    returned, so none is copied. A writer's error is raised at the next frame or at
+    the end; when the caller fails, the frame in flight is waited for before the
+    output's temporary file goes."""
+    import numba
+
+    if numba.get_num_threads() < 2 or width * height > OVERLAP_PIXELS:
+        yield sink.add
+        return
+    pending: list[Future] = []
+    with ThreadPoolExecutor(1, thread_name_prefix="fpcodec-write") as pool:
+
+        def add(rgba: np.ndarray, duration_ms: int) -> None:
+            if pending:
+                pending.pop().result()
+            pending.append(pool.submit(sink.add, rgba, duration_ms))
+
+        try:
+            yield add
+        except BaseException:
+            for f in pending:
+                f.cancel() or f.exception()  # waits; the caller's error is the one raised
+            raise
+        for f in pending:
+            f.result()

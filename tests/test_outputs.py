@@ -134,3 +134,71 @@ def test_gif_output_with_many_colours_is_quantised_and_counted(tmp):
     fpcodec.encode(src, tmp / "m.fpc", predictor="last")
     r = fpcodec.decode(tmp / "m.fpc", tmp / "m.gif")
     assert r.quantised_frames == 1
+
+
+def _decode_with_overlap(tmp, coded, out, overlap: bool, monkeypatch) -> bytes:
+    from fpcodec.codec import sinks
+
+    monkeypatch.setattr(sinks, "OVERLAP_PIXELS", 1 << 21 if overlap else 0)
+    fpcodec.decode(coded, out, force=True)
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".png"])
+def test_writing_beside_the_decoder_writes_the_same_file(tmp, monkeypatch, suffix):
+    """Frames written on a second thread while the next is decoded make the file that
+    writing in turn makes (lossy frames: the GIF writer quantises each)."""
+    import numba
+
+    if numba.get_num_threads() < 2:
+        pytest.skip("numba is allowed one thread here")
+    src = save_gif(tmp / "in.gif", moving_clip(7, 40, 56, seed=8), durations=30)
+    fpcodec.encode(src, tmp / "q.fpc", quality=30, palette=False)
+    turns = _decode_with_overlap(tmp, tmp / "q.fpc", tmp / f"a{suffix}", False, monkeypatch)
+    beside = _decode_with_overlap(tmp, tmp / "q.fpc", tmp / f"b{suffix}", True, monkeypatch)
+    assert beside == turns
+
+
+def test_a_writer_error_reaches_the_caller_and_the_frame_in_flight_is_waited_for(monkeypatch):
+    """The writer's error is raised in the caller's thread; when the caller fails, it
+    leaves only after the frame being written is done (the output's temporary file
+    goes next)."""
+    import threading
+    import time
+
+    import numba
+    from fpcodec.codec import sinks
+
+    if numba.get_num_threads() < 2:
+        pytest.skip("numba is allowed one thread here")
+
+    class Failing(sinks.Sink):
+        def __init__(self) -> None:
+            self.added: list[int] = []
+            self.threads: set[str] = set()
+
+        def add(self, rgba, duration_ms):
+            self.threads.add(threading.current_thread().name)
+            time.sleep(0.05)
+            if duration_ms == 3:
+                raise OSError("disk full")
+            self.added.append(duration_ms)
+
+    frame = np.zeros((4, 4, 4), np.uint8)
+    sink = Failing()
+    with pytest.raises(OSError, match="disk full"), sinks.writing_beside(sink, 4, 4) as write:
+        for d in range(10):
+            write(frame, d)
+    assert sink.added == [0, 1, 2]
+    assert threading.current_thread().name not in sink.threads
+
+    sink = Failing()
+    with pytest.raises(KeyboardInterrupt), sinks.writing_beside(sink, 4, 4) as write:
+        write(frame, 0)
+        raise KeyboardInterrupt
+    assert sink.added == [0]  # written before the caller's error left
+
+    sink = Failing()
+    with sinks.writing_beside(sink, 4096, 2048) as write:  # over OVERLAP_PIXELS: in turn
+        write(frame, 0)
+    assert sink.threads == {threading.current_thread().name}

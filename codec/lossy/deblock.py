@@ -36,7 +36,7 @@ def _edge_on(act, mvs, urefs, by0, bx0, by1, bx1):
     return not same
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def deblock(recon, steps, act, mvs, urefs):
     """Smoothing across 4x4 block edges (H.264's normal filter, simplified): an edge
     step smaller than alpha between sides flatter than beta is quantisation blocking,

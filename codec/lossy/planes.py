@@ -23,7 +23,7 @@ def rgb_to_planes(rgb, hp, wp):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def rgb_into_planes(rgb, out):
     """rgb_to_planes into a given (3, hp, wp) array (the decoder's reference slot)."""
     h, w = rgb.shape[0], rgb.shape[1]
@@ -48,7 +48,7 @@ def planes_to_rgb(planes, h, w):
     return planes_into_rgb(planes, np.empty((h, w, 3), np.uint8))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def planes_into_rgb(planes, out):
     """planes_to_rgb into a given (h, w, 3) array (the colour of an RGBA frame, say)."""
     h, w = out.shape[0], out.shape[1]

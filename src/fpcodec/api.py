@@ -271,7 +271,7 @@ def decode(
     import_numba()
     from fpcodec.codec.atomic import atomic_dir
     from fpcodec.codec.decoder import Decoder
-    from fpcodec.codec.sinks import MAX_CRF, VIDEO_SUFFIXES, output_kind
+    from fpcodec.codec.sinks import MAX_CRF, VIDEO_SUFFIXES, output_kind, writing_beside
 
     kind = output_kind(os.fspath(output), to)
     if kind == "dir" and _is_stdout(output):
@@ -297,9 +297,12 @@ def decode(
         f = None if writes_path else stack.enter_context(open(tmp, "wb"))
         sink = _open_sink(kind, tmp, f, h, crf, lossless_video)
         n = 0
-        with _bar(h.frame_count, "decode", progress) as bar:
+        with (
+            _bar(h.frame_count, "decode", progress) as bar,
+            writing_beside(sink, h.width, h.height) as write,
+        ):
             for frame in dec:
-                sink.add(frame.rgba, frame.duration_ms)
+                write(frame.rgba, frame.duration_ms)
                 n += 1
                 bar.update()
         sink.close()
