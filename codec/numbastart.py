@@ -47,20 +47,32 @@ def skip_the_exit_collection() -> None:
     """At interpreter exit, freeze what the collector tracks before the finalisation's
     collections run. numba's typing and lowering registries leave hundreds of thousands
     of tracked objects, and walking them at exit took 0.12-0.18 s of a 1.1 s lossy
-    decode (measured on the 2-core machine, whole processes). Nothing is lost by it:
-    the process is ending, and Python does not promise to finalise objects still
-    alive at exit. Registered once; handlers registered after it run before it (last
-    in, first out) and still see a normal collector."""
+    decode (measured on the 2-core machine, whole processes). For the fpcodec command's
+    own process only (cli.py): objects left in reference cycles are then not finalised
+    at exit, which a library must not decide for its host. Registered once; handlers
+    registered after it run before it (last in, first out)."""
     global _exit_collection_skipped
     if not _exit_collection_skipped:
         _exit_collection_skipped = True
         atexit.register(gc.freeze)
 
 
+def allowed_threads() -> int:
+    """How many threads numba may use (NUMBA_NUM_THREADS, or numba.set_num_threads once
+    its threading layer runs), without starting that layer: starting it fixes the
+    process's multiprocessing start method and starts its workers, which a decode
+    that needs no parallel kernel must not do to its host."""
+    import numba
+    from numba.np.ufunc import parallel
+
+    if parallel._is_initialized:
+        return numba.get_num_threads()
+    return numba.config.NUMBA_NUM_THREADS
+
+
 def import_numba() -> None:
     """Import numba and its NumPy support, without SciPy's BLAS, unless something
     imported either first (then there is nothing to save, or nothing to change)."""
-    skip_the_exit_collection()
     if "numba" in sys.modules or _HIDDEN in sys.modules:
         return
     sys.modules[_HIDDEN] = None  # an import of it, or of a submodule, fails at once

@@ -384,12 +384,14 @@ def writing_beside(
     returned, so none is copied. A writer's error is raised at the next frame or at
     the end; when the caller fails, the frame in flight is waited for before the
     output's temporary file goes."""
-    import numba
+    from .numbastart import allowed_threads
 
-    if numba.get_num_threads() < 2 or width * height > OVERLAP_PIXELS:
+    if allowed_threads() < 2 or width * height > OVERLAP_PIXELS:
         yield sink.add
         return
     pending: list[Future] = []
+    # leaving the executor waits for its thread too (a signal between a frame's wait
+    # and its hand-over leaves nothing in `pending`)
     with ThreadPoolExecutor(1, thread_name_prefix="fpcodec-write") as pool:
 
         def add(rgba: np.ndarray, duration_ms: int) -> None:

@@ -140,3 +140,28 @@ def test_output_permissions_follow_umask(tmp, gif, umask, want):
     finally:
         os.umask(old)  # the child inherited it; later tests must not
     assert os.stat(tmp / "a.fpc").st_mode & 0o777 == want
+
+
+def test_the_command_skips_the_exit_collection_and_the_library_does_not(tmp, gif):
+    """The fpcodec command's own process exits without walking numba's objects
+    (codec/numbastart.py, 0.12-0.18 s a process); a program using the library keeps
+    its exit as it was."""
+    code = (
+        "import gc, sys; from fpcodec.cli import main; from fpcodec.codec import numbastart;"
+        "import fpcodec; fpcodec.info(sys.argv[1]);"
+        "assert not numbastart._exit_collection_skipped;"
+        "rc = main(['info', sys.argv[1]]);"
+        "assert rc == 0 and numbastart._exit_collection_skipped;"
+        "import atexit; atexit._run_exitfuncs(); print(gc.get_freeze_count() > 0)"
+    )
+    fpcodec_run = subprocess.run(
+        [sys.executable, "-m", "fpcodec", "encode", str(gif), str(tmp / "a.fpc"), "-q"],
+        capture_output=True,
+        text=True,
+    )
+    assert fpcodec_run.returncode == 0, fpcodec_run.stderr
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(tmp / "a.fpc")], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith("True")

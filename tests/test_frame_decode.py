@@ -114,3 +114,36 @@ def test_a_forked_child_decodes_after_its_parent_did(tmp):
     with multiprocessing.get_context("fork").Pool(1) as pool:
         there = pool.apply_async(_crc_of_decode, (str(tmp / "q.fpc"),)).get(timeout=120)
     assert there == here
+
+
+_HOST = """
+import gc, multiprocessing, sys
+import fpcodec
+from fpcodec.codec import numbastart
+from numba.np.ufunc import parallel
+fpcodec.decode_frames(sys.argv[1])
+multiprocessing.set_start_method("spawn")  # still the host's to choose
+fpcodec.decode(sys.argv[1], sys.argv[2], force=True)
+assert not parallel._is_initialized, "numba's threading layer started"
+assert not numbastart._exit_collection_skipped, "the host's exit changed"
+print(gc.isenabled())
+"""
+
+
+def test_decoding_leaves_the_host_process_as_it_was(tmp):
+    """A program that decodes through the API keeps its start method to choose, its
+    collector on and its exit as it was, and numba's threading layer unstarted (no
+    decode kernel is parallel: the second thread is the decoder's own)."""
+    import subprocess
+    import sys
+
+    src = save_gif(tmp / "in.gif", moving_clip(4, 40, 48, seed=2), durations=40)
+    fpcodec.encode(src, tmp / "q.fpc", quality=40, palette=False)
+    r = subprocess.run(
+        [sys.executable, "-c", _HOST, str(tmp / "q.fpc"), str(tmp / "back.gif")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "True"

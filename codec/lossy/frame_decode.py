@@ -83,7 +83,7 @@ def parse_band(rcs, lv, nb, maps, intra, use_skip, nref, uy0, uy1, motion, modes
 @njit(cache=True, nogil=True)
 def rebuild_band(ring, order, recon, intra, steps, uy0, units, motion, modes, levels, scratch):
     """Predict and reconstruct the first `units` units (raster order) of the band
-    starting at unit row uy0 into recon, from what parse_band read. scratch: four
+    starting at unit row uy0 into recon, from what parse_band read. scratch: three
     (4, 4) int64 blocks (prediction, second hypothesis, dequantised levels)."""
     nux = recon.shape[2] // 8
     pb, pb2, deq = scratch[0], scratch[1], scratch[2]
@@ -132,9 +132,9 @@ def _second_thread() -> ThreadPoolExecutor | None:
     numba.set_num_threads): the decoder takes no more cores than the encoder's
     motion search does."""
     global _pool
-    import numba
+    from ..numbastart import allowed_threads
 
-    if numba.get_num_threads() < 2:
+    if allowed_threads() < 2:
         return None
     with _pool_lock:
         if _pool is None:
@@ -173,28 +173,32 @@ def decode_units(
     nref = order.shape[0]
     bands = (_Band(nux), _Band(nux))
     pool = _second_thread()
-    pending: Future | None = None
+    pending: list[Future] = []
     damaged = False
-    for i, uy0 in enumerate(range(0, nuy, BAND_ROWS)):
-        uy1 = min(nuy, uy0 + BAND_ROWS)
-        b = bands[i % 2]
-        # the band before is being reconstructed from the other buffer meanwhile
-        done = parse_band(
-            rcs, lv, nb, maps, intra, use_skip, nref, uy0, uy1, b.motion, b.modes, b.levels, nzs
-        )
-        if pending is not None:
-            pending.result()
-            pending = None
-        args = (ring, order, recon, intra, steps, uy0, done, b.motion, b.modes, b.levels, b.scratch)
-        if pool is None:
-            rebuild_band(*args)
-        else:
-            pending = pool.submit(rebuild_band, *args)
-        if done < (uy1 - uy0) * nux:
-            damaged = True
-            break
-    if pending is not None:
-        pending.result()
+    try:
+        for i, uy0 in enumerate(range(0, nuy, BAND_ROWS)):
+            uy1 = min(nuy, uy0 + BAND_ROWS)
+            b = bands[i % 2]
+            # the band before is being reconstructed from the other buffer meanwhile
+            done = parse_band(
+                rcs, lv, nb, maps, intra, use_skip, nref, uy0, uy1, b.motion, b.modes, b.levels, nzs
+            )
+            if pending:
+                pending.pop().result()
+            args = (ring, order, recon, intra, steps, uy0, done, b.motion, b.modes, b.levels)
+            if pool is None:
+                rebuild_band(*args, b.scratch)
+            else:
+                pending.append(pool.submit(rebuild_band, *args, b.scratch))
+            if done < (uy1 - uy0) * nux:
+                damaged = True
+                break
+        if pending:
+            pending.pop().result()
+    finally:
+        # an interrupted caller leaves only once no thread writes its frame
+        for f in pending:
+            f.cancel() or f.exception()
     if damaged:
         return (0 if raw else int(st[4])), 1
     mvs = nb[:, :, U_MV : U_MV + 2]

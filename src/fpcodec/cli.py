@@ -17,6 +17,7 @@ from fpcodec.argtypes import Formatter, Parser, examples, int_in
 from fpcodec.codec.atomic import Terminated, terminate_on_signals
 from fpcodec.codec.errors import FpcError, UsageError
 from fpcodec.codec.limits import DEFAULT_KEYFRAME_INTERVAL, MAX_FRAMES, SPEED_PRESETS
+from fpcodec.codec.numbastart import skip_the_exit_collection
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -391,6 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     terminate_on_signals()  # SIGTERM/SIGHUP unwind like Ctrl-C: no .part debris
+    skip_the_exit_collection()  # our own process: see numbastart.py
     try:
         if args.command in COMMANDS:
             return COMMANDS[args.command](args, parser)
