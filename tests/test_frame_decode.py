@@ -122,8 +122,8 @@ import fpcodec
 from fpcodec.codec import numbastart
 from numba.np.ufunc import parallel
 fpcodec.decode_frames(sys.argv[1])
-multiprocessing.set_start_method("spawn")  # still the host's to choose
 fpcodec.decode(sys.argv[1], sys.argv[2], force=True)
+multiprocessing.set_start_method("spawn")  # still the host's to choose
 assert not parallel._is_initialized, "numba's threading layer started"
 assert not numbastart._exit_collection_skipped, "the host's exit changed"
 print(gc.isenabled())

@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -124,6 +125,9 @@ def _bar(total: int | None, desc: str, enabled: bool) -> tqdm:
             raise_if_terminated()
             return super().update(n)
 
+    # tqdm's default lock is a multiprocessing one, whose creation fixes the process's
+    # start method for good: a program calling decode() could no longer choose its own
+    FrameBar.set_lock(threading.RLock())
     return FrameBar(
         total=total, desc=desc, unit="frame", disable=not enabled, leave=False, dynamic_ncols=True
     )
