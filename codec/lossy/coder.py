@@ -63,8 +63,6 @@ def _run(enc, tgt, prd, intra, quality, models, buf, lv, fmap=(0, None), search=
     filter map). fmap: the decoder's filter map (mode, bits); the encoder chooses it.
     search: the encoder's speed preset (presets.py)."""
     steps, offs, lam_sad, lam_pd = step_tables(quality, intra)
-    if tgt is None:  # decoding: code_frame reads no target
-        tgt = prd
     _, hp, wp = prd.shape
     recon = np.zeros(prd.shape, np.int16)  # every plane value fits (planes.py)
     act = np.zeros((hp // 4, wp // 4), np.uint8)  # blocks with coefficients or intra
@@ -74,47 +72,17 @@ def _run(enc, tgt, prd, intra, quality, models, buf, lv, fmap=(0, None), search=
     order, nmax = start_frame(models, prd, intra)
     urefs = np.full((*shape[:2], 2), -1, np.int32)  # the unit state's type (syntax.unit_maps)
     mv1s = np.zeros(shape, np.int32)
+    # what the kernel reads and writes beside the references: entropy models, coded
+    # bytes, the reconstruction, and the unit state the next frame and deblocking read
+    coded = (models.probs, models.counts, buf, recon, lv, models.vectors, act, urefs, mv1s)
     if enc:
-        n, err = code_frame(
-            enc,
-            tgt,
-            models.ring,
-            order,
-            intra,
-            (steps, offs, lam_pd, DECISION_WEIGHTS),
-            lam_sad,
-            models.probs,
-            models.counts,
-            buf,
-            recon,
-            lv,
-            models.vectors,
-            act,
-            urefs,
-            mv1s,
-            search,
-        )
+        quant = (steps, offs, lam_pd, DECISION_WEIGHTS)
+        n, err = code_frame(enc, tgt, models.ring, order, intra, quant, lam_sad, *coded, search)
     else:
-        n, err = decode_units(
-            models.ring,
-            order,
-            intra,
-            steps,
-            models.probs,
-            models.counts,
-            buf,
-            recon,
-            lv,
-            models.vectors,
-            act,
-            urefs,
-            mv1s,
-        )
-    # The prediction's planes are read by code_frame only; where they are the only
+        n, err = decode_units(models.ring, order, intra, steps, *coded)
+    # The prediction's planes are read by the kernel only; where they are the only
     # reference, the ring lets them go before the loop filter and the RGB output.
     prd = None
-    if not enc:
-        tgt = None
     release_slot(models, nmax)
     release_free_memory(hp * wp)  # what motion search and coding left free
     if not err:

@@ -119,6 +119,19 @@ def _code_blocks(enc, rcs, lv, tgt, recon, ring, order, intra, uy, ux, motion, m
     return False
 
 
+@njit(cache=True, nogil=True)
+def hand_over_units(nb, maps, mvf, act, urefs, mv1s):
+    """What leaves a coded frame's unit loop, on both sides: the vectors (kept for the
+    next frame's search where its size is the same), the blocks deblocking filters,
+    and each unit's references and second vector."""
+    nuy, nux = nb.shape[0], nb.shape[1]
+    if mvf.shape[0] == nuy and mvf.shape[1] == nux:
+        mvf[:] = nb[:, :, U_MV : U_MV + 2]
+    act[:] = maps[:, :, B_ACT]
+    urefs[:] = nb[:, :, U_REF : U_REF + 2]
+    mv1s[:] = nb[:, :, U_MV1 : U_MV1 + 2]
+
+
 @njit(cache=True)
 def code_frame(
     enc,
@@ -211,11 +224,7 @@ def code_frame(
                 enc, rcs, lv, tgt, recon, ring, order, intra, uy, ux, motion, maps, quant, best
             ):
                 return (0 if raw else st[4]), 1
-    if mvf.shape[0] == nuy and mvf.shape[1] == nux:
-        mvf[:] = mvs
-    act[:] = maps[:, :, B_ACT]
-    urefs[:] = nb[:, :, U_REF : U_REF + 2]
-    mv1s[:] = nb[:, :, U_MV1 : U_MV1 + 2]
+    hand_over_units(nb, maps, mvf, act, urefs, mv1s)
     if raw:
         return 0, 0
     if enc:

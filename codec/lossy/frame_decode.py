@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit
 
 from .. import rangecoder as rc
+from .frame import hand_over_units
 from .intra import predict_block
 from .mode_decision import KIND_INTRA, KIND_MOTION, KIND_SKIP
 from .motion_comp import mc_pred, mv_pred
@@ -29,8 +30,6 @@ from .syntax import (
     B_ACT,
     B_FIELDS,
     U_MV,
-    U_MV1,
-    U_REF,
     code_unit_blocks,
     code_unit_header,
     unit_contexts,
@@ -201,12 +200,7 @@ def decode_units(
             f.cancel() or f.exception()
     if damaged:
         return (0 if raw else int(st[4])), 1
-    mvs = nb[:, :, U_MV : U_MV + 2]
-    if mvf.shape[0] == nuy and mvf.shape[1] == nux:
-        mvf[:] = mvs
-    act[:] = maps[:, :, B_ACT]
-    urefs[:] = nb[:, :, U_REF : U_REF + 2]
-    mv1s[:] = nb[:, :, U_MV1 : U_MV1 + 2]
+    hand_over_units(nb, maps, mvf, act, urefs, mv1s)
     if raw:
         return 0, 0
     return int(st[4]), 1 if st[6] > 8 else 0
