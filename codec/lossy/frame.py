@@ -111,11 +111,6 @@ def _code_blocks(enc, rcs, lv, tgt, recon, ring, order, intra, uy, ux, motion, m
                     qs[sb, p] = qbest[sb, p]
     if enc:
         code_unit_blocks(enc, rcs, lv, maps, uy, ux, bintra, skip, umodes, qs, nzs)
-    for sb in range(4):
-        by = uy * 2 + sb // 2
-        bx = ux * 2 + sb % 2
-        if bintra or nzs[sb, 0] or nzs[sb, 1] or nzs[sb, 2]:
-            maps[by, bx, B_ACT] = 1
     return False
 
 

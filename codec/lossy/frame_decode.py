@@ -27,7 +27,6 @@ from .intra import predict_block
 from .mode_decision import KIND_INTRA, KIND_MOTION, KIND_SKIP
 from .motion_comp import mc_pred, mv_pred
 from .syntax import (
-    B_ACT,
     B_FIELDS,
     U_MV,
     code_unit_blocks,
@@ -72,9 +71,6 @@ def parse_band(rcs, lv, nb, maps, intra, use_skip, nref, uy0, uy1, motion, modes
                 False, rcs, lv, maps, uy, ux, bintra, m[0] == KIND_SKIP, modes[r, ux], qs, nzs
             ):
                 return done
-            for sb in range(4):
-                if bintra or nzs[sb, 0] or nzs[sb, 1] or nzs[sb, 2]:
-                    maps[uy * 2 + sb // 2, ux * 2 + sb % 2, B_ACT] = 1
             done += 1
     return done
 

@@ -290,8 +290,8 @@ def code_unit_blocks(enc, rcs, lv, maps, uy, ux, bintra, skip, umodes, qs, nzs):
     plane, the left and upper blocks' flags; not coded in a skipped unit, where it
     is 0) and levels. umodes (4,): the blocks' intra modes; qs (4, 3, 16): their
     levels in zigzag order (the decoder's zero on entry); nzs (4, 3) receives the
-    flags. maps: the frame's block state (B_ fields); flags and modes are updated. Returns
-    whether the stream is damaged. One function for the unit, levels included, is
+    flags. maps: the frame's block state (B_ fields); flags, modes and activity are
+    updated. Returns whether the stream is damaged. One function for the unit, levels included, is
     measured: a call per block and plane (and per coded block for the levels) took
     the decoder 10-20% more CPU time than the one kernel before the split."""
     st, buf, probs, counts = rcs
@@ -343,6 +343,8 @@ def code_unit_blocks(enc, rcs, lv, maps, uy, ux, bintra, skip, umodes, qs, nzs):
                 nz = rc.code_adaptive(st, buf, probs, counts, ctx, nz, enc, LIMIT)
             maps[by, bx, B_CBF + p] = nz
             nzs[sb, p] = nz
+            if bintra or nz:
+                maps[by, bx, B_ACT] = 1  # what deblocking filters
             if not nz or raw:
                 continue
             # the levels: last position, significance of each earlier position, each
