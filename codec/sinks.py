@@ -20,7 +20,7 @@ import os
 import struct
 import zlib
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 from typing import BinaryIO
@@ -29,6 +29,7 @@ import numpy as np
 
 from .errors import OutputError, UsageError
 from .gifwriter import GifWriter
+from .inflight import OneInFlight
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".webm"}
 SUFFIXES = {".gif", ".webp", ".png", ".apng", *VIDEO_SUFFIXES}
@@ -389,21 +390,12 @@ def writing_beside(
     if allowed_threads() < 2 or width * height > OVERLAP_PIXELS:
         yield sink.add
         return
-    pending: list[Future] = []
-    # leaving the executor waits for its thread too (a signal between a frame's wait
-    # and its hand-over leaves nothing in `pending`)
+    # leaving the executor also waits for its thread
     with ThreadPoolExecutor(1, thread_name_prefix="fpcodec-write") as pool:
-
-        def add(rgba: np.ndarray, duration_ms: int) -> None:
-            if pending:
-                pending.pop().result()
-            pending.append(pool.submit(sink.add, rgba, duration_ms))
-
+        jobs = OneInFlight(pool)
         try:
-            yield add
+            yield lambda rgba, duration_ms: jobs.submit(sink.add, rgba, duration_ms)
         except BaseException:
-            for f in pending:
-                f.cancel() or f.exception()  # waits; the caller's error is the one raised
+            jobs.abandon()  # the caller's error is the one raised
             raise
-        for f in pending:
-            f.result()
+        jobs.wait()

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit
 
 from .. import rangecoder as rc
+from ..inflight import OneInFlight
 from .frame import hand_over_units
 from .intra import predict_block
 from .mode_decision import KIND_INTRA, KIND_MOTION, KIND_SKIP
@@ -167,8 +168,7 @@ def decode_units(
     use_skip = not intra and not raw
     nref = order.shape[0]
     bands = (_Band(nux), _Band(nux))
-    pool = _second_thread()
-    pending: list[Future] = []
+    jobs = OneInFlight(_second_thread())
     damaged = False
     try:
         for i, uy0 in enumerate(range(0, nuy, BAND_ROWS)):
@@ -178,22 +178,17 @@ def decode_units(
             done = parse_band(
                 rcs, lv, nb, maps, intra, use_skip, nref, uy0, uy1, b.motion, b.modes, b.levels, nzs
             )
-            if pending:
-                pending.pop().result()
-            args = (ring, order, recon, intra, steps, uy0, done, b.motion, b.modes, b.levels)
-            if pool is None:
-                rebuild_band(*args, b.scratch)
-            else:
-                pending.append(pool.submit(rebuild_band, *args, b.scratch))
+            jobs.submit(
+                rebuild_band, ring, order, recon, intra, steps, uy0, done, b.motion, b.modes,
+                b.levels, b.scratch,
+            )  # fmt: skip
             if done < (uy1 - uy0) * nux:
                 damaged = True
                 break
-        if pending:
-            pending.pop().result()
-    finally:
-        # an interrupted caller leaves only once no thread writes its frame
-        for f in pending:
-            f.cancel() or f.exception()
+        jobs.wait()
+    except BaseException:
+        jobs.abandon()  # an interrupted caller leaves once no thread writes its frame
+        raise
     if damaged:
         return (0 if raw else int(st[4])), 1
     hand_over_units(nb, maps, mvf, act, urefs, mv1s)
