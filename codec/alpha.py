@@ -42,6 +42,7 @@ class AlphaState:
     def __init__(self, height: int, width: int) -> None:
         self.probs, self.counts = rc.new_models(N_MASK_CTX)
         self.prev = np.full((height, width), 255, np.uint8)
+        self._opaque_plane = self.prev
         self._full: CoderState | None = None
 
     @property
@@ -51,6 +52,16 @@ class AlphaState:
         if self._full is None:
             self._full = CoderState(*self.prev.shape, 1)
         return self._full
+
+    def opaque(self) -> np.ndarray:
+        """An opaque frame's plane, made the previous one: the plane already there
+        when it is one made here, since nothing writes into a previous plane but
+        `reset`, which keeps it 255 (a new plane per frame was a byte a pixel more
+        wherever a trial's checkpoint holds the one before)."""
+        if self.prev is not self._opaque_plane:
+            self._opaque_plane = np.full(self.prev.shape, 255, np.uint8)
+            self.prev = self._opaque_plane
+        return self.prev
 
     def reset(self) -> None:
         self.probs[:] = rc.PROB_HALF

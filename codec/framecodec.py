@@ -159,6 +159,11 @@ class StreamState:
         self.prev_was_palette = coding == CODING_PALETTE
         if coding == CODING_PALETTE and self.lossy is not None:
             lossy.keep_decoded(recon[..., :3], self.lossy)
+        if coding != CODING_PALETTE and self._palette is not None:
+            # after a frame of another coding the next palette frame is a keyframe or
+            # a resync drawn over this reconstruction: the canvas the last palette
+            # frame drew is never read again (a frame held through a run of pixels)
+            self._palette.compositor = None
 
 
 @dataclass(frozen=True)
@@ -228,7 +233,7 @@ def residual_body(
     if amode != ALPHA_OPAQUE:
         parts.append(pack(encode_alpha(alpha, amode, alpha_state, plane_coder.name, plane_coder)))
     else:
-        alpha_state.prev = alpha.copy()
+        alpha_state.opaque()
     if switched:
         sym, rgb = switched_symbols(rgba, None if prediction is None else prediction.rgb, mask)
         recon = with_alpha(rgb, alpha)
@@ -269,8 +274,7 @@ def residual_decode(
         if amode == ALPHA_BINARY and not np.all((alpha == 0) | (alpha == 255)):
             raise FormatError(f"{what}: binary alpha plane decoded to other values")
     else:
-        alpha = np.full((h, w), 255, np.uint8)
-        alpha_state.prev = alpha.copy()
+        alpha = alpha_state.opaque()
     mask = alpha != 0
     spread = prediction.spread if prediction is not None else None
     sym = plane_coder.decode(
@@ -495,8 +499,8 @@ def _encode_lossy_frame(
             pack(encode_alpha(alpha, amode, state.alpha, state.plane_coder.name, state.plane_coder))
         )
     else:
-        state.alpha.prev = alpha.copy()
-    alpha = state.alpha.prev  # this frame's alpha, a copy: the frame itself can go
+        state.alpha.opaque()
+    alpha = state.alpha.prev  # this frame's alpha, not a view: the frame itself can go
     colour: np.ndarray | list[np.ndarray] = rgba[..., :3]
     handed = isinstance(frame, list)
     if handed:
@@ -628,9 +632,7 @@ def _decode_lossy_frame(
             r.section(), amode, state.alpha, state.plane_coder.name, state.plane_coder
         )
     else:
-        # one plane for both: the frame copies it, and nothing writes into it but the
-        # alpha models' reset, which makes it 255 again
-        alpha = state.alpha.prev = np.full((h, w), 255, np.uint8)
+        alpha = state.alpha.opaque()
     data = r.section()
     r.done()
     pred = None if prediction is None else prediction.rgb

@@ -28,6 +28,7 @@ size, GOP by GOP, wherever the lossless file is all palette frames.
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 from fpcodec.models.predictor import Prediction
@@ -104,10 +105,13 @@ def _within(recon: np.ndarray, rgba: np.ndarray, max_error: int) -> bool:
     return bool(_colour_within(recon, rgba, max_error))
 
 
-def _palette_trial(state, rgba, key, frame: GifFrame, prediction, before: CompositorState):
+def _palette_trial(
+    state, rgba, key, frame: GifFrame, prediction, before: CompositorState, limit: float
+):
     """One palette coding of `frame` on a fork of the palette state; returns (coded
     frame, the state after it but for the index map, which the fork shares and the
-    frame kept updates) or None when it cannot be coded."""
+    frame kept updates) or None when it cannot be coded, or when its body is over
+    `limit` bytes (_keep_limit)."""
     from .framecodec import CodedFrame, encode_intra_image
 
     resync = not key and not state.prev_was_palette
@@ -131,6 +135,10 @@ def _palette_trial(state, rgba, key, frame: GifFrame, prediction, before: Compos
             remember=False,
         )
     except (ValueError, rangecoder.CodingOverflow):
+        return None
+    if len(body) > limit:
+        # a frame that cannot be kept is not drawn: its canvas was a frame-sized
+        # array beside the pixel trial's, at the encoder's peak
         return None
     recon = composite(ps.compositor, frame, ps.global_palette)
     if same_pixels(recon, rgba):
@@ -167,8 +175,12 @@ class Shadow:
         self.ps = ps
         self.predictor = predictor
 
-    def step(self, gif: GifFrame) -> bool:
-        """Code the next frame as an exact palette continuation; False: it cannot be."""
+    def step(self, gif: GifFrame, after: CompositorState) -> bool:
+        """Code the next frame as an exact palette continuation; False: it cannot be.
+        after: the encoder's exact compositor after this frame (framecodec._gif_step).
+        The shadow draws exactly what the GIF draws, from the state the exact
+        compositor was in, so its state after the frame is that one: drawing the
+        frame again made a frame-sized canvas, held beside the source's identical one."""
         from .framecodec import CodedFrame
 
         prediction = self.predictor.predict()
@@ -176,9 +188,12 @@ class Shadow:
             body = encode_palette_frame(self.ps, gif, False, prediction.rgb, lambda base: b"")
         except (ValueError, rangecoder.CodingOverflow):
             return False
-        recon = composite(self.ps.compositor, gif, self.ps.global_palette)
+        self.ps.compositor = after.copy()
+        recon = after.canvas
         self.frames.append(CodedFrame(PREDICTED, CODING_PALETTE, body, recon).held())
-        self.predictor.observe(np.ascontiguousarray(recon[..., :3]))
+        # a view of the canvas the shadow keeps anyway (a contiguous copy was 3 bytes
+        # a pixel); predictors never write into what they observe
+        self.predictor.observe(recon[..., :3])
         return True
 
     @property
@@ -195,7 +210,7 @@ def drop_shadow(state) -> None:
 def _track_shadow(state, gif: GifFrame, chosen, exact, gop_frames: list) -> None:
     """Keep `state.shadow` (the pure palette GOP) in step with this frame."""
     if state.shadow is not None:
-        if not state.shadow.step(gif):
+        if not state.shadow.step(gif, state.enc_compositor):
             drop_shadow(state)
         return
     if not state.gop_pure:
@@ -210,7 +225,7 @@ def _track_shadow(state, gif: GifFrame, chosen, exact, gop_frames: list) -> None
     ps.own_index_map()  # the trial left it to the frame kept (_palette_trial)
     ps.remember(gif)
     predictor = copy.deepcopy(state.predictor)
-    predictor.observe(np.ascontiguousarray(coded.recon[..., :3]))
+    predictor.observe(coded.recon[..., :3])
     state.shadow = Shadow([*gop_frames, coded.held()], ps, predictor)
 
 
@@ -254,11 +269,13 @@ def choose(
     palettes = []
     exact = None
     for frame in frames:
-        got = _palette_trial(state, rgba, key, frame, prediction, before)
+        own = frame is gif and (key or state.prev_was_palette)
+        limit = math.inf if own else _keep_limit(state, key, pixels)
+        got = _palette_trial(state, rgba, key, frame, prediction, before, limit)
         if got is None:
             continue
         coded, ps = got
-        if frame is gif and (key or state.prev_was_palette):
+        if own:
             exact = got  # what the lossless stream writes, while the GOP is pure
         if header.max_error and not _within(coded.recon, rgba, header.max_error):
             continue  # a resync over pixels the GIF's disposal would have cleared
@@ -323,6 +340,16 @@ class _PixelTrial:
             self.coded = _pixel_frame(state, rgba, key, prediction)
         except rangecoder.CodingOverflow:
             self.coded = None
+
+
+def _keep_limit(state, key: bool, pixels: _PixelTrial | None) -> float:
+    """The most bytes a palette frame may have and still be kept against the pixel
+    trial already run (_choose); infinite before one has run. A frame over it need
+    not be drawn (_palette_trial), and the lossless stream's own frame is drawn
+    anyway, since a shadow may start from it (_track_shadow)."""
+    if pixels is None or pixels.coded is None:
+        return math.inf
+    return len(pixels.coded.body) / _margin(state, key)
 
 
 def _margin(state, key: bool) -> float:

@@ -544,3 +544,93 @@ def test_a_moved_frame_is_a_valid_lzw_stream_of_its_moved_indices(clear_after):
     np.testing.assert_array_equal(_lzw_indices(codes, 4), moved)
     err = np.abs(table[moved].astype(int) - table[indices]).max()
     assert err <= 4
+
+
+def _disposal_gif(n: int = 8, h: int = 32, w: int = 40) -> bytes:
+    """A grey gradient, then partial frames with holes under every disposal (1, 2, 3)
+    over it: at --quality 25 pixels win frames after the first, so a shadow keeps the
+    lossless GOP through frames whose disposals the compositor must carry."""
+    pal = np.concatenate(
+        [np.repeat(np.arange(0, 256, 4)[:, None], 3, axis=1), np.zeros((64, 3), int)]
+    ).astype(np.uint8)
+    yy, xx = np.mgrid[0:h, 0:w]
+    frames = []
+    for t in range(n):
+        v = (xx * 5 + yy * 3 + 11 * t) % 256 / 4.0
+        idx = np.clip(np.round(v), 0, 63).astype(np.uint8)
+        if t == 0:
+            frames.append(GifFrame(idx, delay_cs=4))
+            continue
+        sub = idx[4 + t : 20 + t, 2 * t : 2 * t + 18].copy()
+        sub[::3, ::4] = 127  # transparent: the canvas shows through
+        frames.append(
+            GifFrame(sub, x=2 * t, y=4 + t, transparency=127, disposal=1 + t % 3, delay_cs=4)
+        )
+    return build_gif(w, h, frames, global_palette=pal, loop=0)
+
+
+def test_the_shadow_ends_each_frame_where_drawing_the_frame_would(tmp, monkeypatch):
+    """The lossless twin of a GOP (gifchoice.Shadow) takes the encoder's exact
+    compositor after each frame instead of drawing the frame over its own: the two
+    are the same state (the same canvas, flags and pending disposal) on every step,
+    through disposals 1, 2 and 3. And once a frame of another coding is kept, the
+    palette stream lets go of the canvas its last palette frame drew."""
+    from fpcodec.codec import framecodec, gifchoice
+    from fpcodec.codec.container import CODING_PALETTE
+    from fpcodec.codec.gifcompose import composite, same_pixels
+
+    steps, dropped = [], []
+    step = gifchoice.Shadow.step
+
+    def drawing_step(self, gif, after):
+        drawn_state = self.ps.compositor.copy()
+        drawn = composite(drawn_state, gif, self.ps.global_palette)
+        ok = step(self, gif, after)
+        if ok:
+            assert same_pixels(drawn, self.ps.compositor.canvas)
+            for f in ("first", "rgba_mode", "disposal", "background"):
+                assert getattr(drawn_state, f) == getattr(self.ps.compositor, f), f
+            a, b = drawn_state.pending, self.ps.compositor.pending
+            assert (a is None) == (b is None)
+            if a is not None:
+                assert a[:4] == b[:4] and np.array_equal(a[4], b[4])
+            steps.append(gif.disposal)
+        return ok
+
+    finish = framecodec.StreamState.finish_frame
+
+    def finishing(self, recon, coding):
+        finish(self, recon, coding)
+        if coding != CODING_PALETTE and self._palette is not None:
+            dropped.append(self._palette.compositor is None)
+
+    monkeypatch.setattr(gifchoice.Shadow, "step", drawing_step)
+    monkeypatch.setattr(framecodec.StreamState, "finish_frame", finishing)
+    (tmp / "src.gif").write_bytes(_disposal_gif())
+    ref, _, _ = read_frames(tmp / "src.gif")
+    fpcodec.encode(tmp / "src.gif", tmp / "q.fpc", quality=25, force=True)
+    assert {1, 2, 3} <= set(steps), steps  # every disposal went through the shadow
+    assert dropped and all(dropped), dropped
+    _, out, _ = fpcodec.decode_frames(tmp / "q.fpc")  # every frame's CRC checked
+    assert len(out) == len(ref)
+
+
+def test_a_palette_frame_that_cannot_be_kept_is_not_drawn(tmp, monkeypatch):
+    """At --quality the pixel trial runs first; a palette trial whose body is already
+    over what _choose keeps is not drawn (its canvas was a frame at the encoder's
+    peak), and the file is the one drawing every trial gives."""
+    from fpcodec.codec import gifchoice
+
+    drawn = []
+    draw = gifchoice.composite
+    monkeypatch.setattr(gifchoice, "composite", lambda *a: drawn.append(1) or draw(*a))
+    (tmp / "src.gif").write_bytes(_disposal_gif())
+    files = []
+    for limit in (gifchoice._keep_limit, lambda *a: float("inf")):
+        monkeypatch.setattr(gifchoice, "_keep_limit", limit)
+        drawn.clear()
+        fpcodec.encode(tmp / "src.gif", tmp / "q.fpc", quality=25, force=True)
+        files.append(((tmp / "q.fpc").read_bytes(), len(drawn)))
+    (limited, n_limited), (every, n_every) = files
+    assert limited == every
+    assert n_limited < n_every, (n_limited, n_every)
