@@ -55,9 +55,10 @@ class AlphaState:
 
     def opaque(self) -> np.ndarray:
         """An opaque frame's plane, made the previous one: the plane already there
-        when it is one made here, since nothing writes into a previous plane but
-        `reset`, which keeps it 255 (a new plane per frame was a byte a pixel more
-        wherever a trial's checkpoint holds the one before)."""
+        when it is the one made here. Nothing writes into a previous plane but
+        `reset`, which fills it with 255, so the shared plane stays what it is (a new
+        plane per frame was a byte a pixel more wherever a trial's checkpoint held
+        the one before)."""
         if self.prev is not self._opaque_plane:
             self._opaque_plane = np.full(self.prev.shape, 255, np.uint8)
             self.prev = self._opaque_plane

@@ -137,8 +137,8 @@ def _palette_trial(
     except (ValueError, rangecoder.CodingOverflow):
         return None
     if len(body) > limit:
-        # a frame that cannot be kept is not drawn: its canvas was a frame-sized
-        # array beside the pixel trial's, at the encoder's peak
+        # at --quality, after the pixel trial: a frame that cannot be kept is not
+        # drawn (its canvas was a frame beside the pixel trial's, at the peak)
         return None
     recon = composite(ps.compositor, frame, ps.global_palette)
     if same_pixels(recon, rgba):
@@ -177,10 +177,12 @@ class Shadow:
 
     def step(self, gif: GifFrame, after: CompositorState) -> bool:
         """Code the next frame as an exact palette continuation; False: it cannot be.
-        after: the encoder's exact compositor after this frame (framecodec._gif_step).
-        The shadow draws exactly what the GIF draws, from the state the exact
-        compositor was in, so its state after the frame is that one: drawing the
-        frame again made a frame-sized canvas, held beside the source's identical one."""
+        after: the encoder's exact compositor after this frame (framecodec._gif_step),
+        which reproduced the source frame (choose runs only then). A shadow starts
+        from the lossless stream's own frame in a GOP of nothing else
+        (_track_shadow), so its compositor is the exact one before every step, and
+        after drawing the frame it would be `after`: drawing it again made a
+        frame-sized canvas beside the source's identical one."""
         from .framecodec import CodedFrame
 
         prediction = self.predictor.predict()

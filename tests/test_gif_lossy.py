@@ -569,18 +569,55 @@ def _disposal_gif(n: int = 8, h: int = 32, w: int = 40) -> bytes:
     return build_gif(w, h, frames, global_palette=pal, loop=0)
 
 
-def test_the_shadow_ends_each_frame_where_drawing_the_frame_would(tmp, monkeypatch):
+def _noise_then_gradient_gif(first_transparent: bool, n: int = 7, h: int = 32, w: int = 40):
+    """Two frames of index noise (the palette coding wins them), then partial frames
+    of a moving gradient with holes under disposals 1, 2 and 3: at --quality 5 pixels
+    win from the second or third frame, so a shadow starts from a predicted frame.
+    With a transparent index in the first frame the compositor is in RGBA mode."""
+    rng = np.random.default_rng(4)
+    greys = np.repeat(np.arange(0, 256, 4)[:, None], 3, axis=1)
+    pal = np.concatenate([greys, rng.integers(0, 256, (64, 3))]).astype(np.uint8)
+    noise = rng.integers(64, 128, (h, w)).astype(np.uint8)
+    frames = [GifFrame(noise, delay_cs=4, transparency=127 if first_transparent else None)]
+    frames.append(GifFrame(rng.integers(64, 128, (4, 4)).astype(np.uint8), x=5, y=5))
+    yy, xx = np.mgrid[0:h, 0:w]
+    for t in range(2, n):
+        g = np.clip(np.round(((xx + 2 * t) * 6 + yy * 2) % 256 / 4.0), 0, 63).astype(np.uint8)
+        sub = g[2:30, 2:38].copy()
+        sub[::5, ::7] = 127
+        frames.append(GifFrame(sub, x=2, y=2, transparency=127, disposal=1 + t % 3, delay_cs=4))
+    return build_gif(w, h, frames, global_palette=pal, loop=0)
+
+
+SHADOW_CASES = {
+    # name: (GIF, quality, whether the shadow starts from the keyframe)
+    "from-keyframe": (_disposal_gif, 25, True),
+    "from-predicted": (lambda: _noise_then_gradient_gif(False), 5, False),
+    "rgba-mode": (lambda: _noise_then_gradient_gif(True), 5, False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SHADOW_CASES))
+def test_the_shadow_ends_each_frame_where_drawing_the_frame_would(tmp, monkeypatch, case):
     """The lossless twin of a GOP (gifchoice.Shadow) takes the encoder's exact
     compositor after each frame instead of drawing the frame over its own: the two
     are the same state (the same canvas, flags and pending disposal) on every step,
-    through disposals 1, 2 and 3. And once a frame of another coding is kept, the
-    palette stream lets go of the canvas its last palette frame drew."""
+    through disposals 1, 2 and 3, for a shadow started from a keyframe or from a
+    predicted frame, in RGB and RGBA mode. And once a frame of another coding is
+    kept, the palette stream has let go of the canvas its last palette frame drew,
+    and the file still decodes (every frame's CRC checked)."""
     from fpcodec.codec import framecodec, gifchoice
     from fpcodec.codec.container import CODING_PALETTE
     from fpcodec.codec.gifcompose import composite, same_pixels
 
-    steps, dropped = [], []
+    make, quality, from_key = SHADOW_CASES[case]
+    starts, steps, modes, dropped = [], [], set(), []
+    start = gifchoice.Shadow.__init__
     step = gifchoice.Shadow.step
+
+    def starting(self, frames, ps, predictor):
+        starts.append(len(frames))  # the GOP's frames so far, this one included
+        start(self, frames, ps, predictor)
 
     def drawing_step(self, gif, after):
         drawn_state = self.ps.compositor.copy()
@@ -595,6 +632,7 @@ def test_the_shadow_ends_each_frame_where_drawing_the_frame_would(tmp, monkeypat
             if a is not None:
                 assert a[:4] == b[:4] and np.array_equal(a[4], b[4])
             steps.append(gif.disposal)
+            modes.add(drawn_state.rgba_mode)
         return ok
 
     finish = framecodec.StreamState.finish_frame
@@ -604,14 +642,17 @@ def test_the_shadow_ends_each_frame_where_drawing_the_frame_would(tmp, monkeypat
         if coding != CODING_PALETTE and self._palette is not None:
             dropped.append(self._palette.compositor is None)
 
+    monkeypatch.setattr(gifchoice.Shadow, "__init__", starting)
     monkeypatch.setattr(gifchoice.Shadow, "step", drawing_step)
     monkeypatch.setattr(framecodec.StreamState, "finish_frame", finishing)
-    (tmp / "src.gif").write_bytes(_disposal_gif())
+    (tmp / "src.gif").write_bytes(make())
     ref, _, _ = read_frames(tmp / "src.gif")
-    fpcodec.encode(tmp / "src.gif", tmp / "q.fpc", quality=25, force=True)
+    fpcodec.encode(tmp / "src.gif", tmp / "q.fpc", quality=quality, force=True)
+    assert starts and (starts[0] == 1) == from_key, starts  # the path this case is for
     assert {1, 2, 3} <= set(steps), steps  # every disposal went through the shadow
+    assert modes == {case == "rgba-mode"}, modes
     assert dropped and all(dropped), dropped
-    _, out, _ = fpcodec.decode_frames(tmp / "q.fpc")  # every frame's CRC checked
+    _, out, _ = fpcodec.decode_frames(tmp / "q.fpc")
     assert len(out) == len(ref)
 
 

@@ -222,7 +222,8 @@ def test_a_gif_whose_pixel_frames_win_encodes_at_the_size_cap_within_1_5_gb(tmp)
     kw = "quality=50, predictor='last'"
     code = f"import fpcodec, sys; fpcodec.encode(sys.argv[1], sys.argv[2], {kw})"
     rc, peak, err = run_child([sys.executable, "-c", code, str(src), str(fpc)], timeout=900)
-    assert rc == 0, err
+    if rc != 0:  # not the expected failure: only the bound's assertion is
+        pytest.fail(f"the encode failed: {err.strip()[-300:]}")
     codings = fpcodec.info(fpc)["codings"]
     if "lossy" not in codings:
         pytest.fail(f"the pixel trials no longer win here ({codings}): not this path")
@@ -285,3 +286,32 @@ def test_encoder_growth_reports_every_size_and_the_growth_between(tmp):
     assert [(r["height"], r["width"]) for r in got["rows"]] == [(64, 64), (64, 128)]
     assert all(r["peak_mib"] > 50 and r["bytes"] > 0 and r["codings"] for r in got["rows"])
     assert [(g["from"], g["to"]) for g in got["growth"]] == [(4096, 8192)]
+
+
+@pytest.mark.parametrize(
+    "kw", [{"palette": False}, {"max_error": 2, "palette": False}, {"quality": 40}]
+)
+def test_alpha_survives_runs_of_opaque_frames_between_transparent_ones(tmp, kw):
+    """The shared opaque plane (AlphaState.opaque) on every pixel coding, encoder and
+    decoder: opaque, opaque, holes, opaque, holes, opaque decodes with every frame's
+    alpha exact (alpha is lossless at every setting) and, lossless, every pixel."""
+    rng = np.random.default_rng(2)
+    frames = []
+    for t, holes in enumerate((0, 0, 1, 0, 1, 0)):
+        f = np.zeros((24, 32, 4), np.uint8)
+        f[..., :3] = np.arange(32)[None, :, None] * 7 + 5 * t + rng.integers(0, 3, (24, 32, 3))
+        f[..., 3] = 255
+        if holes:
+            f[3 + t : 12 + t, 4:20, 3] = 0
+            f[f[..., 3] == 0, :3] = 0
+        frames.append(f)
+    src = tmp / "in.png"
+    ims = [Image.fromarray(f, "RGBA") for f in frames]
+    ims[0].save(src, save_all=True, append_images=ims[1:], duration=40)
+    fpcodec.encode(src, tmp / "a.fpc", predictor="last", force=True, **kw)
+    _, out, _ = fpcodec.decode_frames(tmp / "a.fpc")
+    assert len(out) == len(frames)
+    for a, b in zip(frames, out, strict=True):
+        np.testing.assert_array_equal(a[..., 3], b[..., 3])
+        if not kw.get("quality") and not kw.get("max_error"):
+            np.testing.assert_array_equal(a, b)
