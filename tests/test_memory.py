@@ -165,11 +165,19 @@ def test_decoder_memory_is_a_few_frame_buffers(tmp, case):
 # copies, band temporaries), so its slope reads low (~1.4 here, ~30 at the cap): the
 # test catches a new frame-sized temporary of ten bytes a pixel, not one of one.
 ENCODE_BYTES_PER_PIXEL = 36
+# "gif-lossy-one-path" measures the lossy GIF encode between two sizes where it takes
+# the same path (a palette keyframe, then two frames the pixel coding wins; checked)
+# with the same reference count (two, so the ring's capacity and its resident slots
+# are the same three): 32 bytes a pixel at 832acf4, 51 before it. It guards what that
+# commit removed (a frame-sized copy adds 4); it is not the cap's path (one
+# reference, 39-40 bytes a pixel, the slow test below).
 ENCODE_CASES = {
     "residual": {"max_error": 2, "palette": False},
     "gif-near-lossless": {"max_error": 2},
     "gif-lossy": {"quality": 50},
+    "gif-lossy-one-path": {"quality": 50},
 }
+ENCODE_SIZES = {"gif-lossy-one-path": ((2048, 3072), (2048, 4096))}
 
 
 @pytest.mark.parametrize(
@@ -178,15 +186,16 @@ ENCODE_CASES = {
         "residual",
         "gif-near-lossless",
         pytest.param("gif-lossy", marks=pytest.mark.xfail(strict=True, reason="issue 20 open")),
+        "gif-lossy-one-path",
     ],
 )
 def test_encoder_memory_is_a_few_frame_buffers(tmp, case):
     from fpcodec.bench.peakrss import run_child
 
-    peaks = {}
-    for h, w in ((1024, 1024), (2048, 2048)):
-        src = _few_colour_gif(tmp / f"{h}.gif", h, w)
-        fpc = tmp / f"{h}.fpc"
+    peaks, paths = {}, set()
+    for h, w in ENCODE_SIZES.get(case, ((1024, 1024), (2048, 2048))):
+        src = _few_colour_gif(tmp / f"{h}x{w}.gif", h, w)
+        fpc = tmp / f"{h}x{w}.fpc"
         argv = [
             sys.executable,
             "-c",
@@ -198,6 +207,9 @@ def test_encoder_memory_is_a_few_frame_buffers(tmp, case):
         rc, peak, err = run_child(argv, timeout=300)
         assert rc == 0, err
         peaks[h * w] = peak * 2**20 - _ring_bytes("quality" in ENCODE_CASES[case], h, w)
+        paths.add(tuple(sorted(fpcodec.info(fpc)["codings"].items())))
+    if case in ENCODE_SIZES:
+        assert len(paths) == 1, paths  # one path at both sizes, or the slope mixes two
     (small, p_small), (big, p_big) = sorted(peaks.items())
     per_pixel = (p_big - p_small) / (big - small) + (6 if "quality" in ENCODE_CASES[case] else 0)
     print(f"{case}: {per_pixel:.1f} bytes a pixel")
