@@ -346,7 +346,7 @@ class _PixelTrial:
 
 def _keep_limit(state, key: bool, pixels: _PixelTrial | None) -> float:
     """The most bytes a palette frame may have and still be kept against the pixel
-    trial already run (_choose); infinite before one has run. A frame over it need
+    trial already run (the bound _choose applies); infinite before one has run. A frame over it need
     not be drawn (_palette_trial), and the lossless stream's own frame is drawn
     anyway, since a shadow may start from it (_track_shadow)."""
     if pixels is None or pixels.coded is None:
@@ -396,7 +396,7 @@ def _choose(state, rgba, key, trial: _PixelTrial | None, palettes):
     palettes.sort(key=lambda c: c[0])
     best = palettes[0]
     if pixels is not None:
-        limit = len(pixels.body) / _margin(state, key)
+        limit = _keep_limit(state, key, trial)
         if state.header.quality:
             # at --quality a palette frame must be no larger and no more distorted
             sse = _sse(pixels.recon, rgba)

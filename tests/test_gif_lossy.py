@@ -666,9 +666,12 @@ def test_a_palette_frame_that_cannot_be_kept_is_not_drawn(tmp, monkeypatch):
     draw = gifchoice.composite
     monkeypatch.setattr(gifchoice, "composite", lambda *a: drawn.append(1) or draw(*a))
     (tmp / "src.gif").write_bytes(_disposal_gif())
+    trial = gifchoice._palette_trial
     files = []
-    for limit in (gifchoice._keep_limit, lambda *a: float("inf")):
-        monkeypatch.setattr(gifchoice, "_keep_limit", limit)
+    # the same trials with no limit passed in: every frame is drawn (_choose keeps its
+    # own bound, _keep_limit, either way)
+    for palette_trial in (trial, lambda *a: trial(*a[:-1], float("inf"))):
+        monkeypatch.setattr(gifchoice, "_palette_trial", palette_trial)
         drawn.clear()
         fpcodec.encode(tmp / "src.gif", tmp / "q.fpc", quality=25, force=True)
         files.append(((tmp / "q.fpc").read_bytes(), len(drawn)))
