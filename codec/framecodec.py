@@ -351,6 +351,8 @@ def encode_frame(
         else:
             before = _gif_step(state, rgba, gif)
             if before is not None:
+                if not key:
+                    before = before.without_canvas()
                 coded = choose_gif_coding(state, rgba, key, gif, prediction, before)
             else:
                 drop_shadow(state)

@@ -209,11 +209,19 @@ def drop_shadow(state) -> None:
     state.gop_pure = False
 
 
+def _step_shadow(state, gif: GifFrame) -> None:
+    """A shadow under way codes this frame before the trials: it reads nothing they
+    change (its palette state, index map and predictor are its own), and once it has
+    drawn the frame nothing holds the frame before it, whose canvas it kept (128 MiB
+    at the size cap, beside the pixel trial's planes)."""
+    if state.shadow is not None and not state.shadow.step(gif, state.enc_compositor):
+        drop_shadow(state)
+
+
 def _track_shadow(state, gif: GifFrame, chosen, exact, gop_frames: list) -> None:
-    """Keep `state.shadow` (the pure palette GOP) in step with this frame."""
+    """Start `state.shadow` (the pure palette GOP) where this frame leaves it; one under
+    way has already coded this frame (_step_shadow)."""
     if state.shadow is not None:
-        if not state.shadow.step(gif, state.enc_compositor):
-            drop_shadow(state)
         return
     if not state.gop_pure:
         return
@@ -243,6 +251,7 @@ def choose(
     """The smallest valid coding of a GIF frame; `state` advances as for that one.
     gop_frames: the frames of the GOP so far (a shadow starts from them)."""
     header = state.header
+    _step_shadow(state, gif)
     # Whichever trial needs the larger buffers runs first, while nothing of the other
     # is held: the lossy coder's at --quality (48 MB less at the size cap than the
     # other order), else the palette trials' (a moved frame and its reconstruction:
@@ -297,7 +306,7 @@ def choose(
     # gone before the shadow codes its frame beside them
     del palettes, pixels
     if state.shadow is not None:
-        exact = None  # a shadow under way codes its own frame (_track_shadow)
+        exact = None  # a shadow under way coded its own frame (_step_shadow)
     _track_shadow(state, gif, chosen, exact, gop_frames)
     return chosen
 

@@ -53,6 +53,21 @@ class CompositorState:
             self.canvas, self.first, self.rgba_mode, self.disposal, self.background, pending
         )
 
+    def without_canvas(self) -> CompositorState:
+        """The flags and the pending disposal alone, for a predicted frame's trials in
+        a lossy or near-lossless stream (gifchoice.py): they draw over the palette
+        stream's own canvas or, in a resync, over the previous reconstruction, never
+        over the GIF's previous frame, which this state's canvas was. Holding it kept
+        that frame through the pixel trial (128 MiB at the size cap)."""
+        return CompositorState(
+            NO_CANVAS, self.first, self.rgba_mode, self.disposal, self.background, self.pending
+        )
+
+
+# the canvas of a state that draws on none (CompositorState.without_canvas)
+NO_CANVAS = np.zeros((0, 0, 4), np.uint8)
+NO_CANVAS.flags.writeable = False
+
 
 def _palette_rgb(frame: GifFrame, global_palette: np.ndarray | None) -> np.ndarray:
     """(256, 3) colour lookup for the frame's indices (Pillow pads with black)."""

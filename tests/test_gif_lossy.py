@@ -678,3 +678,40 @@ def test_a_palette_frame_that_cannot_be_kept_is_not_drawn(tmp, monkeypatch):
     (limited, n_limited), (every, n_every) = files
     assert limited == every
     assert n_limited < n_every, (n_limited, n_every)
+
+
+@pytest.mark.parametrize("case", sorted(SHADOW_CASES))
+def test_the_gif_frame_before_is_let_go_before_the_pixel_trial(tmp, monkeypatch, case):
+    """With a shadow under way and the frame before coded as pixels, nothing holds
+    that frame of the GIF once this one's trials start: the shadow has coded this
+    frame first (_step_shadow) and a predicted frame's trials get the compositor's
+    flags without its canvas (CompositorState.without_canvas). Holding it put a
+    frame beside the pixel trial's planes at the encoder's peak."""
+    import weakref
+
+    from fpcodec.codec import encoder, gifchoice
+    from fpcodec.codec.container import CODING_LOSSY
+
+    make, quality, _ = SHADOW_CASES[case]
+    frames = []  # [a weak reference to the source frame, its coding once known]
+    add = encoder.Encoder.add
+
+    def adding(self, rgba, duration, gif=None):
+        frames.append([weakref.ref(rgba[0]), None])
+        report = add(self, rgba, duration, gif)
+        frames[-1][1] = report.coding
+        return report
+
+    let_go = []
+    start_trial = gifchoice._PixelTrial.__init__
+
+    def trial(self, state, rgba, key, prediction):
+        if not key and state.shadow is not None and frames[-2][1] == CODING_LOSSY:
+            let_go.append(frames[-2][0]() is None)
+        start_trial(self, state, rgba, key, prediction)
+
+    monkeypatch.setattr(encoder.Encoder, "add", adding)
+    monkeypatch.setattr(gifchoice._PixelTrial, "__init__", trial)
+    (tmp / "src.gif").write_bytes(make())
+    fpcodec.encode(tmp / "src.gif", tmp / "q.fpc", quality=quality, force=True)
+    assert len(let_go) >= 2 and all(let_go), let_go
