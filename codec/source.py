@@ -4,6 +4,16 @@ GIF, PNG/APNG and WebP go through Pillow, whose `convert("RGBA")` of each frame
 (disposal, partial frames and transparency honoured) is the reference for what a
 lossless round trip must reproduce. Everything else goes through PyAV. Frames are
 produced one at a time so memory stays bounded by a frame, not by the clip.
+
+A GIF read for the encoder (frames with `gif=True`) is read twice. The first pass
+draws each parsed frame with fpcodec's compositor (gifcompose.py) beside Pillow's
+and finds how many leading frames the two draw alike, keeping Pillow's durations.
+The second pass, the one the encoder codes, draws those frames with the compositor
+alone, and Pillow only the rest, from the first that differs. The frames are
+Pillow's either way. Pillow's reading holds its own canvas and a converted frame
+beside the one handed out, and the compositor's canvas is the frame the encoder's
+exact compositor keeps anyway (framecodec._gif_step): 4 bytes a pixel less while
+each frame is coded, 128 MiB at the size cap.
 """
 
 from __future__ import annotations
@@ -15,6 +25,7 @@ import stat
 import sys
 import tempfile
 import warnings
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .gifcompose import CompositorState, composite, same_pixels
 from .gifparse import GifFrame, GifScreen, GifStructureError, iter_frames, parse_screen
 from .limits import MAX_DURATION_MS, MAX_FRAMES, check_dimensions, row_bands
 
@@ -135,15 +147,77 @@ class PillowSource(Source):
             yield None
 
     # Frames after the second are converted only where they can differ from the one
-    # before (_changed_box); False converts every frame whole (the tests' reference).
+    # before (_changed_box), and a GIF read with its parsed frames is drawn by the
+    # compositor where it draws as Pillow does (the module's docstring); False reads
+    # every frame through Pillow whole (the tests' reference).
     incremental = True
+    # how many frames the last reading drew with the compositor (the tests read it)
+    composited = 0
 
     def frames(self, gif: bool = True) -> Iterator[Frame]:
+        """gif: with each frame as the GIF file stores it (Frame.gif), for the palette
+        coder; other readers need not parse the file."""
+        self.composited = 0
+        start = 0
+        if gif and self.incremental and self.info.gif_screen is not None:
+            durations = self._composited_alike()
+            self.composited = len(durations)
+            yield from self._composited_frames(durations)
+            start = len(durations)
+        if start < (self.info.frame_count or 1):
+            yield from self._pillow_frames(gif, start)
+
+    def _composited_alike(self) -> array:
+        """The first pass: Pillow's durations of the leading frames that the compositor
+        draws exactly as Pillow does. Pillow's image is closed after it, so that its
+        canvas is not held while the frames are coded."""
+        w, h = self.info.width, self.info.height
+        durations = array("I")
+        pillow = self._pillow_frames(gif=False)
+        try:
+            with open(self._path, "rb") as f:
+                screen = parse_screen(f)
+                comp = CompositorState(np.zeros((h, w, 4), np.uint8), background=screen.background)
+                parsed = iter_frames(f, screen)
+                for frame in pillow:
+                    gif, _ = next(parsed)
+                    drawn = composite(comp, gif, screen.global_palette)
+                    if not same_pixels(drawn, frame.rgba):
+                        break
+                    durations.append(frame.duration_ms)
+        except (StopIteration, GifStructureError, OSError, ValueError):
+            pass  # the parse stopped: Pillow reads from there
+        finally:
+            pillow.close()
+            self._im.close()
+            self._im = None
+        return durations
+
+    def _composited_frames(self, durations: array) -> Iterator[Frame]:
+        """The second pass's frames that the compositor draws (_composited_alike). The
+        compositor keeps the frame it handed out, as its canvas: the encoder's exact
+        compositor holds that same array (no copy) until the next frame."""
+        w, h = self.info.width, self.info.height
+        with open(self._path, "rb") as f:
+            screen = parse_screen(f)
+            comp = CompositorState(np.zeros((h, w, 4), np.uint8), background=screen.background)
+            for duration, (gif, _) in zip(durations, iter_frames(f, screen), strict=False):
+                out = [Frame(composite(comp, gif, screen.global_palette), duration, gif)]
+                yield out.pop()
+
+    def _pillow_frames(self, gif: bool, start: int = 0) -> Iterator[Frame]:
+        """Pillow's frames from `start` (the frames before it are decoded, not converted)."""
+        from PIL import Image
+
+        if self._im is None:
+            self._im = Image.open(self._path)
         im = self._im
         w, h = self.info.width, self.info.height
         parsed = self._gif_frames() if gif else itertools.repeat(None)
+        for _ in range(start):
+            next(parsed)
         prev: tuple[np.ndarray, str, tuple[int, int, int, int]] | None = None
-        for i in range(self.info.frame_count or 1):
+        for i in range(start, self.info.frame_count or 1):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -197,7 +271,8 @@ class PillowSource(Source):
         return box
 
     def close(self) -> None:
-        self._im.close()
+        if self._im is not None:
+            self._im.close()
 
 
 def _area(box: tuple[int, int, int, int]) -> int:

@@ -150,9 +150,13 @@ def test_a_whole_screen_frame_handed_out_is_not_kept_by_the_source(tmp):
     first = GifFrame(np.zeros((32, 32), np.uint8))
     dots = [GifFrame(np.ones((1, 1), np.uint8), x=i, y=i) for i in range(1, 4)]
     small.write_bytes(build_gif(32, 32, [first, *dots], np.array([[0, 0, 0], [255, 0, 0]])))
-    for path, kept in ((gif, False), (tmp / "m.mkv", False), (small, True)):
+    # read without the parsed GIF frames: Pillow's path. With them, the compositor
+    # keeps the frame it drew as its canvas, the array the encoder's exact compositor
+    # keeps too (framecodec._gif_step): no frame beside the encoder's
+    cases = ((gif, False, False), (tmp / "m.mkv", True, False), (small, False, True))
+    for path, parsed, kept in (*cases, (gif, True, True)):
         with open_source(path) as src:
-            frames = src.frames()
+            frames = src.frames(gif=parsed)
             n = 0
             for frame in frames:
                 ref = weakref.ref(frame.rgba)
@@ -161,3 +165,79 @@ def test_a_whole_screen_frame_handed_out_is_not_kept_by_the_source(tmp):
                     assert (ref() is not None) == kept, path
                 n += 1
             assert n == 4, path
+
+
+def _composited(path) -> tuple[int, int]:
+    with open_source(path) as src:
+        n = len(list(src.frames()))
+        return src.composited, n
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_gif_read_for_the_encoder_is_drawn_by_the_compositor(tmp, seed):
+    """Every frame of these GIFs, through every disposal (the first frame's too),
+    transparency, interlace and palette layout, is drawn by fpcodec's compositor (the
+    first pass found it draws them as Pillow does), and the frames are Pillow's
+    whole conversions."""
+    if seed < 4:  # each disposal on the first frame
+        disposals = (1, 2, 3, 0)[seed:] + (1, 2, 3, 0)[:seed]
+    else:
+        disposals = [(1, 2, 3, 0), (2, 3, 0, 2), (1, 4, 5, 7), (0, 3, 3, 1)][seed % 4]
+    data = structured_gif(
+        seed,
+        disposals,
+        interlace=seed % 2 == 1,
+        global_palette=seed % 3 != 2,
+        transparency_first=seed % 3 == 0,
+    )
+    (tmp / "s.gif").write_bytes(data)
+    assert _assert_same(tmp / "s.gif") == 7
+    assert _composited(tmp / "s.gif") == (7, 7)
+
+
+@pytest.mark.parametrize("differs_at", [0, 1, 4, 6])
+def test_pillow_reads_on_from_the_first_frame_the_compositor_draws_otherwise(
+    tmp, monkeypatch, differs_at
+):
+    """Where the compositor would draw a frame otherwise than Pillow (here it is made
+    to), the frames before it are the compositor's and Pillow reads from that one on:
+    every frame is still Pillow's, with its parsed GIF frame and duration."""
+    import fpcodec.codec.source as source
+
+    data = structured_gif(3, (1, 2, 3, 0), interlace=False, transparency_first=True)
+    (tmp / "s.gif").write_bytes(data)
+    ref = _both(tmp / "s.gif")[1]
+    drawn = []
+    real = source.composite
+
+    def composite(state, frame, palette):
+        out = real(state, frame, palette)
+        drawn.append(1)
+        if len(drawn) == differs_at + 1:  # the first pass's frame `differs_at`
+            out = out.copy()
+            out[0, 0, 3] ^= 1
+        return out
+
+    monkeypatch.setattr(source, "composite", composite)
+    with open_source(tmp / "s.gif") as src:
+        got = list(src.frames())
+        assert src.composited == differs_at
+    assert len(got) == len(ref) == 7
+    for frame, (rgba, duration) in zip(got, ref, strict=True):
+        np.testing.assert_array_equal(frame.rgba, rgba)
+        assert frame.duration_ms == duration
+        assert frame.gif is not None
+    with open_source(tmp / "s.gif") as src:
+        parsed = [f.gif for f in src.frames()]
+    for a, b in zip(got, parsed, strict=True):
+        assert (a.gif.x, a.gif.y, a.gif.w, a.gif.h) == (b.x, b.y, b.w, b.h)
+        np.testing.assert_array_equal(a.gif.indices, b.indices)
+
+
+@needs(CORPUS)
+def test_corpus_gifs_are_drawn_by_the_compositor():
+    """The compositor draws the corpus's GIFs as Pillow does, frame for frame (where it
+    did not, the encoder would have coded those frames as pixels all along)."""
+    paths = sorted(CORPUS.glob("*.gif"))[::6]
+    short = {p.name: c for p in paths for c in [_composited(p)] if c[0] != c[1]}
+    assert not short, short
