@@ -8,7 +8,7 @@ import torch
 from .framenet import FrameNet, snap_to_neighbours
 from .intnet import check_bounds, exact_inference, qconvs
 from .predictor import Prediction, Predictor
-from .registry import FLOAT_SUFFIX
+from .registry import FLOAT_SUFFIX, MEMORY_CAPPED_PIXELS
 
 # Spread (expected |error| in pixels) -> confidence bucket for the entropy coder.
 SPREAD_EDGES = (2, 6, 16)
@@ -22,8 +22,24 @@ def spread_buckets(spread: np.ndarray) -> np.ndarray:
 
 
 # Float32 values one inference window may keep alive (about 256 MB): with the
-# frame's own buffers this keeps a step within the memory bound at any frame size.
+# frame's own buffers this keeps a step within the memory bound at any frame size...
 WINDOW_VALUES = 1 << 26
+# ...less what the recurrent state takes at the predictor's frame cap, twice over: a
+# lossy GIF encode whose pixel frames win keeps the state of its lossless twin's
+# predictor too (codec/gifchoice.Shadow). Windows and states share this many bytes.
+# convlstm-ae (16.5 bytes a pixel of state) peaked at 1,566 MiB there with 256 MB
+# windows and at 1,325 with the 64 MB this leaves it; convlstm (4.5) and the
+# stateless networks keep 256 MB (bench/RESULTS.md, issue 20).
+WINDOWS_AND_STATE_BYTES = 340 << 20
+
+
+def window_values(net: FrameNet) -> int:
+    """The float32 values one window of `net` may keep alive (WINDOWS_AND_STATE_BYTES).
+    Tiled inference is exact at any window size: only speed and memory change."""
+    state = 2 * net.state_bytes_per_pixel() * MEMORY_CAPPED_PIXELS
+    return int(min(WINDOW_VALUES, max(1 << 22, (WINDOWS_AND_STATE_BYTES - state) // 4)))
+
+
 # Bytes of one band of new recurrent state (two are held: the band being computed
 # and the one waiting to be stored). Wide frames get lower bands, not bigger buffers.
 BAND_BYTES = 1 << 25
@@ -52,7 +68,7 @@ def tile_geometry(net: FrameNet, hp: int, wp: int, tile: int | None = None) -> t
     a = net.align
     halo = -(-(net.reach + net.snap) // a) * a
     if tile is None:
-        area = max(WINDOW_VALUES // max(1, net.work_per_pixel()), 1)
+        area = max(window_values(net) // max(1, net.work_per_pixel()), 1)
         if hp * wp <= area:
             return hp, wp, halo
         side = max(int(area**0.5) - 2 * halo, halo, a)
