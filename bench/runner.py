@@ -212,7 +212,7 @@ def load_clip(path: Path) -> tuple[list[np.ndarray], list[int], str]:
     from fpcodec.codec.source import open_source
 
     with open_source(path) as src:
-        frames = list(src.frames())
+        frames = list(src.frames(gif=False))
         return [f.rgba for f in frames], [f.duration_ms for f in frames], src.info.kind
 
 

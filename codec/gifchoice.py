@@ -303,7 +303,7 @@ def choose(
     if header.quality and pixels is not None:
         _back_off(state, pixels.coded, chosen, changed)
     # the candidates not kept each hold a palette state (60 MB of models) and a frame:
-    # gone before the shadow codes its frame beside them
+    # gone before a shadow starts beside them (its index map and predictor are copies)
     del palettes, pixels
     if state.shadow is not None:
         exact = None  # a shadow under way coded its own frame (_step_shadow)

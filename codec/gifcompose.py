@@ -99,6 +99,10 @@ def composite(
     img = frame_pixels(frame)
     x0, y0, x1, y1 = frame.x, frame.y, frame.x + frame.w, frame.y + frame.h
     H, W = state.canvas.shape[:2]
+    if x1 > W or y1 > H:
+        # the compiled drawing checks no bounds (the parser and the decoder refuse such
+        # frames before they get here; a caller of the library might not)
+        raise ValueError(f"a {frame.w}x{frame.h} frame at ({x0}, {y0}) outside {W}x{H}")
     if frame.disposal:
         state.disposal = frame.disposal
     t = -1 if frame.transparency is None else frame.transparency

@@ -25,7 +25,6 @@ import stat
 import sys
 import tempfile
 import warnings
-from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,18 +160,19 @@ class PillowSource(Source):
         start = 0
         if gif and self.incremental and self.info.gif_screen is not None:
             durations = self._composited_alike()
-            self.composited = len(durations)
             yield from self._composited_frames(durations)
             start = len(durations)
         if start < (self.info.frame_count or 1):
             yield from self._pillow_frames(gif, start)
 
-    def _composited_alike(self) -> array:
+    def _composited_alike(self) -> list[int]:
         """The first pass: Pillow's durations of the leading frames that the compositor
         draws exactly as Pillow does. Pillow's image is closed after it, so that its
-        canvas is not held while the frames are coded."""
+        canvas is not held while the frames are coded. Pillow's refusal of a frame is
+        raised here, before any frame is handed out (the old single pass handed out
+        the frames before it first: the encode failed all the same)."""
         w, h = self.info.width, self.info.height
-        durations = array("I")
+        durations: list[int] = []
         pillow = self._pillow_frames(gif=False)
         try:
             with open(self._path, "rb") as f:
@@ -180,8 +180,7 @@ class PillowSource(Source):
                 comp = CompositorState(np.zeros((h, w, 4), np.uint8), background=screen.background)
                 parsed = iter_frames(f, screen)
                 for frame in pillow:
-                    gif, _ = next(parsed)
-                    drawn = composite(comp, gif, screen.global_palette)
+                    drawn = composite(comp, next(parsed)[0], screen.global_palette)
                     if not same_pixels(drawn, frame.rgba):
                         break
                     durations.append(frame.duration_ms)
@@ -189,28 +188,44 @@ class PillowSource(Source):
             pass  # the parse stopped: Pillow reads from there
         finally:
             pillow.close()
-            self._im.close()
-            self._im = None
+            if self._im is not None:
+                self._im.close()
+                self._im = None
         return durations
 
-    def _composited_frames(self, durations: array) -> Iterator[Frame]:
+    def _composited_frames(self, durations: list[int]) -> Iterator[Frame]:
         """The second pass's frames that the compositor draws (_composited_alike). The
         compositor keeps the frame it handed out, as its canvas: the encoder's exact
-        compositor holds that same array (no copy) until the next frame."""
+        compositor holds that same array (no copy) until the next frame. The frames are
+        read-only: one written into would be drawn under the next ones, with no Pillow
+        frame left to catch it."""
         w, h = self.info.width, self.info.height
-        with open(self._path, "rb") as f:
-            screen = parse_screen(f)
-            comp = CompositorState(np.zeros((h, w, 4), np.uint8), background=screen.background)
-            for duration, (gif, _) in zip(durations, iter_frames(f, screen), strict=False):
-                out = [Frame(composite(comp, gif, screen.global_palette), duration, gif)]
-                yield out.pop()
+        try:
+            with open(self._path, "rb") as f:
+                screen = parse_screen(f)
+                comp = CompositorState(np.zeros((h, w, 4), np.uint8), background=screen.background)
+                parsed = iter_frames(f, screen)
+                for duration in durations:
+                    frame, _ = next(parsed)
+                    rgba = composite(comp, frame, screen.global_palette)
+                    rgba.flags.writeable = False
+                    self.composited += 1
+                    yield Frame(rgba, duration, frame)
+        except (StopIteration, GifStructureError, OSError, ValueError):
+            # the first pass read these frames: the file changed in between
+            raise InputError(
+                f"cannot read frame {self.composited}: the input changed while it was read"
+            ) from None
 
     def _pillow_frames(self, gif: bool, start: int = 0) -> Iterator[Frame]:
         """Pillow's frames from `start` (the frames before it are decoded, not converted)."""
         from PIL import Image
 
         if self._im is None:
-            self._im = Image.open(self._path)
+            try:
+                self._im = Image.open(self._path)
+            except Exception as e:  # opened once already: the file changed meanwhile
+                raise InputError(f"cannot read image: {_reason(e)}") from None
         im = self._im
         w, h = self.info.width, self.info.height
         parsed = self._gif_frames() if gif else itertools.repeat(None)

@@ -28,14 +28,16 @@ WINDOW_VALUES = 1 << 26
 # lossy GIF encode whose pixel frames win keeps the state of its lossless twin's
 # predictor too (codec/gifchoice.Shadow). Windows and states share this many bytes.
 # convlstm-ae (16.5 bytes a pixel of state) peaked at 1,566 MiB there with 256 MB
-# windows and at 1,325 with the 64 MB this leaves it; convlstm (4.5) and the
-# stateless networks keep 256 MB (bench/RESULTS.md, issue 20).
+# windows and at 1,355 with the 76 MB this leaves it (1,325 with 64, 1,433 with 128);
+# convlstm (4.5) and the stateless networks keep 256 MB (bench/RESULTS.md, issue 20).
 WINDOWS_AND_STATE_BYTES = 340 << 20
 
 
 def window_values(net: FrameNet) -> int:
-    """The float32 values one window of `net` may keep alive (WINDOWS_AND_STATE_BYTES).
-    Tiled inference is exact at any window size: only speed and memory change."""
+    """The float32 values one window of `net` may keep alive (WINDOWS_AND_STATE_BYTES),
+    never under 2^22 (16 MB): a network with more than about 20 bytes a pixel of
+    state would then go over the budget (convlstm-ae, the largest, has 16.5). Tiled
+    inference is exact at any window size: only speed and memory change."""
     state = 2 * net.state_bytes_per_pixel() * MEMORY_CAPPED_PIXELS
     return int(min(WINDOW_VALUES, max(1 << 22, (WINDOWS_AND_STATE_BYTES - state) // 4)))
 
@@ -53,7 +55,10 @@ def _to_q7(frame: np.ndarray, align: int) -> torch.Tensor:
     ph, pw = (-h) % align, (-w) % align
     if ph or pw:
         frame = np.pad(frame, ((0, ph), (0, pw), (0, 0)), mode="edge")
-    planes = np.ascontiguousarray(frame.transpose(2, 0, 1))
+    # always a copy: ascontiguousarray returns the frame itself where its transpose is
+    # already contiguous (a 1x1 frame), and the XOR below would write into the frame
+    # the predictor observes (the encoder's reconstruction, a source's frame)
+    planes = np.array(frame.transpose(2, 0, 1), order="C")
     planes ^= np.uint8(0x80)  # in place: one frame-sized copy, not two
     return torch.from_numpy(planes.view(np.int8))[None]
 

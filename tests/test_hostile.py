@@ -79,6 +79,20 @@ def test_tiled_inference_is_bit_identical_for_every_trained_predictor(name):
 
 
 @pytest.mark.parametrize("name", ARCHS)
+def test_observing_a_frame_never_writes_into_it(name):
+    """The predictor observes the encoder's reconstruction or a source's frame where
+    it lies (a 1x1 frame's transposed planes are the frame itself: the pixel offset
+    written in place flipped its bits)."""
+    p = LearnedPredictor(random_net(name), b"\0" * 32)
+    for h, w in ((1, 1), (5, 7)):
+        frame = np.random.default_rng(h).integers(0, 256, (h, w, 4), dtype=np.uint8)
+        keep = frame.copy()
+        p.reset(h, w)
+        p.observe(frame[..., :3])
+        np.testing.assert_array_equal(frame, keep)
+
+
+@pytest.mark.parametrize("name", ARCHS)
 def test_tiled_inference_is_bit_identical_and_the_halo_is_needed(name):
     """Random weights (every layer non-zero): tiled equals whole-frame at the declared
     halo, and differs without one, so the comparison above can see a wrong halo."""

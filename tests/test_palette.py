@@ -477,3 +477,16 @@ def test_the_index_map_knows_where_no_frame_has_stored_an_index():
     ps.remember(frame(0, 0, 6, 2, 1))
     ps.remember(frame(0, 2, 6, 2, 0))
     assert ps.undrawn is None and (ps.prev_syms[:2] == 1).all() and (ps.prev_syms[2:] == 0).all()
+
+
+def test_a_frame_outside_the_canvas_is_refused_before_drawing():
+    """The compiled drawing checks no bounds: composite does, for callers of the
+    library (the parser and the decoder refuse such frames earlier)."""
+    from fpcodec.codec.gifparse import GifFrame as Parsed
+
+    img = np.zeros(16, np.uint8)
+    frame = Parsed(2, 2, 4, 4, None, None, 0, False, 0, False, 2, np.zeros(0, np.int32), img)
+    for first in (True, False):
+        state = CompositorState(np.zeros((4, 4, 4), np.uint8), first=first)
+        with pytest.raises(ValueError, match="outside"):
+            composite(state, frame, np.zeros((4, 3), np.uint8))

@@ -241,3 +241,36 @@ def test_corpus_gifs_are_drawn_by_the_compositor():
     paths = sorted(CORPUS.glob("*.gif"))[::6]
     short = {p.name: c for p in paths for c in [_composited(p)] if c[0] != c[1]}
     assert not short, short
+
+
+def test_composited_frames_are_read_only(tmp):
+    """The compositor draws the next frame over the one it handed out: a frame
+    written into would show in every later frame, with no Pillow frame to catch it."""
+    data = structured_gif(1, (1, 2, 3, 0), interlace=False, transparency_first=False)
+    (tmp / "s.gif").write_bytes(data)
+    with open_source(tmp / "s.gif") as src:
+        frames = list(src.frames())
+        assert src.composited == len(frames)
+    for f in frames:
+        with pytest.raises(ValueError):
+            f.rgba[0, 0, 0] = 1
+
+
+def test_a_gif_that_changes_between_the_passes_is_refused_in_one_line(tmp, monkeypatch):
+    """The second pass reads the frames the first one found drawn alike; a file cut
+    short in between is an input error, not frames silently lost."""
+    from fpcodec.codec.source import PillowSource
+
+    data = structured_gif(2, (1, 2, 3, 0), interlace=False, transparency_first=False)
+    path = tmp / "s.gif"
+    path.write_bytes(data)
+    first_pass = PillowSource._composited_alike
+
+    def then_cut(self):
+        durations = first_pass(self)
+        path.write_bytes(data[: len(data) // 2])
+        return durations
+
+    monkeypatch.setattr(PillowSource, "_composited_alike", then_cut)
+    with open_source(path) as src, pytest.raises(FpcError, match="changed while it was read"):
+        list(src.frames())

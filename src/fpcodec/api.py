@@ -450,7 +450,7 @@ def predict(
         pred.reset(info.height, info.width)
         prev = None
         with _bar(info.frame_count, "predict", progress) as bar:
-            for t, frame in enumerate(src.frames()):
+            for t, frame in enumerate(src.frames(gif=False)):
                 rgb = np.ascontiguousarray(frame.rgba[..., :3])
                 if prev is not None:
                     p = pred.predict().rgb

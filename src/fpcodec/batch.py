@@ -205,7 +205,7 @@ def verify_output(source: Path, output: Path, options: Options) -> dict[str, Any
     worst, dists, n = 0, [], 0
     with open_source(source) as src, open(output, "rb") as f:
         decoded = iter(Decoder(f))
-        for s in src.frames():
+        for s in src.frames(gif=False):
             d = next(decoded, None)
             if d is None:
                 raise VerifyError(f"verify: the output has {n} frames, the source more")
