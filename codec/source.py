@@ -171,22 +171,18 @@ class PillowSource(Source):
         canvas is not held while the frames are coded. Pillow's refusal of a frame is
         raised here, before any frame is handed out (the old single pass handed out
         the frames before it first: the encode failed all the same)."""
-        w, h = self.info.width, self.info.height
         durations: list[int] = []
         pillow = self._pillow_frames(gif=False)
+        drawn = self._drawn_by_compositor()
         try:
-            with open(self._path, "rb") as f:
-                screen = parse_screen(f)
-                comp = CompositorState(np.zeros((h, w, 4), np.uint8), background=screen.background)
-                parsed = iter_frames(f, screen)
-                for frame in pillow:
-                    drawn = composite(comp, next(parsed)[0], screen.global_palette)
-                    if not same_pixels(drawn, frame.rgba):
-                        break
-                    durations.append(frame.duration_ms)
+            for frame in pillow:
+                if not same_pixels(next(drawn)[1], frame.rgba):
+                    break
+                durations.append(frame.duration_ms)
         except (StopIteration, GifStructureError, OSError, ValueError):
             pass  # the parse stopped: Pillow reads from there
         finally:
+            drawn.close()
             pillow.close()
             if self._im is not None:
                 self._im.close()
@@ -199,23 +195,29 @@ class PillowSource(Source):
         compositor holds that same array (no copy) until the next frame. The frames are
         read-only: one written into would be drawn under the next ones, with no Pillow
         frame left to catch it."""
-        w, h = self.info.width, self.info.height
+        drawn = self._drawn_by_compositor()
         try:
-            with open(self._path, "rb") as f:
-                screen = parse_screen(f)
-                comp = CompositorState(np.zeros((h, w, 4), np.uint8), background=screen.background)
-                parsed = iter_frames(f, screen)
-                for duration in durations:
-                    frame, _ = next(parsed)
-                    rgba = composite(comp, frame, screen.global_palette)
-                    rgba.flags.writeable = False
-                    self.composited += 1
-                    yield Frame(rgba, duration, frame)
+            for duration in durations:
+                gif, rgba = next(drawn)
+                rgba.flags.writeable = False
+                self.composited += 1
+                yield Frame(rgba, duration, gif)
         except (StopIteration, GifStructureError, OSError, ValueError):
             # the first pass read these frames: the file changed in between
             raise InputError(
                 f"cannot read frame {self.composited}: the input changed while it was read"
             ) from None
+        finally:
+            drawn.close()
+
+    def _drawn_by_compositor(self) -> Iterator[tuple[GifFrame, np.ndarray]]:
+        """Each parsed frame of the file, and the compositor's drawing of it."""
+        w, h = self.info.width, self.info.height
+        with open(self._path, "rb") as f:
+            screen = parse_screen(f)
+            comp = CompositorState(np.zeros((h, w, 4), np.uint8), background=screen.background)
+            for gif, _ in iter_frames(f, screen):
+                yield gif, composite(comp, gif, screen.global_palette)
 
     def _pillow_frames(self, gif: bool, start: int = 0) -> Iterator[Frame]:
         """Pillow's frames from `start` (the frames before it are decoded, not converted)."""

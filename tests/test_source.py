@@ -32,6 +32,20 @@ def _assert_same(path) -> int:
     return len(whole)
 
 
+def _layout(seed: int, disposals: tuple | None = None) -> bytes:
+    """A structured GIF whose disposals, interlace, palette and transparency vary with
+    the seed."""
+    if disposals is None:
+        disposals = [(1, 2, 3, 0), (2, 3, 0, 2), (1, 4, 5, 7), (0, 3, 3, 1)][seed % 4]
+    return structured_gif(
+        seed,
+        disposals,
+        interlace=seed % 2 == 1,
+        global_palette=seed % 3 != 2,
+        transparency_first=seed % 3 == 0,
+    )
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_frames_converted_where_they_changed_equal_whole_frames(tmp, seed, monkeypatch):
     import fpcodec.codec.source as source
@@ -39,15 +53,7 @@ def test_frames_converted_where_they_changed_equal_whole_frames(tmp, seed, monke
     boxes = []
     real = source._update
     monkeypatch.setattr(source, "_update", lambda b, im, box: boxes.append(box) or real(b, im, box))
-    disposals = [(1, 2, 3, 0), (2, 3, 0, 2), (1, 4, 5, 7), (0, 3, 3, 1)][seed % 4]
-    data = structured_gif(
-        seed,
-        disposals,
-        interlace=seed % 2 == 1,
-        global_palette=seed % 3 != 2,
-        transparency_first=seed % 3 == 0,
-    )
-    (tmp / "s.gif").write_bytes(data)
+    (tmp / "s.gif").write_bytes(_layout(seed))
     assert _assert_same(tmp / "s.gif") == 7
     assert boxes  # some frames were converted in part (the rest: most of the screen)
 
@@ -180,17 +186,9 @@ def test_a_gif_read_for_the_encoder_is_drawn_by_the_compositor(tmp, seed):
     first pass found it draws them as Pillow does), and the frames are Pillow's
     whole conversions."""
     if seed < 4:  # each disposal on the first frame
-        disposals = (1, 2, 3, 0)[seed:] + (1, 2, 3, 0)[:seed]
+        (tmp / "s.gif").write_bytes(_layout(seed, (1, 2, 3, 0)[seed:] + (1, 2, 3, 0)[:seed]))
     else:
-        disposals = [(1, 2, 3, 0), (2, 3, 0, 2), (1, 4, 5, 7), (0, 3, 3, 1)][seed % 4]
-    data = structured_gif(
-        seed,
-        disposals,
-        interlace=seed % 2 == 1,
-        global_palette=seed % 3 != 2,
-        transparency_first=seed % 3 == 0,
-    )
-    (tmp / "s.gif").write_bytes(data)
+        (tmp / "s.gif").write_bytes(_layout(seed))
     assert _assert_same(tmp / "s.gif") == 7
     assert _composited(tmp / "s.gif") == (7, 7)
 
